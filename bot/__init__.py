@@ -1,0 +1,1 @@
+"""paperbell: arXiv paper alerts for Discord."""

@@ -1,0 +1,1 @@
+"""arXiv identifiers, feed parsing and the polite HTTP client. Nothing here knows Discord."""

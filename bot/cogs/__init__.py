@@ -1,0 +1,1 @@
+"""Slash-command cogs: thin translations between Discord and paperbell's services."""
