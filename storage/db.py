@@ -141,19 +141,14 @@ class Database:
             await conn.executemany(sql, rows)
 
     async def backup(self, target: str | Path) -> None:
-        """Online copy through SQLite's backup API; safe while other processes write."""
+        """Online copy through SQLite's backup API; safe while other connections write."""
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-
-        def _copy(source: sqlite3.Connection) -> None:
-            dest = sqlite3.connect(target)
-            try:
-                source.backup(dest)
-            finally:
-                dest.close()
-
-        # aiosqlite runs work on its own thread; borrow the raw connection there.
-        await self.conn._execute(_copy, self.conn._conn)  # noqa: SLF001
+        dest = await aiosqlite.connect(target)
+        try:
+            await self.conn.backup(dest)
+        finally:
+            await dest.close()
 
 
 def split_sql(script: str) -> list[str]:
