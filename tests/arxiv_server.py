@@ -1,0 +1,486 @@
+"""A local stand-in for arXiv's HTTP services, for tests, end-to-end runs and benchmarks.
+
+`ArxivServer` listens on 127.0.0.1 (an ephemeral port by default) and speaks the
+same protocols paperbell uses against arXiv:
+
+- `/rss/{cats}` (rss.arxiv.org): an RSS document per category set, with ETag and
+  Last-Modified, answering 304 to matching conditional requests;
+- `/api/query` (export.arxiv.org): Atom documents chosen by `id_list` or
+  `search_query`, arXiv's HTTP 400 error document for malformed ids;
+- `/a/{id}.atom` (arxiv.org): opted-in author feeds.
+
+Tests script it: `enqueue(Scripted(...))` makes the next requests answer with a
+given status, headers, body, delay, truncated body or dropped connection; every
+request is recorded (`requests`) with its arrival time on the monotonic clock so
+tests can check spacing and headers; `set_rss` swaps the served listing at run
+time ("publishing" a new day).
+
+Standalone, for manual runs and benchmarks:
+`python -m tests.arxiv_server --port 8080 --rss FILE [--api FILE] [--author ID=FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+log = logging.getLogger(__name__)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+RSS_CONTENT_TYPE = "application/rss+xml; charset=utf-8"
+ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
+
+# Shapes the real API accepts in id_list: new style (with optional version) and old style.
+_ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scripted:
+    """One scripted answer, used by the next request whose path starts with `path`.
+
+    `passthrough=True` answers normally after `delay` (a slow but real answer).
+    `truncate_at=N` declares the full Content-Length but sends only N bytes, then
+    closes the connection. `chunked=True` streams without Content-Length (so only
+    the client's streaming cap can stop an oversized body). `disconnect=True`
+    closes the connection without any answer.
+    """
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = "text/plain; charset=utf-8"
+    delay: float = 0.0
+    truncate_at: int | None = None
+    chunked: bool = False
+    disconnect: bool = False
+    passthrough: bool = False
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A request as the server saw it; `arrived` is `time.monotonic()` on arrival."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: CIMultiDict[str]
+    arrived: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    body: bytes
+    content_type: str
+    etag: str
+    last_modified: str
+
+
+def _http_date(value: datetime | None = None) -> str:
+    return format_datetime(value or datetime.now(UTC), usegmt=True)
+
+
+def _document(
+    body: bytes, content_type: str, etag: str | None, last_modified: str | datetime | None
+) -> _Document:
+    if etag is None:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    if last_modified is None or isinstance(last_modified, datetime):
+        last_modified = _http_date(last_modified)
+    return _Document(body, content_type, etag, last_modified)
+
+
+def _category_key(categories: str | Iterable[str]) -> str:
+    parts = categories.split("+") if isinstance(categories, str) else list(categories)
+    return "+".join(sorted(set(parts)))
+
+
+def empty_rss(categories: str) -> bytes:
+    """An RSS listing without items, shaped like rss.arxiv.org's on a quiet day."""
+    cats = escape(categories)
+    return f"""<?xml version='1.0' encoding='UTF-8'?>
+<rss xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns:dc="http://purl.org/dc/elements/1.1/" \
+xmlns:atom="http://www.w3.org/2005/Atom" xmlns:content="http://purl.org/rss/1.0/modules/content/" \
+version="2.0">
+  <channel>
+    <title>{cats} updates on arXiv.org</title>
+    <link>http://rss.arxiv.org/rss/{cats}</link>
+    <description>{cats} updates on the arXiv.org e-print archive.</description>
+    <atom:link href="http://rss.arxiv.org/rss/{cats}" rel="self" type="application/rss+xml"/>
+    <docs>http://www.rssboard.org/rss-specification</docs>
+    <language>en-us</language>
+    <lastBuildDate>Thu, 28 Nov 2024 05:00:08 +0000</lastBuildDate>
+    <managingEditor>rss-help@arxiv.org</managingEditor>
+    <pubDate>Thu, 28 Nov 2024 00:00:00 -0500</pubDate>
+    <skipDays>
+      <day>Saturday</day>
+      <day>Sunday</day>
+    </skipDays>
+  </channel>
+</rss>
+""".encode()
+
+
+def _atom_feed(title: str, total: int, entries: str) -> bytes:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"""<?xml version='1.0' encoding='UTF-8'?>
+<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" \
+xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns="http://www.w3.org/2005/Atom">
+  <id>https://arxiv.org/</id>
+  <title>{escape(title)}</title>
+  <updated>{now}</updated>
+  <opensearch:itemsPerPage>{total}</opensearch:itemsPerPage>
+  <opensearch:totalResults>{total}</opensearch:totalResults>
+  <opensearch:startIndex>0</opensearch:startIndex>
+{entries}</feed>
+""".encode()
+
+
+def empty_api_feed() -> bytes:
+    """An API answer with no results (what arXiv returns for a query matching nothing)."""
+    return _atom_feed("arXiv Query", 0, "")
+
+
+def api_error_feed(message: str, anchor: str) -> bytes:
+    """arXiv's API error document: a feed with one entry titled `Error`."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    link = f"https://arxiv.org/api/errors#{escape(anchor)}"
+    entry = f"""  <entry>
+    <id>{link}</id>
+    <title>Error</title>
+    <updated>{now}</updated>
+    <link href="{link}" rel="alternate" type="text/html"/>
+    <summary>{escape(message)}</summary>
+    <author>
+      <name>arXiv api core</name>
+    </author>
+  </entry>
+"""
+    return _atom_feed("arXiv Search Results", 1, entry)
+
+
+def _not_modified(request: web.Request, doc: _Document) -> bool:
+    """RFC 9110 conditional GET: If-None-Match wins; else compare If-Modified-Since."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        wanted = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in wanted or doc.etag.removeprefix("W/") in wanted
+    if_modified_since = request.headers.get("If-Modified-Since")
+    if if_modified_since is not None:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+            modified = parsedate_to_datetime(doc.last_modified)
+        except (TypeError, ValueError):
+            return False
+        return modified <= since
+    return False
+
+
+class ArxivServer:
+    """A scriptable local arXiv; use as `async with ArxivServer() as server:`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._port = port
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._script: deque[Scripted] = deque()
+        self._rss: dict[str, _Document] = {}
+        self._default_rss: _Document | None = None
+        self._api_by_ids: dict[frozenset[str], bytes] = {}
+        self._api_by_query: dict[str, bytes] = {}
+        self._default_api: bytes | None = None
+        self._authors: dict[str, _Document] = {}
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._arrivals = asyncio.Condition()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/rss/{cats}", self._handle_rss)
+        app.router.add_get("/api/query", self._handle_api)
+        app.router.add_get("/a/{author_id}.atom", self._handle_author)
+        app.router.add_get("/{tail:.*}", self._handle_other)
+        # Cancel a handler when its client goes away (a client timeout), so slow
+        # scripted answers do not outlive the test.
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        self._port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        log.debug("local arXiv listening on %s", self.url)
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- addresses -----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def rss_url(self) -> str:
+        """Counterpart of `https://rss.arxiv.org/rss/`."""
+        return f"{self.url}/rss/"
+
+    @property
+    def api_url(self) -> str:
+        """Counterpart of `https://export.arxiv.org/api/query`."""
+        return f"{self.url}/api/query"
+
+    @property
+    def author_feed_url(self) -> str:
+        """Counterpart of `https://arxiv.org/a/`."""
+        return f"{self.url}/a/"
+
+    # -- content -------------------------------------------------------------------
+
+    def set_rss(
+        self,
+        body: bytes,
+        *,
+        categories: str | Iterable[str] | None = None,
+        etag: str | None = None,
+        last_modified: str | datetime | None = None,
+    ) -> None:
+        """Serve `body` for a category set (`"cs.AI+cs.LG"` or a list), or for any set.
+
+        Without `etag` one is derived from the body; without `last_modified` it is
+        now. Calling again replaces the listing, like arXiv's nightly rebuild.
+        """
+        doc = _document(body, RSS_CONTENT_TYPE, etag, last_modified)
+        if categories is None:
+            self._default_rss = doc
+        else:
+            self._rss[_category_key(categories)] = doc
+
+    def set_api(
+        self,
+        body: bytes,
+        *,
+        id_list: Iterable[str] | None = None,
+        search_query: str | None = None,
+    ) -> None:
+        """Serve `body` to API queries with exactly these ids, this query, or (neither) any."""
+        if id_list is not None:
+            self._api_by_ids[frozenset(id_list)] = body
+        elif search_query is not None:
+            self._api_by_query[search_query] = body
+        else:
+            self._default_api = body
+
+    def set_author_feed(
+        self,
+        author_id: str,
+        body: bytes,
+        *,
+        etag: str | None = None,
+        last_modified: str | datetime | None = None,
+    ) -> None:
+        """Serve `body` at `/a/<author_id>.atom`; unknown ids answer 404."""
+        self._authors[author_id] = _document(body, ATOM_CONTENT_TYPE, etag, last_modified)
+
+    def enqueue(self, *responses: Scripted) -> None:
+        """Queue scripted answers; each is used once, in order, by a matching request."""
+        self._script.extend(responses)
+
+    @property
+    def pending_scripts(self) -> int:
+        return len(self._script)
+
+    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Wait until at least `count` requests have arrived; return them all."""
+        async with self._arrivals:
+            await asyncio.wait_for(
+                self._arrivals.wait_for(lambda: len(self.requests) >= count), timeout
+            )
+        return list(self.requests)
+
+    # -- serving -------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=CIMultiDict(request.headers),
+                arrived=time.monotonic(),
+            )
+        )
+        async with self._arrivals:
+            self._arrivals.notify_all()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            scripted = self._take_script(request.path)
+            if scripted is None:
+                return await handler(request)
+            return await self._serve_scripted(request, scripted, handler)
+        finally:
+            self.in_flight -= 1
+
+    def _take_script(self, path: str) -> Scripted | None:
+        for scripted in self._script:
+            if scripted.path is None or path.startswith(scripted.path):
+                self._script.remove(scripted)
+                return scripted
+        return None
+
+    async def _serve_scripted(
+        self, request: web.Request, scripted: Scripted, handler: Handler
+    ) -> web.StreamResponse:
+        if scripted.delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), scripted.delay)
+        if scripted.passthrough:
+            return await handler(request)
+        if scripted.disconnect:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=499)  # never reaches the client
+        headers = CIMultiDict(scripted.headers)
+        headers.setdefault("Content-Type", scripted.content_type)
+        if scripted.truncate_at is None and not scripted.chunked:
+            return web.Response(status=scripted.status, body=scripted.body, headers=headers)
+        resp = web.StreamResponse(status=scripted.status, headers=headers)
+        if scripted.chunked:
+            resp.enable_chunked_encoding()
+        else:
+            resp.content_length = len(scripted.body)
+        await resp.prepare(request)
+        body = scripted.body
+        if scripted.truncate_at is not None:
+            await resp.write(body[: scripted.truncate_at])
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        for start in range(0, len(body), 16 * 1024):
+            await resp.write(body[start : start + 16 * 1024])
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    def _serve_document(request: web.Request, doc: _Document) -> web.Response:
+        headers = {"ETag": doc.etag, "Last-Modified": doc.last_modified}
+        if _not_modified(request, doc):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = doc.content_type
+        return web.Response(status=200, body=doc.body, headers=headers)
+
+    async def _handle_rss(self, request: web.Request) -> web.Response:
+        key = _category_key(request.match_info["cats"])
+        doc = self._rss.get(key) or self._default_rss
+        if doc is None:
+            doc = _document(empty_rss(key), RSS_CONTENT_TYPE, None, None)
+        return self._serve_document(request, doc)
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        ids = [part for part in request.query.get("id_list", "").split(",") if part]
+        for arxiv_id in ids:
+            if not _ARXIV_ID.fullmatch(arxiv_id):
+                error = api_error_feed(
+                    f"incorrect id format for {arxiv_id}", f"incorrect_id_format_for_{arxiv_id}"
+                )
+                return web.Response(
+                    status=400, body=error, headers={"Content-Type": ATOM_CONTENT_TYPE}
+                )
+        body: bytes | None = None
+        if ids:
+            body = self._api_by_ids.get(frozenset(ids))
+        if body is None and "search_query" in request.query:
+            body = self._api_by_query.get(request.query["search_query"])
+        if body is None:
+            body = self._default_api if self._default_api is not None else empty_api_feed()
+        return web.Response(status=200, body=body, headers={"Content-Type": ATOM_CONTENT_TYPE})
+
+    async def _handle_author(self, request: web.Request) -> web.Response:
+        doc = self._authors.get(request.match_info["author_id"])
+        if doc is None:
+            return web.Response(status=404, text="<html><body>Not Found</body></html>")
+        return self._serve_document(request, doc)
+
+    async def _handle_other(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><body>Not Found</body></html>")
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    server = ArxivServer(args.host, args.port)
+    if args.rss is not None:
+        server.set_rss(args.rss.read_bytes())
+    if args.api is not None:
+        server.set_api(args.api.read_bytes())
+    for spec in args.author:
+        author_id, _, path = spec.partition("=")
+        server.set_author_feed(author_id, Path(path).read_bytes())
+    async with server:
+        print(
+            f"local arXiv on {server.url}: rss {server.rss_url}, api {server.api_url}", flush=True
+        )
+        await asyncio.Event().wait()  # until interrupted
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--rss", type=Path, help="RSS document served for every category set")
+    parser.add_argument("--api", type=Path, help="Atom document served for every API query")
+    parser.add_argument(
+        "--author", action="append", default=[], metavar="ID=FILE", help="an author feed"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Shared pytest fixtures. Keep each small; add yours below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.arxiv_server import ArxivServer
+
+
+@pytest.fixture
+async def arxiv_server() -> AsyncIterator[ArxivServer]:
+    """A local arXiv (RSS, API, author feeds) on 127.0.0.1 with an ephemeral port."""
+    async with ArxivServer() as server:
+        yield server
