@@ -1,0 +1,352 @@
+"""Destinations (channels, DMs) and the subscriptions that feed them.
+
+A subscription is stored with the keys the matcher looks it up by: `match_key`
+(category id, author surname key, or a keyword's most selective token) and
+`given_key` (author given names, or a keyword's normalized phrase). The
+caller computes both (see `bot.matching`), so this module never normalizes
+text itself and the index and the matcher cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database
+from storage.models import Destination, DestinationKind, Subscription, SubscriptionKind
+
+log = logging.getLogger(__name__)
+
+# Destination columns under unambiguous aliases, for queries that join them.
+DESTINATION_COLUMNS = (
+    "d.id AS d_id, d.kind AS d_kind, d.target_id AS d_target_id, d.guild_id AS d_guild_id, "
+    "d.paused_reason AS d_paused_reason, d.paused_at AS d_paused_at, d.digest AS d_digest"
+)
+_SUBSCRIPTION_SELECT = (
+    "SELECT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
+    "s.include_replacements, s.created_by, s.created_at, "
+    + DESTINATION_COLUMNS
+    + " FROM subscriptions AS s JOIN destinations AS d ON d.id = s.destination_id"
+)
+
+# Candidate lookup: the batch's keys go into a TEMP table that drives the join,
+# so each key is one probe of the subscriptions(kind, match_key) index. CROSS
+# JOIN pins that loop order in SQLite; nothing ever scans all subscriptions.
+CANDIDATES_SQL = (
+    "SELECT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
+    "s.include_replacements, s.created_by, s.created_at, "
+    + DESTINATION_COLUMNS
+    + " FROM temp.paperbell_match_keys AS k"
+    " CROSS JOIN subscriptions AS s ON s.kind = k.kind AND s.match_key = k.key"
+    " CROSS JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+_CREATE_KEYS_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
+    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
+)
+
+
+def to_timestamp(value: datetime) -> str:
+    """Store form of an aware datetime: UTC ISO-8601 with fixed microseconds.
+
+    A fixed width keeps lexical order equal to time order, which the outbox's
+    `next_attempt_at <= ?` comparison relies on.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: paperbell stores UTC only")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    # Rows written by hand or by older code may lack the offset; they are UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def optional_timestamp(text: str | None) -> datetime | None:
+    return None if text is None else from_timestamp(text)
+
+
+def destination_from_row(row: aiosqlite.Row, prefix: str = "d_") -> Destination:
+    """Decode a destination from columns named like `DESTINATION_COLUMNS`."""
+    return Destination(
+        id=int(row[f"{prefix}id"]),
+        kind=DestinationKind(row[f"{prefix}kind"]),
+        target_id=int(row[f"{prefix}target_id"]),
+        guild_id=None if row[f"{prefix}guild_id"] is None else int(row[f"{prefix}guild_id"]),
+        paused_reason=row[f"{prefix}paused_reason"],
+        paused_at=optional_timestamp(row[f"{prefix}paused_at"]),
+        digest=bool(row[f"{prefix}digest"]),
+    )
+
+
+def _subscription_from_row(row: aiosqlite.Row) -> Subscription:
+    return Subscription(
+        id=int(row["id"]),
+        destination=destination_from_row(row),
+        kind=SubscriptionKind(row["kind"]),
+        value=row["value"],
+        match_key=row["match_key"],
+        given_key=row["given_key"],
+        include_cross=bool(row["include_cross"]),
+        include_replacements=bool(row["include_replacements"]),
+        created_by=int(row["created_by"]),
+        created_at=from_timestamp(row["created_at"]),
+    )
+
+
+_DESTINATION_SELECT = "SELECT " + DESTINATION_COLUMNS + " FROM destinations AS d"
+
+
+class SubscriptionRepository:
+    """Reads and writes destinations and subscriptions; every change is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- destinations -------------------------------------------------------
+
+    async def ensure_destination(
+        self, kind: DestinationKind, target_id: int, guild_id: int | None
+    ) -> Destination:
+        """The destination for this channel or user, created on first use."""
+        if (kind is DestinationKind.DM) != (guild_id is None):
+            raise ValueError(f"{kind.value} destination with guild_id={guild_id!r}")
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO destinations (kind, target_id, guild_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (kind, target_id) DO UPDATE SET guild_id = excluded.guild_id",
+                (kind.value, target_id, guild_id),
+            )
+            row = await _fetchone(
+                conn,
+                _DESTINATION_SELECT + " WHERE d.kind = ? AND d.target_id = ?",
+                (kind.value, target_id),
+            )
+        assert row is not None  # just upserted under the write lock
+        return destination_from_row(row)
+
+    async def get_destination(self, destination_id: int) -> Destination | None:
+        row = await self.db.fetchone(_DESTINATION_SELECT + " WHERE d.id = ?", (destination_id,))
+        return None if row is None else destination_from_row(row)
+
+    async def destination_for(self, kind: DestinationKind, target_id: int) -> Destination | None:
+        row = await self.db.fetchone(
+            _DESTINATION_SELECT + " WHERE d.kind = ? AND d.target_id = ?", (kind.value, target_id)
+        )
+        return None if row is None else destination_from_row(row)
+
+    async def remove_destination(self, destination_id: int) -> bool:
+        """Forget a destination (channel deleted); its subscriptions and deliveries go with it."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM destinations WHERE id = ?", (destination_id,))
+            removed = cursor.rowcount > 0
+        if removed:
+            log.info("removed destination %d with its subscriptions", destination_id)
+        return removed
+
+    async def pause_destination(
+        self, destination_id: int, reason: str, at: datetime
+    ) -> Destination | None:
+        """Stop matching and delivering for a destination (e.g. Discord answered 403)."""
+        return await self._update_destination(
+            destination_id,
+            "paused_reason = ?, paused_at = ?",
+            (reason, to_timestamp(at)),
+        )
+
+    async def resume_destination(self, destination_id: int) -> Destination | None:
+        return await self._update_destination(
+            destination_id, "paused_reason = NULL, paused_at = NULL", ()
+        )
+
+    async def set_digest(self, destination_id: int, digest: bool) -> Destination | None:
+        return await self._update_destination(destination_id, "digest = ?", (int(digest),))
+
+    async def _update_destination(
+        self, destination_id: int, assignments: str, params: tuple[Any, ...]
+    ) -> Destination | None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE destinations SET {assignments} WHERE id = ?", (*params, destination_id)
+            )
+            row = await _fetchone(conn, _DESTINATION_SELECT + " WHERE d.id = ?", (destination_id,))
+        return None if row is None else destination_from_row(row)
+
+    # -- subscriptions ------------------------------------------------------
+
+    async def add(
+        self,
+        destination: Destination,
+        kind: SubscriptionKind,
+        value: str,
+        match_key: str,
+        given_key: str,
+        *,
+        include_cross: bool,
+        include_replacements: bool,
+        created_by: int,
+        now: datetime,
+    ) -> tuple[Subscription, bool]:
+        """Subscribe `destination`; returns (subscription, created).
+
+        An existing subscription with the same keys is returned unchanged
+        (its flags included) instead of being duplicated.
+        """
+        if not match_key:
+            raise ValueError(f"empty match key for {kind.value} subscription {value!r}")
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO subscriptions (destination_id, kind, value, match_key, given_key,"
+                " include_cross, include_replacements, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (destination_id, kind, match_key, given_key) DO NOTHING",
+                (
+                    destination.id,
+                    kind.value,
+                    value,
+                    match_key,
+                    given_key,
+                    int(include_cross),
+                    int(include_replacements),
+                    created_by,
+                    to_timestamp(now),
+                ),
+            )
+            created = cursor.rowcount > 0
+            row = await _fetchone(
+                conn,
+                _SUBSCRIPTION_SELECT
+                + " WHERE s.destination_id = ? AND s.kind = ? AND s.match_key = ?"
+                " AND s.given_key = ?",
+                (destination.id, kind.value, match_key, given_key),
+            )
+        if row is None:  # pragma: no cover - the row was inserted or already there
+            raise LookupError(f"subscription for destination {destination.id} vanished")
+        return _subscription_from_row(row), created
+
+    async def get(self, subscription_id: int) -> Subscription | None:
+        row = await self.db.fetchone(_SUBSCRIPTION_SELECT + " WHERE s.id = ?", (subscription_id,))
+        return None if row is None else _subscription_from_row(row)
+
+    async def remove(self, subscription_id: int) -> Subscription | None:
+        """Delete one subscription; returns what was deleted, or None if it did not exist."""
+        async with self.db.transaction() as conn:
+            row = await _fetchone(
+                conn, _SUBSCRIPTION_SELECT + " WHERE s.id = ?", (subscription_id,)
+            )
+            if row is None:
+                return None
+            await conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+        return _subscription_from_row(row)
+
+    async def list_for_guild(self, guild_id: int) -> list[Subscription]:
+        """Channel subscriptions of one guild (never another guild's, never DMs)."""
+        return await self._list(
+            " WHERE d.guild_id = ? AND d.kind = 'channel'"
+            " ORDER BY d.target_id, s.kind, s.value, s.id",
+            (guild_id,),
+        )
+
+    async def list_dm(self, user_id: int) -> list[Subscription]:
+        return await self._list(
+            " WHERE d.kind = 'dm' AND d.target_id = ? ORDER BY s.kind, s.value, s.id", (user_id,)
+        )
+
+    async def list_destination(self, destination_id: int) -> list[Subscription]:
+        return await self._list(
+            " WHERE s.destination_id = ? ORDER BY s.kind, s.value, s.id", (destination_id,)
+        )
+
+    async def count_for_guild(self, guild_id: int) -> int:
+        """Subscriptions of all channels of a guild (for the per-guild quota)."""
+        return await self._count(
+            "SELECT count(*) FROM subscriptions AS s JOIN destinations AS d"
+            " ON d.id = s.destination_id WHERE d.guild_id = ? AND d.kind = 'channel'",
+            (guild_id,),
+        )
+
+    async def count_for_user(self, user_id: int) -> int:
+        """Subscriptions created by a user, in any guild or DM (for the per-user quota)."""
+        return await self._count(
+            "SELECT count(*) FROM subscriptions WHERE created_by = ?", (user_id,)
+        )
+
+    async def all_categories(self) -> list[str]:
+        """Categories some unpaused destination subscribes to: what the poller must fetch."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT s.match_key FROM subscriptions AS s JOIN destinations AS d"
+            " ON d.id = s.destination_id WHERE s.kind = 'category' AND d.paused_reason IS NULL"
+            " ORDER BY s.match_key"
+        )
+        return [str(row[0]) for row in rows]
+
+    async def candidates(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        categories: Collection[str],
+        surnames: Collection[str],
+        keyword_tokens: Collection[str],
+    ) -> list[Subscription]:
+        """Subscriptions of unpaused destinations whose match key is one of the given keys.
+
+        Runs on `conn`, the connection yielded by `Database.transaction()`, so
+        the poller can look up, match and enqueue in one transaction. The
+        result is a superset of what matches; `bot.matching` decides.
+        """
+        keys = _keys(SubscriptionKind.CATEGORY, categories)
+        keys += _keys(SubscriptionKind.AUTHOR, surnames)
+        keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
+        if not keys:
+            return []
+        await conn.execute(_CREATE_KEYS_TABLE)
+        await conn.execute("DELETE FROM temp.paperbell_match_keys")
+        try:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key) VALUES (?, ?)", keys
+            )
+            async with conn.execute(CANDIDATES_SQL) as cursor:
+                rows = await cursor.fetchall()
+        finally:
+            await conn.execute("DELETE FROM temp.paperbell_match_keys")
+        return [_subscription_from_row(row) for row in rows]
+
+    async def candidates_for(
+        self,
+        *,
+        categories: Collection[str],
+        surnames: Collection[str],
+        keyword_tokens: Collection[str],
+    ) -> list[Subscription]:
+        """`candidates` in a transaction of its own (the TEMP table is a write)."""
+        async with self.db.transaction() as conn:
+            return await self.candidates(
+                conn, categories=categories, surnames=surnames, keyword_tokens=keyword_tokens
+            )
+
+    async def _list(self, where: str, params: tuple[Any, ...]) -> list[Subscription]:
+        rows = await self.db.fetchall(_SUBSCRIPTION_SELECT + where, params)
+        return [_subscription_from_row(row) for row in rows]
+
+    async def _count(self, sql: str, params: tuple[Any, ...]) -> int:
+        row = await self.db.fetchone(sql, params)
+        return int(row[0]) if row else 0
+
+
+def _keys(kind: SubscriptionKind, values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(kind.value, value) for value in set(values) if value]
+
+
+async def _fetchone(
+    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]
+) -> aiosqlite.Row | None:
+    async with conn.execute(sql, params) as cursor:
+        row: aiosqlite.Row | None = await cursor.fetchone()
+    return row
