@@ -127,6 +127,10 @@ class RequestLimiter:
     Share one instance between every client of the process. The gap is measured
     from the end of one request to the start of the next, so the server sees the
     spacing even when answers are slow. `delay=0` still serialises (for tests).
+
+    `slot()` covers one request. `turn()` holds the connection for a series of
+    attempts (a request and its retries), each made inside `turn.request()`, so a
+    caller backing off from a rate limit keeps everyone else waiting too.
     """
 
     def __init__(self, delay: float = 3.0) -> None:
@@ -134,20 +138,44 @@ class RequestLimiter:
             raise ValueError("delay must be >= 0")
         self.delay = delay
         self._lock = asyncio.Lock()  # FIFO, so concurrent callers take turns fairly
-        self._last_release: float | None = None
+        self._last_end: float | None = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[LimiterTurn]:
+        """Wait until no one else holds the arXiv connection, then hold it."""
+        async with self._lock:
+            yield LimiterTurn(self)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for our turn, then hold the one arXiv connection until the block exits."""
-        async with self._lock:
-            if self._last_release is not None:
-                wait = self._last_release + self.delay - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._last_release = time.monotonic()
+        """Hold the arXiv connection for one request, spaced from the previous one."""
+        async with self.turn() as turn, turn.request():
+            yield
+
+    async def _wait_gap(self) -> None:
+        if self._last_end is not None:
+            wait = self._last_end + self.delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _mark_end(self) -> None:
+        self._last_end = time.monotonic()
+
+
+class LimiterTurn:
+    """A held `RequestLimiter`; each request made during the turn goes in `request()`."""
+
+    def __init__(self, limiter: RequestLimiter) -> None:
+        self._limiter = limiter
+
+    @asynccontextmanager
+    async def request(self) -> AsyncIterator[None]:
+        """Wait out the gap since the previous request, then mark when this one ends."""
+        await self._limiter._wait_gap()
+        try:
+            yield
+        finally:
+            self._limiter._mark_end()
 
 
 class _Retry(Exception):
@@ -235,6 +263,9 @@ class ArxivClient:
         the arXiv API reports a bad query, and the feed parser turns the document into
         its typed API error with arXiv's own message. Any other 4xx raises at once.
         An HTML page served with 200 is returned as is; rejecting it is the parser's job.
+
+        Note: aiohttp itself resends a GET once, at once, when the server hangs up
+        before answering; only our own retries are spaced and counted.
         """
         full_url = URL(url).update_query(params) if params else URL(url)
         headers = {"User-Agent": self._user_agent}
@@ -243,13 +274,15 @@ class ArxivClient:
         if last_modified is not None:
             headers["If-Modified-Since"] = last_modified
 
-        attempt = 0
-        while True:
-            # The back-off sleep happens inside the slot on purpose: arXiv rate-limits
-            # the client, not the URL, so a 429/503 pauses all our arXiv traffic.
-            async with self._limiter.slot():
+        # The whole series of attempts is one turn of the limiter: arXiv rate-limits
+        # the client, not the URL, so while we back off from a 429/503 every other
+        # arXiv request of the process waits as well, and our retry keeps its place.
+        async with self._limiter.turn() as turn:
+            attempt = 0
+            while True:
                 try:
-                    return await self._attempt(full_url, headers, etag, last_modified)
+                    async with turn.request():
+                        return await self._attempt(full_url, headers, etag, last_modified)
                 except _Retry as retry:
                     if attempt >= self._max_retries:
                         error = retry.error
