@@ -178,11 +178,7 @@ class Delivery:
     sent_at: datetime | None = None
     message_id: int | None = None
     last_error: str | None = None
-
-    @property
-    def nonce(self) -> str:
-        """Discord nonce (<= 25 chars) derived from the delivery, stable across retries/restarts."""
-        return f"pb{self.id}"
+    batch_id: int | None = None  # the message this delivery was bound to before sending
 
 
 @dataclass(frozen=True, slots=True)
