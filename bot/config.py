@@ -46,7 +46,7 @@ class Settings:
     dev_guild: int | None = None
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
-    poll_retry_minutes: float = 5.0
+    poll_retry_minutes: float = 2.0
     poll_interval_minutes: float = 60.0
     poll_give_up_hours: float = 6.0
     delivery_interval_seconds: float = 10.0

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from storage.feeds import FeedStateRepository
+from storage.meta import MetaRepository
 from storage.papers import PaperRepository
 
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
@@ -122,6 +123,7 @@ class PaperService:
         self.feeds = FeedStateRepository(db)
         self.subscriptions = SubscriptionRepository(db)
         self.outbox = DeliveryOutbox(db)
+        self.meta = MetaRepository(db)
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -316,3 +318,9 @@ class PaperService:
 
     async def stats(self) -> StoreStats:
         return await self.papers.stats()
+
+    async def get_meta(self, key: str) -> str | None:
+        return await self.meta.get(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.meta.set(key, value)

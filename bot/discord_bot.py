@@ -1,0 +1,204 @@
+"""The Discord client: resources passed in, start-up in `setup_hook`, shutdown in `close`.
+
+`PaperbellBot` is an `AutoShardedBot` so one class serves a single process
+(shard count chosen by Discord) and a sharded deployment (`--shard-count`,
+`--shard-ids`). It owns no SQL and no business rules: the cogs call the
+services attached here, the scheduler calls the poller and the deliverer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.config import Settings
+from bot.errors import UserError
+from bot.services import PaperService, PollReport, utcnow
+from storage.db import Database
+from storage.models import FeedState
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS: tuple[str, ...] = (
+    "bot.cogs.papers",
+    "bot.cogs.subscriptions",
+    "bot.cogs.admin",
+)
+
+GENERIC_APOLOGY = (
+    "Sorry, something went wrong on our side. It has been logged; please try again later."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What `/paperbell status` shows: feed health, store size, outbox backlog."""
+
+    feeds: tuple[FeedState, ...]
+    last_poll: datetime | None
+    next_poll: datetime | None
+    papers: int
+    backlog: int
+    subscriptions: int
+
+
+class PaperbellTree(app_commands.CommandTree["PaperbellBot"]):
+    """One error handler for every slash command."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[PaperbellBot], error: app_commands.AppCommandError
+    ) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserError):
+            message = str(original)
+        elif isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+            message = str(error) or "You can't use that command here."
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down: try again in {error.retry_after:.0f} s."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "command failed command=%s guild=%s", command, interaction.guild_id,
+                exc_info=original,
+            )  # fmt: skip
+            message = GENERIC_APOLOGY
+        await send_ephemeral(interaction, message)
+
+
+async def send_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
+    """Reply (or follow up, when already answered) with a short ephemeral message."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        # The token may have expired (15 min); nothing more to tell the user.
+        log.warning("could not send error reply status=%s", exc.status)
+
+
+class PaperbellBot(commands.AutoShardedBot):
+    """paperbell's Discord client. Build it with the resources opened by `bot.runner`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        session: aiohttp.ClientSession,
+        *,
+        shard_count: int | None = None,
+        shard_ids: Sequence[int] | None = None,
+        user_agent: str,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels and permissions; no members, no message content
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            shard_count=shard_count,
+            shard_ids=list(shard_ids) if shard_ids is not None else None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=PaperbellTree,
+            help_command=None,
+            chunk_guilds_at_startup=False,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+        )
+        self.settings = settings
+        self.db = db
+        self.http_session = session
+        self.arxiv = ArxivClient(
+            session,
+            rss_url=settings.arxiv_rss_url,
+            api_url=settings.arxiv_api_url,
+            author_feed_url=settings.arxiv_author_feed_url,
+            limiter=RequestLimiter(settings.arxiv_delay),
+            user_agent=user_agent,
+            timeout=settings.arxiv_timeout,
+        )
+        self.papers = PaperService(db, self.arxiv)
+        from bot.subscribing import SubscriptionService
+
+        self.subscriptions = SubscriptionService(self.papers, settings)
+        from bot.delivery import Deliverer
+        from bot.scheduling import PollScheduler
+
+        self.deliverer = Deliverer(self)
+        self.poll_scheduler = PollScheduler(self)
+        self.owns_dms = shard_ids is None or 0 in shard_ids
+
+    # ---- start-up and shutdown -------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except Exception:
+                log.exception("failed to load extension=%s", extension)
+                raise
+        await self.sync_commands_if_changed()
+        self.poll_scheduler.start()
+
+    async def sync_commands_if_changed(self, *, force: bool = False) -> bool:
+        """Sync the slash commands only when their definition changed (sync is rate limited)."""
+        guild = discord.Object(self.settings.dev_guild) if self.settings.dev_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [cmd.to_dict(self.tree) for cmd in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"commands:{guild.id if guild else 'global'}"
+        if not force and await self.papers.get_meta(key) == digest:
+            log.info("commands unchanged, not syncing scope=%s", "guild" if guild else "global")
+            return False
+        synced = await self.tree.sync(guild=guild)
+        await self.papers.set_meta(key, digest)
+        log.info("synced commands count=%d scope=%s", len(synced), "guild" if guild else "global")
+        return True
+
+    async def close(self) -> None:
+        """Finish the delivery in flight, stop the scheduler, then disconnect."""
+        await self.poll_scheduler.shutdown()
+        await self.deliverer.drain()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        log.info("ready user=%s guilds=%d shards=%s", self.user, len(self.guilds), self.shard_ids)
+        self.deliverer.kick()
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        removed = await self.subscriptions.channel_deleted(channel.id)
+        if removed:
+            log.info(
+                "channel deleted, removed subscriptions channel=%s count=%d", channel.id, removed
+            )
+
+    # ---- used by the admin cog -------------------------------------------------------
+
+    async def status(self) -> StatusReport:
+        stats = await self.papers.stats()
+        feeds = tuple(await self.papers.feeds.all())
+        return StatusReport(
+            feeds=feeds,
+            last_poll=self.poll_scheduler.last_poll,
+            next_poll=self.poll_scheduler.next_poll(),
+            papers=stats.papers,
+            backlog=stats.pending_deliveries,
+            subscriptions=stats.subscriptions,
+        )
+
+    async def poll_now(self) -> PollReport:
+        """Poll arXiv immediately (admin command) and post what it found."""
+        return await self.poll_scheduler.poll_once(reason="admin")
+
+    def now(self) -> datetime:
+        return utcnow()

@@ -1,0 +1,157 @@
+"""The only place that builds Discord embeds for papers.
+
+Feed text is untrusted: markdown is escaped, every field is cut to Discord's
+limits before sending (going over any limit is an HTTP 400), and messages are
+sent with `allowed_mentions` none by the callers, so a title that says
+`@everyone` pings nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from storage.models import Paper
+
+log = logging.getLogger(__name__)
+
+# Discord's documented limits.
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_NAME_LIMIT = 256
+EMBEDS_PER_MESSAGE = 10
+EMBED_TOTAL_LIMIT = 6000
+CONTENT_LIMIT = 2000
+
+# Our own budget per alert embed, so a full message of 10 alerts stays under 6,000.
+ALERT_ABSTRACT_CHARS = 300
+LOOKUP_ABSTRACT_CHARS = 1500
+ARXIV_RED = discord.Colour(0xB31B1B)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # Don't leave a dangling escape backslash that would swallow the ellipsis.
+    while cut.endswith("\\"):
+        cut = cut[:-1]
+    space = cut.rfind(" ", max(0, limit - 40))
+    if space > 0:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def safe(text: str) -> str:
+    """Escape markdown and neutralise mention syntax in untrusted text."""
+    return escape_mentions(escape_markdown(" ".join(text.split())))
+
+
+def authors_line(authors: Sequence[str], limit: int = 8) -> str:
+    names = list(authors[:limit])
+    if len(authors) > limit:
+        names.append(f"+{len(authors) - limit} more")
+    return ", ".join(names)
+
+
+def _day(value: datetime | None) -> str | None:
+    return value.date().isoformat() if value else None
+
+
+def paper_embed(
+    paper: Paper, *, matched: Sequence[str] = (), abstract_chars: int = LOOKUP_ABSTRACT_CHARS
+) -> discord.Embed:
+    """One paper: title linked to the abs page, authors, categories, dates, abstract, PDF link."""
+    embed = discord.Embed(
+        title=truncate(safe(paper.title) or paper.id, TITLE_LIMIT),
+        url=paper.abs_url,
+        colour=ARXIV_RED,
+        timestamp=paper.published,
+    )
+    embed.set_author(
+        name=truncate(authors_line(paper.authors) or "Unknown authors", AUTHOR_NAME_LIMIT)
+    )
+    abstract = truncate(safe(paper.abstract), abstract_chars)
+    links = f"[abs]({paper.abs_url}) · [pdf]({paper.pdf_url})"
+    embed.description = truncate(f"{abstract}\n\n{links}", DESCRIPTION_LIMIT)
+    cats = " ".join(f"`{c}`" for c in paper.categories[:12])
+    embed.add_field(
+        name="Categories", value=truncate(cats or paper.primary_category, 200), inline=True
+    )
+    dates = _day(paper.published) or "?"
+    if paper.updated and _day(paper.updated) != _day(paper.published):
+        dates += f" (v{paper.version} {_day(paper.updated)})"
+    embed.add_field(
+        name="arXiv", value=truncate(f"{paper.versioned_id} · {dates}", 200), inline=True
+    )
+    if paper.comment:
+        embed.add_field(name="Comment", value=truncate(safe(paper.comment), 300), inline=False)
+    if paper.journal_ref:
+        embed.add_field(name="Journal", value=truncate(safe(paper.journal_ref), 200), inline=False)
+    if matched:
+        embed.set_footer(text=truncate("Matched " + "; ".join(matched), 300))
+    return embed
+
+
+def alert_embed(paper: Paper, matched: Sequence[str]) -> discord.Embed:
+    """A compact alert embed (about 600 characters at most, so 10 fit in one message)."""
+    embed = paper_embed(paper, matched=matched, abstract_chars=ALERT_ABSTRACT_CHARS)
+    # Alerts keep the essentials; comment/journal are one click away.
+    for index in reversed(range(len(embed.fields))):
+        if embed.fields[index].name in ("Comment", "Journal"):
+            embed.remove_field(index)
+    return embed
+
+
+def digest_embed(items: Sequence[tuple[Paper, Sequence[str]]], *, title: str) -> discord.Embed:
+    """A compact list of papers in one embed (digest mode): one line each."""
+    lines: list[str] = []
+    used = 0
+    for paper, _matched in items:
+        first = paper.authors[0] if paper.authors else "?"
+        more = " et al." if len(paper.authors) > 1 else ""
+        line = f"• [{truncate(safe(paper.title), 150)}]({paper.abs_url}) — {safe(first)}{more}"
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed = discord.Embed(title=truncate(title, TITLE_LIMIT), colour=ARXIV_RED)
+    embed.description = "\n".join(lines)
+    return embed
+
+
+def digest_capacity(items: Sequence[tuple[Paper, Sequence[str]]]) -> int:
+    """How many of `items` fit in one digest embed (the rest go in the next message)."""
+    used = 0
+    for count, (paper, _matched) in enumerate(items):
+        first = paper.authors[0] if paper.authors else "?"
+        line = f"• [{truncate(safe(paper.title), 150)}]({paper.abs_url}) — {safe(first)} et al."
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
+            return max(count, 1)
+        used += len(line) + 1
+    return len(items)
+
+
+def group_embeds(embeds: Sequence[discord.Embed]) -> list[list[int]]:
+    """Indices of `embeds` grouped into messages: <= 10 each and <= 6,000 characters in total."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for index, embed in enumerate(embeds):
+        length = len(embed)
+        if current and (len(current) == EMBEDS_PER_MESSAGE or size + length > EMBED_TOTAL_LIMIT):
+            groups.append(current)
+            current, size = [], 0
+        current.append(index)
+        size += length
+    if current:
+        groups.append(current)
+    return groups

@@ -1,0 +1,106 @@
+"""`paperbell run`: open the resources, start the bot, stop cleanly on SIGINT/SIGTERM.
+
+Exit codes: 0 after a clean shutdown, 2 for anything the operator must fix
+(missing or rejected token, unusable database, bad shard arguments), always
+as one line on stderr without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import aiohttp
+import discord
+
+from bot.config import ConfigError, Settings
+from bot.discord_endpoints import configure_endpoints
+from bot.logs import register_secret
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def parse_shards(
+    shard_count: int | None, shard_ids: str | None
+) -> tuple[int | None, list[int] | None]:
+    if shard_ids is not None and shard_count is None:
+        raise ConfigError("--shard-ids needs --shard-count")
+    if shard_count is None:
+        return None, None
+    if shard_count < 1:
+        raise ConfigError("--shard-count must be at least 1")
+    if shard_ids is None:
+        return shard_count, list(range(shard_count))
+    try:
+        ids = sorted({int(part) for part in shard_ids.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(
+            f"--shard-ids must be comma-separated numbers, got {shard_ids[:40]!r}"
+        ) from None
+    if not ids or any(not 0 <= i < shard_count for i in ids):
+        raise ConfigError(f"--shard-ids must be between 0 and {shard_count - 1}")
+    return shard_count, ids
+
+
+async def run_bot(
+    settings: Settings, *, shard_count: int | None = None, shard_ids: str | None = None
+) -> int:
+    token = settings.discord_token
+    if not token:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set; put the bot token in the environment or the env file"
+        )
+    register_secret(token)
+    count, ids = parse_shards(shard_count, shard_ids)
+    try:
+        configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    from bot.cli import user_agent
+    from bot.discord_bot import PaperbellBot
+
+    db = await Database.open(settings.database)
+    try:
+        async with aiohttp.ClientSession() as session:
+            bot = PaperbellBot(
+                settings,
+                db,
+                session,
+                shard_count=count,
+                shard_ids=ids,
+                user_agent=user_agent(settings),
+            )
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+
+            def _stop(signame: str) -> None:
+                if not stopping.is_set():
+                    log.info("received %s, shutting down", signame)
+                    stopping.set()
+                    loop.create_task(bot.close())
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _stop, sig.name)
+            try:
+                await bot.start(token)
+            except discord.LoginFailure:
+                sys.stderr.write(
+                    "paperbell: Discord rejected DISCORD_TOKEN (401); check the token\n"
+                )
+                return 2
+            except discord.PrivilegedIntentsRequired:
+                sys.stderr.write("paperbell: Discord refused the requested gateway intents\n")
+                return 2
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+                if not bot.is_closed():
+                    await bot.close()
+    finally:
+        await db.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,147 @@
+"""When paperbell polls arXiv and drains the outbox (APScheduler, on the bot's event loop).
+
+arXiv announces new papers Sunday to Thursday at 20:00 US Eastern on its web
+pages, but the RSS listings are rebuilt later, at midnight Eastern Standard
+Time (05:00 UTC). So the announcement cycle starts at 23:55 America/New_York
+(Sunday to Thursday evening, DST rules included) and polls every
+`poll_retry_minutes` until the listing's build date moves to a new day: a feed
+still serving the previous batch is not "no new papers". A slow interval poll
+is the safety net for holidays and late rebuilds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.errors import UserError
+from bot.services import PollReport, utcnow
+
+if TYPE_CHECKING:
+    from bot.discord_bot import PaperbellBot
+
+log = logging.getLogger(__name__)
+
+EASTERN = ZoneInfo("America/New_York")
+ANNOUNCEMENT = {"day_of_week": "sun-thu", "hour": 23, "minute": 55}
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
+
+
+def announcement_trigger() -> CronTrigger:
+    return CronTrigger(timezone=EASTERN, **ANNOUNCEMENT)
+
+
+class PollScheduler:
+    """Owns the AsyncIOScheduler; created in `setup_hook` so it binds the running loop."""
+
+    def __init__(self, bot: PaperbellBot) -> None:
+        self.bot = bot
+        self.scheduler: AsyncIOScheduler | None = None
+        self.last_poll: datetime | None = None
+        self.last_report: PollReport | None = None
+        self._poll_lock = asyncio.Lock()
+        self._cycle_deadline: datetime | None = None
+
+    def start(self) -> None:
+        settings = self.bot.settings
+        scheduler = AsyncIOScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
+        scheduler.add_job(
+            self.announcement_cycle, announcement_trigger(), id="announcement", name="announcement"
+        )
+        scheduler.add_job(
+            self.safety_poll,
+            IntervalTrigger(minutes=settings.poll_interval_minutes),
+            id="safety",
+            name="safety-net poll",
+        )
+        scheduler.add_job(
+            self.deliver,
+            IntervalTrigger(seconds=settings.delivery_interval_seconds),
+            id="deliver",
+            name="deliver",
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info("scheduler started next_announcement=%s", self.next_poll())
+
+    async def shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        # Let a poll in flight finish its transaction before the database closes.
+        async with self._poll_lock:
+            pass
+
+    def next_poll(self) -> datetime | None:
+        if self.scheduler is None:
+            return None
+        times = [
+            job.next_run_time
+            for job in self.scheduler.get_jobs()
+            if job.id != "deliver" and job.next_run_time is not None
+        ]
+        return min(times) if times else None
+
+    async def deliver(self) -> None:
+        await self.bot.deliverer.run_once()
+
+    async def poll_once(self, *, reason: str) -> PollReport:
+        """One poll pass; concurrent callers wait for each other instead of doubling requests."""
+        async with self._poll_lock:
+            started = utcnow()
+            try:
+                report = await self.bot.papers.poll()
+            except UserError as exc:
+                log.warning("poll skipped reason=%s error=%s", reason, exc)
+                raise
+            self.last_poll = started
+            self.last_report = report
+            log.info(
+                "poll done reason=%s feeds=%d new=%d deliveries=%d errors=%d seconds=%.2f",
+                reason, len(report.feeds), len(report.new), report.deliveries,
+                len(report.errors), (utcnow() - started).total_seconds(),
+            )  # fmt: skip
+        if report.deliveries:
+            self.bot.deliverer.kick()
+        return report
+
+    async def safety_poll(self) -> None:
+        try:
+            await self.poll_once(reason="interval")
+        except UserError:
+            pass
+
+    async def announcement_cycle(self) -> None:
+        """Poll until every feed serves a new listing, retrying every few minutes."""
+        now = utcnow()
+        if self._cycle_deadline is None or now >= self._cycle_deadline:
+            self._cycle_deadline = now + timedelta(hours=self.bot.settings.poll_give_up_hours)
+        try:
+            report = await self.poll_once(reason="announcement")
+        except UserError:
+            report = None
+        if report is not None and (report.complete or not report.feeds):
+            self._cycle_deadline = None
+            return
+        retry_at = utcnow() + timedelta(minutes=self.bot.settings.poll_retry_minutes)
+        if retry_at > self._cycle_deadline:
+            log.warning(
+                "new listing did not appear before the deadline; waiting for the next cycle"
+            )
+            self._cycle_deadline = None
+            return
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.add_job(
+                self.announcement_cycle,
+                DateTrigger(run_date=retry_at),
+                id="announcement-retry",
+                name="announcement retry",
+                replace_existing=True,
+            )
