@@ -1,0 +1,745 @@
+"""Parse arXiv's documents (RSS listings, API/author Atom feeds, OAI-PMH) into `Paper` records.
+
+Bytes in, typed papers out, no I/O: fetching is `bot.arxiv.client`'s job and
+storing is `storage`'s. This is the only module that imports feedparser.
+
+Every parser first refuses bodies that are not a complete feed: empty bodies,
+arXiv's HTTP-200 `Rate exceeded.`, HTML error pages, documents with a DOCTYPE
+(entity expansion is not something a feed needs) and documents cut off before
+their closing root tag. A truncated listing must fail loudly; half a listing
+stored as if it were whole would lose papers without anyone noticing.
+
+Text is normalised the same way for every source: titles, abstracts and the
+other free-text fields have line breaks and runs of whitespace collapsed;
+author names lose their parenthesised affiliations, and TeX accents
+(`Del\\'etang`, `Przemys{\\l}aw`, which the RSS feeds and OAI metadata carry)
+become Unicode, so a name reads the same whichever feed it came from.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import re
+import time
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from xml.parsers import expat
+
+import feedparser
+
+from bot.arxiv.ids import ArxivId, parse_arxiv_id_or_none
+from storage.models import AnnounceType, Paper
+
+log = logging.getLogger(__name__)
+
+
+class FeedError(Exception):
+    """The body is not a usable arXiv document; the message is short and safe to log."""
+
+
+class RateExceededError(FeedError):
+    """arXiv answered HTTP 200 with the body `Rate exceeded.`: back off and retry later."""
+
+
+class ArxivApiError(FeedError):
+    """arXiv answered with an error document: API `Error` entry, OAI-PMH `<error>`, feed error."""
+
+
+@dataclass(frozen=True, slots=True)
+class RssListing:
+    """One rss.arxiv.org listing.
+
+    `build_date` identifies the listing: the channel `pubDate` (the announcement
+    day, midnight US Eastern), falling back to `lastBuildDate`. The latter is the
+    time the XML was generated and moves with every rebuild of an unchanged
+    listing, so it is kept separately in `last_build_date` for information only.
+    """
+
+    papers: tuple[Paper, ...]
+    build_date: datetime | None
+    skipped: int = 0
+    pub_date: datetime | None = None
+    last_build_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AtomResult:
+    """One page of API results (or an author feed, which has no opensearch counts)."""
+
+    papers: tuple[Paper, ...]
+    total_results: int | None
+    start_index: int | None
+    items_per_page: int | None = None
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OaiPage:
+    """One OAI-PMH ListRecords/GetRecord response; `resumption_token` is None on the last page."""
+
+    papers: tuple[Paper, ...]
+    resumption_token: str | None
+    complete_list_size: int | None
+    cursor: int | None
+    skipped: int = 0
+    deleted: int = 0
+
+
+# ---- document checks ------------------------------------------------------------------------
+
+
+class _RootFound(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _DoctypeFound(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_SNIFF_CHUNK = 16384
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.{0,400}?)</title", re.IGNORECASE | re.DOTALL)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """One line, at most `limit` characters: safe to put in a log line or an error message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _html_error(data: bytes) -> FeedError:
+    found = _HTML_TITLE.search(data, 0, 8192)
+    title = _short(found.group(1).decode("utf-8", "replace"), 80) if found else ""
+    suffix = f" (title: {title!r})" if title else ""
+    return FeedError(f"got an HTML page instead of a feed{suffix}")
+
+
+def _sniff(data: bytes) -> str:
+    """Return the root element's local name after refusing bodies that cannot be a feed."""
+    head = data.lstrip()[:256]
+    if not head:
+        raise FeedError("empty response body")
+    if head.lower().startswith(b"rate exceeded"):
+        raise RateExceededError("arXiv answered 'Rate exceeded.'")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00"):
+        raise FeedError("UTF-16 documents are not supported")
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+
+    def on_start(name: str, _attrs: object) -> None:
+        raise _RootFound(name.rpartition(" ")[2])
+
+    def on_doctype(name: str, *_rest: object) -> None:
+        raise _DoctypeFound(name)
+
+    parser.StartElementHandler = on_start
+    parser.StartDoctypeDeclHandler = on_doctype
+    try:
+        # Only the prolog is parsed: the handlers stop at the root element.
+        for offset in range(0, len(data), _SNIFF_CHUNK):
+            parser.Parse(data[offset : offset + _SNIFF_CHUNK], False)
+        parser.Parse(b"", True)
+    except _RootFound as root:
+        if root.name.lower() == "html":
+            raise _html_error(data) from None
+        return root.name
+    except _DoctypeFound as doctype:
+        if doctype.name.lower() == "html":
+            raise _html_error(data) from None
+        raise FeedError("documents with a DOCTYPE are refused") from None
+    except expat.ExpatError as exc:
+        if b"<html" in data[:2048].lower():
+            raise _html_error(data) from None
+        raise FeedError(f"not an XML document ({_short(str(exc), 80)})") from None
+    raise FeedError("no root element in the document")
+
+
+def _require_complete(data: bytes, root: str) -> None:
+    """Refuse a document that does not end with its root's closing tag (a cut-off download)."""
+    tail = data[-4096:].rstrip()
+    # Comments and processing instructions may legally follow the root element.
+    while tail.endswith((b"-->", b"?>")):
+        opener = b"<!--" if tail.endswith(b"-->") else b"<?"
+        cut = tail.rfind(opener)
+        if cut < 0:
+            break
+        tail = tail[:cut].rstrip()
+    closing = re.search(rb"</(?:[\w.-]+:)?([\w.-]+)\s*>\Z", tail[-300:])
+    if closing is None or closing.group(1).decode("ascii", "replace") != root:
+        raise FeedError(f"truncated document: no closing </{root}> after {len(data)} bytes")
+
+
+def _feedparser(data: bytes) -> Any:
+    # A BytesIO, never the bytes themselves: feedparser treats a str/bytes that
+    # looks like a path or URL as something to open. Sanitising and URI
+    # resolution are off: they rewrite arXiv's plain text (`$1<s<2$` lost its
+    # `<s`) and cost time; escaping for Discord happens where messages are built.
+    parsed = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    if parsed.get("bozo"):
+        exc = parsed.get("bozo_exception")
+        if isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe):
+            log.debug("feedparser warning ignored: %s", _short(str(exc)))
+        else:
+            raise FeedError(f"malformed XML ({_short(str(exc), 80)})")
+    return parsed
+
+
+# ---- text helpers ---------------------------------------------------------------------------
+
+
+def _clean(text: str | None) -> str:
+    return " ".join(text.split()) if text else ""
+
+
+def _optional(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    cleaned = " ".join(text.split())
+    return cleaned or None
+
+
+_COMBINING_ACCENTS = {
+    "'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "=": "\u0304",
+    ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
+    "r": "\u030a", "d": "\u0323", "b": "\u0331",
+}  # fmt: skip
+_TEX_LETTERS = {
+    "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ",
+    "o": "ø", "O": "Ø", "l": "ł", "L": "Ł", "i": "ı", "j": "ȷ",
+    "dh": "ð", "DH": "Ð", "th": "þ", "TH": "Þ", "dj": "đ", "DJ": "Đ", "ng": "ŋ", "NG": "Ŋ",
+}  # fmt: skip
+# \'e \'{e} {\'e} \'{\i} \"o ; the lettered accents (\v, \c, ...) need a brace
+# or a space before their base letter: `\v{c}`, `\c c`.
+_TEX_ACCENT = re.compile(
+    r"""\\(?:([`'^"~=.])|([uvHckrdb])(?=[\s{]))\s*(?:\{\s*(\\[ij]|[A-Za-z])\s*\}|(\\[ij]|[A-Za-z]))"""
+)
+# \l \o \ss \aa ... as whole control words; TeX swallows one space after them.
+# `\dh` is matched even when glued to the next word: arXiv's metadata has
+# `Gu\dhmundur`, and no TeX command a name would use starts with it.
+_TEX_LETTER = re.compile(
+    r"\\(?:(dh|DH)|(ss|aa|AA|ae|AE|oe|OE|th|TH|dj|DJ|ng|NG|o|O|l|L|i|j)(?![A-Za-z]))"
+    r"(?:\{\}|\s(?=[A-Za-z]))?"
+)
+
+
+def _accent(match: re.Match[str]) -> str:
+    mark = _COMBINING_ACCENTS[match[1] or match[2]]
+    base = match[3] or match[4]
+    if base.startswith("\\"):  # \'\i: the accent replaces the dot
+        base = base[1:]
+    return unicodedata.normalize("NFC", base + mark)
+
+
+def tex_accents_to_unicode(text: str) -> str:
+    """`Del\\'etang` -> `Delétang`, `Przemys{\\l}aw` -> `Przemysław`, grouping braces dropped.
+
+    Text without a backslash is returned unchanged; unknown macros are kept.
+    """
+    if "\\" not in text:
+        return text
+    text = _TEX_ACCENT.sub(_accent, text)
+    text = _TEX_LETTER.sub(lambda m: _TEX_LETTERS[m[1] or m[2]], text)
+    return unicodedata.normalize("NFC", text.replace("{", "").replace("}", ""))
+
+
+_PARENTHESISED = re.compile(r"\s*\([^()]*\)")
+# " and " separates authors ("A, B and C") except inside a group's own name.
+_GROUP_WORDS = ("collaboration", "consortium", "team", "group", "project", "survey", "network")
+
+
+def clean_author_name(name: str) -> str:
+    """Strip an affiliation in parentheses, TeX accents and extra whitespace from one name."""
+    if "(" in name:
+        name = _strip_parenthesised(name)
+    if "\\" in name or "{" in name:
+        name = tex_accents_to_unicode(name).replace("{", "").replace("}", "")
+    return " ".join(name.split())
+
+
+def _strip_parenthesised(text: str) -> str:
+    # Innermost groups first, so "(1) Univ (Dept)" nests out cleanly.
+    while True:
+        stripped = _PARENTHESISED.sub("", text)
+        if stripped == text:
+            return stripped
+        text = stripped
+
+
+def split_author_list(text: str) -> tuple[str, ...]:
+    """Split arXiv's one-string author list (`dc:creator`) into names, order kept.
+
+    Names are separated by commas (never inside a name in this field: arXiv
+    writes `Bill Gates Jr`), and by "and"/", and" as people type them.
+    Parenthesised affiliations, which do contain commas, are removed first.
+    """
+    if "(" in text:
+        text = _strip_parenthesised(text)
+    names: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part[:4].lower() == "and ":
+            part = part[4:]
+        if " and " in part and not any(word in part.lower() for word in _GROUP_WORDS):
+            pieces: Iterable[str] = part.split(" and ")
+        else:
+            pieces = (part,)
+        for piece in pieces:
+            name = clean_author_name(piece)
+            if name and name.lower().rstrip(".") != "et al":
+                names.append(name)
+    return tuple(names)
+
+
+def _authors_from_names(raw: Iterable[Any]) -> tuple[str, ...]:
+    names: list[str] = []
+    for value in raw:
+        if not isinstance(value, str):
+            continue
+        if "," in value:  # an author feed's or rss.arxiv.org Atom's one-string list
+            names.extend(split_author_list(value))
+        else:
+            name = clean_author_name(value)
+            if name:
+                names.append(name)
+    return tuple(names)
+
+
+# arXiv categories look like `hep-th`, `cs.AI`, `cond-mat.str-el`; the API also
+# lists ACM (`I.2.6`) and MSC (`68T05`) classes as categories, which no
+# subscription can name, so they are dropped.
+_CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
+
+
+def _categories(terms: Iterable[Any], primary: str | None = None) -> tuple[str, ...]:
+    ordered = [primary] if primary else []
+    ordered.extend(t.strip() for t in terms if isinstance(t, str))
+    return tuple(dict.fromkeys(t for t in ordered if _CATEGORY.fullmatch(t)))
+
+
+def _tag_terms(entry: Any) -> list[Any]:
+    tags = dict.get(entry, "tags") or ()
+    return [tag.get("term") for tag in tags if isinstance(tag, dict)]
+
+
+def _struct_to_utc(value: Any) -> datetime | None:
+    # feedparser's *_parsed values are struct_time already converted to UTC.
+    if isinstance(value, time.struct_time):
+        return datetime(*value[:6], tzinfo=UTC)
+    return None
+
+
+_ANNOUNCE_TYPES = {
+    "new": AnnounceType.NEW,
+    "cross": AnnounceType.CROSS,
+    "replace": AnnounceType.REPLACE,
+    "replace-cross": AnnounceType.REPLACE_CROSS,
+    # arXiv's feed code also knows "absonly": a replacement of the metadata alone.
+    "absonly": AnnounceType.REPLACE,
+}
+
+# rss.arxiv.org descriptions: "arXiv:2411.17700v1 Announce Type: new \nAbstract: ..."
+_DESCRIPTION_PREFIX = re.compile(r"\s*arXiv:(\S+)\s+Announce Type:\s*(\S+)\s*")
+_ABSTRACT_MARK = "Abstract:"
+
+
+def _split_description(text: str) -> tuple[str | None, str | None, str]:
+    """(id text, announce type, abstract) from an announcement description."""
+    prefix = _DESCRIPTION_PREFIX.match(text)
+    if prefix is None:
+        return None, None, text
+    rest = text[prefix.end() :]
+    if rest.startswith(_ABSTRACT_MARK):
+        rest = rest[len(_ABSTRACT_MARK) :]
+    return prefix[1], prefix[2], rest
+
+
+def _entry_str(entry: Any, key: str) -> str | None:
+    value = dict.get(entry, key)
+    return value if isinstance(value, str) else None
+
+
+# ---- RSS ------------------------------------------------------------------------------------
+
+
+def parse_rss(data: bytes) -> RssListing:
+    """Parse an rss.arxiv.org listing; an empty listing (weekend, holiday) is valid."""
+    root = _sniff(data)
+    if root != "rss":
+        raise FeedError(f"expected an RSS feed, got a <{root}> document")
+    return _parse_rss_checked(data, root)
+
+
+def _parse_rss_checked(data: bytes, root: str) -> RssListing:
+    _require_complete(data, root)
+    parsed = _feedparser(data)
+    version = parsed.get("version") or ""
+    if version != "rss20":
+        raise FeedError(f"unsupported RSS flavour {version or 'unknown'!r} (expected RSS 2.0)")
+    channel = parsed.get("feed") or {}
+    title = _clean(_entry_str(channel, "title"))
+    if title.startswith("Feed error"):
+        detail = _short(_entry_str(channel, "subtitle") or title)
+        raise ArxivApiError(f"arXiv feed error: {detail}")
+
+    papers: list[Paper] = []
+    skipped = 0
+    unknown_types: set[str] = set()
+    for index, entry in enumerate(parsed.get("entries") or ()):
+        try:
+            paper = _rss_paper(entry, unknown_types)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("rss item %d unreadable: %s", index, _short(str(exc)))
+            paper = None
+        if paper is None:
+            skipped += 1
+        else:
+            papers.append(paper)
+    if unknown_types:
+        log.info("rss listing has unknown announce types: %s", ", ".join(sorted(unknown_types)))
+
+    pub_date = _struct_to_utc(dict.get(channel, "published_parsed"))
+    last_build = _struct_to_utc(dict.get(channel, "updated_parsed"))
+    return RssListing(
+        papers=tuple(papers),
+        build_date=pub_date or last_build,
+        skipped=skipped,
+        pub_date=pub_date,
+        last_build_date=last_build,
+    )
+
+
+def _rss_paper(entry: Any, unknown_types: set[str]) -> Paper | None:
+    guid = _entry_str(entry, "id")
+    description = _entry_str(entry, "summary") or ""
+    desc_id, desc_type, abstract = _split_description(description)
+
+    arxiv_id = _first_id(guid, desc_id, _entry_str(entry, "link"))
+    title = _clean(_entry_str(entry, "title"))
+    if arxiv_id is None or not title:
+        log.warning("rss item skipped: no id or title (guid=%r)", _short(guid or "", 60))
+        return None
+    # No version anywhere (never seen from arXiv): 1 is the least it can be.
+    version = arxiv_id.version or 1
+
+    raw_type = _entry_str(entry, "arxiv_announce_type") or desc_type
+    announce = _ANNOUNCE_TYPES.get(raw_type.strip().lower()) if raw_type else None
+    if raw_type and announce is None:
+        unknown_types.add(_short(raw_type, 30))
+
+    creators = _entry_str(entry, "author")
+    categories = _categories(_tag_terms(entry))
+    return Paper(
+        id=arxiv_id.id,
+        version=version,
+        title=title,
+        abstract=_clean(abstract),
+        authors=split_author_list(creators) if creators else (),
+        primary_category=categories[0] if categories else "",
+        categories=categories,
+        published=_struct_to_utc(dict.get(entry, "published_parsed")),
+        journal_ref=_optional(dict.get(entry, "arxiv_journal_reference")),
+        doi=_optional(dict.get(entry, "arxiv_doi")),
+        announce_type=announce,
+    )
+
+
+def _first_id(*candidates: str | None) -> ArxivId | None:
+    """The first candidate that parses, with its version taken from a later one if it has none."""
+    found = [p for p in (parse_arxiv_id_or_none(c) for c in candidates if c) if p is not None]
+    if not found:
+        return None
+    first = found[0]
+    if first.version is None:
+        for other in found[1:]:
+            if other.id == first.id and other.version is not None:
+                return other
+    return first
+
+
+# ---- Atom -----------------------------------------------------------------------------------
+
+_API_ERROR_IDS = ("http://arxiv.org/api/errors", "https://arxiv.org/api/errors")
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
+def parse_atom(data: bytes) -> AtomResult:
+    """Parse an API answer (`/api/query`) or an author feed (`arxiv.org/a/ID.atom`)."""
+    root = _sniff(data)
+    if root != "feed":
+        raise FeedError(f"expected an Atom feed, got a <{root}> document")
+    return _parse_atom_checked(data, root)
+
+
+def _parse_atom_checked(data: bytes, root: str) -> AtomResult:
+    _require_complete(data, root)
+    parsed = _feedparser(data)
+    version = parsed.get("version") or ""
+    if not version.startswith("atom"):
+        raise FeedError(f"unsupported Atom flavour {version or 'unknown'!r}")
+    entries = parsed.get("entries") or ()
+    for entry in entries:
+        _raise_if_api_error(entry)
+
+    papers: list[Paper] = []
+    skipped = 0
+    for index, entry in enumerate(entries):
+        try:
+            paper = _atom_paper(entry)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("atom entry %d unreadable: %s", index, _short(str(exc)))
+            paper = None
+        if paper is None:
+            skipped += 1
+        else:
+            papers.append(paper)
+
+    feed = parsed.get("feed") or {}
+    return AtomResult(
+        papers=tuple(papers),
+        total_results=_int_or_none(dict.get(feed, "opensearch_totalresults")),
+        start_index=_int_or_none(dict.get(feed, "opensearch_startindex")),
+        items_per_page=_int_or_none(dict.get(feed, "opensearch_itemsperpage")),
+        skipped=skipped,
+    )
+
+
+def _raise_if_api_error(entry: Any) -> None:
+    # The API reports errors as a feed with one entry titled "Error" whose id
+    # points at its error docs. A real paper titled "Error" has an arXiv id.
+    entry_id = _entry_str(entry, "id") or ""
+    title = _clean(_entry_str(entry, "title"))
+    if entry_id.startswith(_API_ERROR_IDS) or (
+        title == "Error" and parse_arxiv_id_or_none(entry_id) is None
+    ):
+        message = _short(_entry_str(entry, "summary") or "unspecified error", 200)
+        raise ArxivApiError(f"arXiv API error: {message}")
+
+
+def _atom_text(entry: Any, key: str) -> str:
+    value = _entry_str(entry, key) or ""
+    detail = dict.get(entry, f"{key}_detail")
+    if isinstance(detail, dict) and detail.get("type") in ("text/html", "application/xhtml+xml"):
+        value = html.unescape(_HTML_TAG.sub(" ", value))
+    return value
+
+
+def _atom_paper(entry: Any) -> Paper | None:
+    summary = _atom_text(entry, "summary")
+    if not summary:
+        contents = dict.get(entry, "content") or ()
+        summary = next((c.get("value") or "" for c in contents if isinstance(c, dict)), "")
+    desc_id, desc_type, abstract = _split_description(summary)
+
+    entry_id = _entry_str(entry, "id")
+    links = [link.get("href") for link in dict.get(entry, "links") or () if isinstance(link, dict)]
+    arxiv_id = _first_id(entry_id, desc_id, *links)
+    title = _clean(_atom_text(entry, "title"))
+    if arxiv_id is None or not title:
+        log.warning("atom entry skipped: no id or title (id=%r)", _short(entry_id or "", 60))
+        return None
+    version = arxiv_id.version or 1
+
+    raw_type = _entry_str(entry, "arxiv_announce_type") or desc_type
+    primary = dict.get(entry, "arxiv_primary_category")
+    primary_term = primary.get("term") if isinstance(primary, dict) else None
+    categories = _categories(_tag_terms(entry), primary_term)
+    authors = _authors_from_names(
+        author.get("name")
+        for author in dict.get(entry, "authors") or ()
+        if isinstance(author, dict)
+    )
+    journal_ref = dict.get(entry, "arxiv_journal_ref") or dict.get(entry, "arxiv_journal_reference")
+    return Paper(
+        id=arxiv_id.id,
+        version=version,
+        title=title,
+        abstract=_clean(abstract),
+        authors=authors,
+        primary_category=categories[0] if categories else "",
+        categories=categories,
+        published=_struct_to_utc(dict.get(entry, "published_parsed")),
+        updated=_struct_to_utc(dict.get(entry, "updated_parsed")),
+        comment=_optional(dict.get(entry, "arxiv_comment")),
+        journal_ref=_optional(journal_ref),
+        doi=_optional(dict.get(entry, "arxiv_doi")),
+        announce_type=_ANNOUNCE_TYPES.get(raw_type.strip().lower()) if raw_type else None,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+# ---- OAI-PMH --------------------------------------------------------------------------------
+
+_OAI = "{http://www.openarchives.org/OAI/2.0/}"
+_ARXIV = "{http://arxiv.org/OAI/arXiv/}"
+
+
+class _Refused(Exception):
+    pass
+
+
+def _qualified(name: str) -> str:
+    # expat with namespace_separator="}" reports "uri}local"; ElementTree wants "{uri}local".
+    return "{" + name if "}" in name else name
+
+
+def _parse_xml(data: bytes) -> ET.Element:
+    """ElementTree from expat with DOCTYPE and entity declarations refused outright."""
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def refuse(*_args: object) -> None:
+        raise _Refused
+
+    def on_start(name: str, attrs: dict[str, str]) -> None:
+        builder.start(_qualified(name), {_qualified(k): v for k, v in attrs.items()})
+
+    def on_end(name: str) -> None:
+        builder.end(_qualified(name))
+
+    parser.StartElementHandler = on_start
+    parser.EndElementHandler = on_end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.buffer_text = True
+    try:
+        parser.Parse(data, True)
+    except _Refused:
+        raise FeedError("documents with a DOCTYPE are refused") from None
+    except expat.ExpatError as exc:
+        raise FeedError(f"malformed XML ({_short(str(exc), 80)})") from None
+    return builder.close()
+
+
+def parse_oai(data: bytes) -> tuple[Paper, ...]:
+    """Papers of an OAI-PMH ListRecords/GetRecord answer in arXiv's `arXiv` metadata format."""
+    return parse_oai_page(data).papers
+
+
+def parse_oai_page(data: bytes) -> OaiPage:
+    """Like `parse_oai`, plus the resumption token a harvester needs for the next page."""
+    root = _sniff(data)
+    if root != "OAI-PMH":
+        raise FeedError(f"expected an OAI-PMH response, got a <{root}> document")
+    return _parse_oai_checked(data, root)
+
+
+def _parse_oai_checked(data: bytes, root_name: str) -> OaiPage:
+    _require_complete(data, root_name)
+    root = _parse_xml(data)
+    if root.tag != f"{_OAI}OAI-PMH":
+        raise FeedError("not an OAI-PMH 2.0 response")
+    error = root.find(f"{_OAI}error")
+    if error is not None:
+        code = error.get("code") or "unknown"
+        if code == "noRecordsMatch":  # a harvest window with nothing in it
+            return OaiPage((), None, 0, None)
+        raise ArxivApiError(f"OAI-PMH error {_short(code, 40)}: {_short(error.text or '', 160)}")
+    container = root.find(f"{_OAI}ListRecords")
+    if container is None:
+        container = root.find(f"{_OAI}GetRecord")
+    if container is None:
+        raise FeedError("OAI-PMH response has neither ListRecords nor GetRecord")
+
+    papers: list[Paper] = []
+    skipped = deleted = 0
+    for record in container.iterfind(f"{_OAI}record"):
+        header = record.find(f"{_OAI}header")
+        if header is not None and header.get("status") == "deleted":
+            deleted += 1
+            continue
+        metadata = record.find(f"{_OAI}metadata/{_ARXIV}arXiv")
+        paper = _oai_paper(metadata) if metadata is not None else None
+        if paper is None:
+            skipped += 1
+            identifier = header.findtext(f"{_OAI}identifier") if header is not None else None
+            log.warning("oai record skipped (identifier=%r)", _short(identifier or "", 60))
+        else:
+            papers.append(paper)
+    if skipped and not papers:
+        raise FeedError("no OAI-PMH record in the arXiv metadata format (metadataPrefix=arXiv)")
+
+    token = container.find(f"{_OAI}resumptionToken")
+    attrs = token.attrib if token is not None else {}
+    token_text = (token.text or "").strip() if token is not None else ""
+    return OaiPage(
+        papers=tuple(papers),
+        resumption_token=token_text or None,
+        complete_list_size=_int_or_none(attrs.get("completeListSize")),
+        cursor=_int_or_none(attrs.get("cursor")),
+        skipped=skipped,
+        deleted=deleted,
+    )
+
+
+def _oai_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip()[:10]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _oai_paper(meta: ET.Element) -> Paper | None:
+    arxiv_id = parse_arxiv_id_or_none(meta.findtext(f"{_ARXIV}id") or "")
+    title = _clean(meta.findtext(f"{_ARXIV}title"))
+    if arxiv_id is None or not title:
+        return None
+    authors: list[str] = []
+    for author in meta.iterfind(f"{_ARXIV}authors/{_ARXIV}author"):
+        parts = (
+            author.findtext(f"{_ARXIV}forenames"),
+            author.findtext(f"{_ARXIV}keyname"),
+            author.findtext(f"{_ARXIV}suffix"),
+        )
+        name = clean_author_name(" ".join(p for p in parts if p))
+        if name:
+            authors.append(name)
+    categories = _categories((meta.findtext(f"{_ARXIV}categories") or "").split())
+    created = _oai_date(meta.findtext(f"{_ARXIV}created"))
+    updated = _oai_date(meta.findtext(f"{_ARXIV}updated"))
+    return Paper(
+        id=arxiv_id.id,
+        # The arXiv format names no version; `updated` only exists once there
+        # is a v2, so 2 is the least the version can be then.
+        version=arxiv_id.version or (2 if updated is not None else 1),
+        title=title,
+        abstract=_clean(meta.findtext(f"{_ARXIV}abstract")),
+        authors=tuple(authors),
+        primary_category=categories[0] if categories else "",
+        categories=categories,
+        published=created,
+        updated=updated,
+        comment=_optional(meta.findtext(f"{_ARXIV}comments")),
+        journal_ref=_optional(meta.findtext(f"{_ARXIV}journal-ref")),
+        doi=_optional(meta.findtext(f"{_ARXIV}doi")),
+    )
+
+
+# ---- any document ---------------------------------------------------------------------------
+
+
+def parse_document(data: bytes) -> tuple[Paper, ...]:
+    """Papers of a saved RSS listing, Atom feed or OAI-PMH response, whichever `data` is."""
+    root = _sniff(data)
+    if root == "rss":
+        return _parse_rss_checked(data, root).papers
+    if root == "feed":
+        return _parse_atom_checked(data, root).papers
+    if root == "OAI-PMH":
+        return _parse_oai_checked(data, root).papers
+    raise FeedError(f"unsupported document: root element <{_short(root, 40)}>")
