@@ -129,7 +129,8 @@ class SubscriptionRepository:
                 _DESTINATION_SELECT + " WHERE d.kind = ? AND d.target_id = ?",
                 (kind.value, target_id),
             )
-        assert row is not None  # just upserted under the write lock
+        if row is None:  # pragma: no cover - just upserted under the write lock
+            raise LookupError(f"destination {kind.value} {target_id} vanished")
         return destination_from_row(row)
 
     async def get_destination(self, destination_id: int) -> Destination | None:
@@ -286,6 +287,28 @@ class SubscriptionRepository:
             " ORDER BY s.match_key"
         )
         return [str(row[0]) for row in rows]
+
+    async def needs_all_papers(self) -> bool:
+        """Whether an unpaused destination has an author or keyword subscription.
+
+        Those can match a paper of any category, so the poller must read every
+        archive's listing, not only the subscribed categories.
+        """
+        row = await self.db.fetchone(
+            "SELECT EXISTS (SELECT 1 FROM subscriptions AS s JOIN destinations AS d"
+            " ON d.id = s.destination_id WHERE s.kind IN ('author', 'keyword')"
+            " AND d.paused_reason IS NULL)"
+        )
+        return bool(row and row[0])
+
+    async def creators(self, destination_id: int) -> list[int]:
+        """Users who created the destination's subscriptions (to tell them it was paused)."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT created_by FROM subscriptions WHERE destination_id = ?"
+            " ORDER BY created_by",
+            (destination_id,),
+        )
+        return [int(row[0]) for row in rows]
 
     async def candidates(
         self,

@@ -241,6 +241,32 @@ async def test_all_categories_skips_paused_destinations(repo: SubscriptionReposi
     assert await repo.all_categories() == ["cs.LG"]
 
 
+async def test_needs_all_papers_only_for_live_author_or_keyword(
+    repo: SubscriptionRepository,
+) -> None:
+    """Author and keyword subscriptions of unpaused destinations need every archive polled."""
+    a = await repo.ensure_destination(CHANNEL, 100, 1)
+    b = await repo.ensure_destination(DM, 7, None)
+    await subscribe(repo, a, CATEGORY, "cs.LG")
+    assert not await repo.needs_all_papers()
+    await subscribe(repo, b, KEYWORD, "transformers", "transformers")
+    assert await repo.needs_all_papers()
+    await repo.pause_destination(b.id, "DMs closed", NOW)
+    assert not await repo.needs_all_papers()
+
+
+async def test_creators_lists_distinct_users(repo: SubscriptionRepository) -> None:
+    """creators() names each user who subscribed the destination once."""
+    a = await repo.ensure_destination(CHANNEL, 100, 1)
+    other = await repo.ensure_destination(CHANNEL, 101, 1)
+    await subscribe(repo, a, CATEGORY, "cs.LG", user=9)
+    await subscribe(repo, a, CATEGORY, "cs.AI", user=3)
+    await subscribe(repo, a, AUTHOR, "legg", "s", user=9)
+    await subscribe(repo, other, AUTHOR, "legg", "s", user=5)
+    assert await repo.creators(a.id) == [3, 9]
+    assert await repo.creators(999) == []
+
+
 async def test_candidates_match_keys_per_kind(repo: SubscriptionRepository) -> None:
     """Candidates are the subscriptions whose (kind, match_key) is among the batch's keys."""
     dest = await repo.ensure_destination(CHANNEL, 100, 1)
