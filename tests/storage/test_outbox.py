@@ -1,0 +1,341 @@
+"""Tests for storage.outbox: idempotent enqueue, claiming, state transitions and cascades."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database
+from storage.models import AnnounceType, DeliveryStatus, DestinationKind, Paper
+from storage.outbox import DeliveryOutbox
+from storage.papers import PaperRepository
+from storage.subscriptions import SubscriptionRepository
+
+NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
+CHANNEL = DestinationKind.CHANNEL
+DM = DestinationKind.DM
+
+
+def make_paper(number: int, **changes: object) -> Paper:
+    fields: dict[str, object] = {
+        "id": f"2411.{number:05d}",
+        "version": 1,
+        "title": f"Paper number {number}",
+        "abstract": f"We study problem {number}.",
+        "authors": ("Shane Legg", "Marcus Hutter"),
+        "primary_category": "cs.LG",
+        "categories": ("cs.LG", "cs.AI"),
+        "published": NOW - timedelta(hours=5),
+        "announce_type": AnnounceType.NEW,
+    }
+    fields.update(changes)
+    return Paper(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "paperbell.sqlite3")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def outbox(db: Database) -> DeliveryOutbox:
+    return DeliveryOutbox(db)
+
+
+@pytest.fixture
+def subs(db: Database) -> SubscriptionRepository:
+    return SubscriptionRepository(db)
+
+
+@pytest.fixture
+async def papers(db: Database) -> list[Paper]:
+    stored = [make_paper(n) for n in range(1, 6)]
+    await PaperRepository(db).upsert_many(stored)
+    return stored
+
+
+async def enqueue(
+    db: Database,
+    outbox: DeliveryOutbox,
+    items: list[tuple[int, str, tuple[str, ...]]],
+    now: datetime = NOW,
+) -> int:
+    async with db.transaction() as conn:
+        return await outbox.enqueue(conn, items, now=now)
+
+
+async def test_enqueue_is_idempotent(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """Queuing the same (destination, paper) again creates nothing; repeats in a call merge."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    first = await enqueue(
+        db,
+        outbox,
+        [
+            (dest.id, papers[0].id, ("category: cs.LG",)),
+            (dest.id, papers[0].id, ("author: Shane Legg", "category: cs.LG")),
+            (dest.id, papers[1].id, ("category: cs.LG",)),
+        ],
+    )
+    again = await enqueue(db, outbox, [(dest.id, papers[0].id, ("keyword: x",))])
+    assert (first, again) == (2, 0)
+    due = await outbox.claim_due(now=NOW, limit=10)
+    assert [(d.paper.id, d.matched) for d in due] == [
+        (papers[0].id, ("category: cs.LG", "author: Shane Legg")),
+        (papers[1].id, ("category: cs.LG",)),
+    ]
+
+
+async def test_enqueue_rolls_back_with_callers_transaction(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """Deliveries queued in a transaction that fails are not left behind."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await outbox.enqueue(conn, [(dest.id, papers[0].id, ("c",))], now=NOW)
+            raise RuntimeError("ingest failed after enqueue")
+    assert await outbox.pending_count() == 0
+
+
+async def test_enqueue_unknown_paper_raises(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A delivery for a paper that was never stored is a caller bug and queues nothing."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    with pytest.raises(LookupError, match=r"9999\.99999"):
+        await enqueue(db, outbox, [(dest.id, papers[0].id, ()), (dest.id, "9999.99999", ())])
+    assert await outbox.pending_count() == 0
+
+
+async def test_claim_due_oldest_first_grouped_by_destination(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """The oldest due rows are claimed, each destination's rows adjacent and in order."""
+    a = await subs.ensure_destination(CHANNEL, 100, 1)
+    b = await subs.ensure_destination(CHANNEL, 200, 1)
+    await enqueue(db, outbox, [(b.id, papers[0].id, ())], now=NOW - timedelta(minutes=5))
+    await enqueue(db, outbox, [(a.id, papers[1].id, ())], now=NOW - timedelta(minutes=4))
+    await enqueue(db, outbox, [(b.id, papers[2].id, ())], now=NOW - timedelta(minutes=3))
+    await enqueue(db, outbox, [(a.id, papers[3].id, ())], now=NOW - timedelta(minutes=2))
+    await enqueue(db, outbox, [(a.id, papers[4].id, ())], now=NOW - timedelta(minutes=1))
+    due = await outbox.claim_due(now=NOW, limit=4)
+    assert [(d.destination.id, d.paper.id) for d in due] == [
+        (b.id, papers[0].id),
+        (b.id, papers[2].id),
+        (a.id, papers[1].id),
+        (a.id, papers[3].id),
+    ]
+    assert await outbox.claim_due(now=NOW, limit=0) == []
+
+
+async def test_claim_due_loads_paper_and_destination(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository
+) -> None:
+    """A claimed delivery carries the stored paper and its destination, fields intact."""
+    paper = make_paper(
+        42,
+        version=3,
+        authors=("Grégoire Delétang", "ATLAS Collaboration"),
+        categories=("cs.LG", "stat.ML", "cs.AI"),
+        updated=NOW - timedelta(hours=1),
+        comment="12 pages",
+        journal_ref="JMLR 1 (2024)",
+        doi="10.1000/xyz",
+        announce_type=AnnounceType.REPLACE_CROSS,
+    )
+    await PaperRepository(db).upsert_many([paper])
+    dest = await subs.ensure_destination(DM, 7, None)
+    await enqueue(db, outbox, [(dest.id, paper.id, ("author: G. Deletang",))])
+    [delivery] = await outbox.claim_due(now=NOW, limit=5)
+    assert delivery.destination == dest
+    assert delivery.paper.first_seen is not None
+    assert delivery.paper == replace(paper, first_seen=delivery.paper.first_seen)
+    assert (delivery.status, delivery.attempts, delivery.matched) == (
+        DeliveryStatus.PENDING,
+        0,
+        ("author: G. Deletang",),
+    )
+    assert delivery.created_at == NOW and delivery.next_attempt_at == NOW
+    assert delivery.batch_id is None and delivery.sent_at is None
+
+
+async def test_claim_due_skips_future_and_paused(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """Rows not yet due and rows of paused destinations are not claimed."""
+    live = await subs.ensure_destination(CHANNEL, 100, 1)
+    paused = await subs.ensure_destination(CHANNEL, 200, 1)
+    await enqueue(db, outbox, [(live.id, papers[0].id, ()), (paused.id, papers[0].id, ())])
+    await enqueue(db, outbox, [(live.id, papers[1].id, ())], now=NOW + timedelta(seconds=1))
+    await subs.pause_destination(paused.id, "403", NOW)
+    due = await outbox.claim_due(now=NOW, limit=10)
+    assert [(d.destination.id, d.paper.id) for d in due] == [(live.id, papers[0].id)]
+    await subs.resume_destination(paused.id)
+    due = await outbox.claim_due(now=NOW + timedelta(seconds=1), limit=10)
+    assert len(due) == 3
+
+
+async def test_claim_due_filters_guilds_and_dms(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """guild_ids restricts channels to those guilds; include_dms toggles DMs."""
+    g1 = await subs.ensure_destination(CHANNEL, 100, 1)
+    g2 = await subs.ensure_destination(CHANNEL, 200, 2)
+    dm = await subs.ensure_destination(DM, 7, None)
+    await enqueue(db, outbox, [(d.id, papers[0].id, ()) for d in (g1, g2, dm)])
+
+    async def claimed(**kwargs: object) -> set[int]:
+        return {d.destination.id for d in await outbox.claim_due(now=NOW, limit=10, **kwargs)}  # type: ignore[arg-type]
+
+    assert await claimed() == {g1.id, g2.id, dm.id}
+    assert await claimed(include_dms=False) == {g1.id, g2.id}
+    assert await claimed(guild_ids=[2]) == {g2.id, dm.id}
+    assert await claimed(guild_ids={1, 3}, include_dms=False) == {g1.id}
+    assert await claimed(guild_ids=[]) == {dm.id}
+    assert await claimed(guild_ids=[], include_dms=False) == set()
+
+
+async def test_mark_sent_records_message_and_stops_claiming(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """Sent deliveries keep the Discord message id and are never claimed again."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    await enqueue(db, outbox, [(dest.id, p.id, ()) for p in papers[:3]])
+    first, second, third = await outbox.claim_due(now=NOW, limit=10)
+    sent_at = NOW + timedelta(seconds=2)
+    assert await outbox.mark_sent([first.id, second.id], message_id=555, at=sent_at) == 2
+    assert [d.id for d in await outbox.claim_due(now=NOW, limit=10)] == [third.id]
+    sent = await outbox.sent_for_destination(dest.id)
+    assert [(d.id, d.message_id, d.sent_at, d.status) for d in sent] == [
+        (first.id, 555, sent_at, DeliveryStatus.SENT),
+        (second.id, 555, sent_at, DeliveryStatus.SENT),
+    ]
+    # A late retry or failure report must not undo a confirmed send.
+    assert await outbox.mark_retry([first.id], error="late", next_attempt_at=NOW) == 0
+    assert await outbox.mark_failed([first.id], error="late") == 0
+    assert (await outbox.get(first.id)) == sent[0]
+
+
+async def test_mark_retry_postpones_and_counts_attempts(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A retried delivery stays pending, counts the attempt and is due again only later."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    await enqueue(db, outbox, [(dest.id, papers[0].id, ())])
+    [delivery] = await outbox.claim_due(now=NOW, limit=10)
+    later = NOW + timedelta(minutes=10)
+    assert await outbox.mark_retry([delivery.id], error="503", next_attempt_at=later) == 1
+    assert await outbox.claim_due(now=later - timedelta(microseconds=1), limit=10) == []
+    [again] = await outbox.claim_due(now=later, limit=10)
+    assert (again.id, again.attempts, again.last_error, again.status) == (
+        delivery.id,
+        1,
+        "503",
+        DeliveryStatus.PENDING,
+    )
+    assert again.next_attempt_at == later
+    await outbox.mark_retry([delivery.id], error="503 again", next_attempt_at=later)
+    retried = await outbox.get(delivery.id)
+    assert retried is not None and retried.attempts == 2
+
+
+async def test_mark_failed_is_final(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A failed delivery is kept with its error, never claimed, and never re-queued."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    await enqueue(db, outbox, [(dest.id, papers[0].id, ())])
+    [delivery] = await outbox.claim_due(now=NOW, limit=10)
+    assert await outbox.mark_failed([delivery.id], error="403 Missing Access") == 1
+    failed = await outbox.get(delivery.id)
+    assert failed is not None
+    assert (failed.status, failed.last_error, failed.attempts) == (
+        DeliveryStatus.FAILED,
+        "403 Missing Access",
+        1,
+    )
+    assert await outbox.claim_due(now=NOW + timedelta(days=1), limit=10) == []
+    assert await enqueue(db, outbox, [(dest.id, papers[0].id, ())]) == 0
+    assert await outbox.mark_sent([delivery.id], message_id=1, at=NOW) == 0
+
+
+async def test_counts_by_status(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """counts() reports every status, pending_count() the pending ones."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    assert await outbox.counts() == {s: 0 for s in DeliveryStatus}
+    await enqueue(db, outbox, [(dest.id, p.id, ()) for p in papers])
+    ids = [d.id for d in await outbox.claim_due(now=NOW, limit=10)]
+    await outbox.mark_sent(ids[:2], message_id=1, at=NOW)
+    await outbox.mark_failed(ids[2:3], error="gone")
+    assert await outbox.counts() == {
+        DeliveryStatus.PENDING: 2,
+        DeliveryStatus.SENT: 2,
+        DeliveryStatus.FAILED: 1,
+    }
+    assert await outbox.pending_count() == 2
+
+
+async def test_remove_destination_drops_its_deliveries(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A deleted channel's pending deliveries go with it; other destinations keep theirs."""
+    gone = await subs.ensure_destination(CHANNEL, 100, 1)
+    kept = await subs.ensure_destination(CHANNEL, 200, 1)
+    await enqueue(db, outbox, [(gone.id, papers[0].id, ()), (kept.id, papers[0].id, ())])
+    await subs.remove_destination(gone.id)
+    assert [d.destination.id for d in await outbox.claim_due(now=NOW, limit=10)] == [kept.id]
+    assert await outbox.pending_count() == 1
+
+
+async def test_enqueue_backfill_queues_stored_papers_once(
+    outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A backfill queues the given stored papers for one destination, skipping queued ones."""
+    dest = await subs.ensure_destination(DM, 7, None)
+    ids = [p.id for p in papers[:3]]
+    assert await outbox.enqueue_backfill(dest.id, ids, ["author: S. Legg"], NOW) == 3
+    assert await outbox.enqueue_backfill(dest.id, [papers[3].id, *ids], ["x"], NOW) == 1
+    due = await outbox.claim_due(now=NOW, limit=10)
+    assert [d.paper.id for d in due] == [*ids, papers[3].id]
+    assert due[0].matched == ("author: S. Legg",)
+
+
+async def test_assign_batch_binds_pending_unbound_rows_once(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A batch takes the smallest delivery id; bound or finished rows are not rebound."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    await enqueue(db, outbox, [(dest.id, p.id, ()) for p in papers[:4]])
+    d1, d2, d3, d4 = await outbox.claim_due(now=NOW, limit=10)
+    await outbox.mark_sent([d4.id], message_id=9, at=NOW)
+    assert await outbox.assign_batch([d3.id, d2.id]) == d2.id
+    assert await outbox.assign_batch([d2.id, d3.id]) is None
+    assert await outbox.assign_batch([d4.id]) is None
+    assert await outbox.assign_batch([]) is None
+    assert await outbox.assign_batch([d1.id, d2.id]) == d1.id  # only d1 was still unbound
+    batches = {d.id: d.batch_id for d in await outbox.claim_due(now=NOW, limit=10)}
+    assert batches == {d1.id: d1.id, d2.id: d2.id, d3.id: d2.id}
+
+
+async def test_claim_due_keeps_batches_whole(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """A claimed row brings its whole batch along, even past the limit."""
+    dest = await subs.ensure_destination(CHANNEL, 100, 1)
+    await enqueue(db, outbox, [(dest.id, p.id, ()) for p in papers])
+    ids = [d.id for d in await outbox.claim_due(now=NOW, limit=10)]
+    await outbox.assign_batch(ids[:3])
+    later = NOW + timedelta(minutes=1)
+    await outbox.mark_retry(ids[:3], error="503", next_attempt_at=later)
+    assert [d.id for d in await outbox.claim_due(now=later, limit=1)] == ids[:3]
+    assert [d.id for d in await outbox.claim_due(now=NOW, limit=1)] == [ids[3]]
