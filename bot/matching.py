@@ -1,0 +1,189 @@
+"""Which subscriptions a batch of papers matches: pure functions, no I/O.
+
+The poller stores a batch, computes `match_keys` for the genuinely new papers,
+asks storage for the candidate subscriptions with those keys (an indexed
+lookup), and `match_subscriptions` makes the exact decision. The keys a
+subscription is stored under come from `keyword_match_key` and
+`author_match_key` here, so the index and the matcher read the same keys.
+
+Rules:
+- category: the category is one of the paper's categories. When it is not the
+  paper's primary category the paper is a cross-list for that subscription and
+  counts only with `include_cross`. The primary category decides, not the RSS
+  `announce_type`, because arXiv computes that against the requested feed:
+  in `cs.AI+cs.LG` a cs.AI paper cross-listed to cs.LG is "new".
+- author: some author of the paper has the subscription's surname key and
+  compatible given names (`S. Legg` ~ `Shane Legg`, not `Peter Legg`).
+- keyword: the phrase's tokens occur consecutively, as whole words, in the
+  title or in the abstract (`gen` does not match "generalization").
+- replacements (`replace`, `replace-cross`) count only for subscriptions with
+  `include_replacements`. Note that `PaperRepository.upsert_many` reports only
+  papers it had never stored, so a replacement reaches the matcher only when
+  its earlier version was never seen (e.g. before the bot was installed).
+- one `Match` per (destination, paper), listing every subscription of that
+  destination that matched; paused destinations never match.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.errors import InvalidInputError
+from storage.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
+from storage.names import author_key, given_compatible, keyword_tokens, query_key
+
+log = logging.getLogger(__name__)
+
+REPLACEMENT_TYPES = frozenset({AnnounceType.REPLACE, AnnounceType.REPLACE_CROSS})
+CROSS_TYPES = frozenset({AnnounceType.CROSS, AnnounceType.REPLACE_CROSS})
+
+
+@dataclass(frozen=True, slots=True)
+class MatchKeys:
+    """Every key a batch of papers could be matched under, for the candidate lookup."""
+
+    categories: frozenset[str]
+    surnames: frozenset[str]
+    keyword_tokens: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One paper for one destination, with the descriptions of the subscriptions that matched."""
+
+    destination: Destination
+    paper: Paper
+    matched: tuple[str, ...]
+
+
+def keyword_match_key(phrase: str) -> tuple[str, str]:
+    """(match_key, given_key) for a keyword subscription.
+
+    given_key is the normalized phrase (its tokens joined by single spaces);
+    match_key is its longest token, the most selective one to index on
+    (the first of equally long ones).
+    """
+    tokens = keyword_tokens(phrase)
+    if not tokens:
+        raise InvalidInputError(f"{phrase!r} has no words to look for")
+    return max(tokens, key=len), " ".join(tokens)
+
+
+def author_match_key(name: str) -> tuple[str, str]:
+    """(surname key, given key) for an author subscription typed by a user."""
+    key = query_key(name)
+    if not key.surname:
+        raise InvalidInputError(f"{name!r} does not look like an author name")
+    return key.surname, key.given_key
+
+
+def paper_categories(paper: Paper) -> tuple[str, ...]:
+    """The paper's categories, primary first, without repeats or blanks."""
+    return tuple(c for c in dict.fromkeys((paper.primary_category, *paper.categories)) if c)
+
+
+def is_cross(paper: Paper, category: str) -> bool:
+    """Whether `paper` is a cross-list as far as a subscription to `category` goes."""
+    if paper.primary_category:
+        return category != paper.primary_category
+    # No primary known (should not happen): trust the listing's own word.
+    return paper.announce_type in CROSS_TYPES
+
+
+def match_keys(papers: Sequence[Paper]) -> MatchKeys:
+    """The category, surname and keyword-token keys under which `papers` can match."""
+    categories: set[str] = set()
+    surnames: set[str] = set()
+    tokens: set[str] = set()
+    for paper in papers:
+        categories.update(paper_categories(paper))
+        for name in paper.authors:
+            surname = author_key(name).surname
+            if surname:
+                surnames.add(surname)
+        tokens.update(keyword_tokens(paper.title))
+        tokens.update(keyword_tokens(paper.abstract))
+    return MatchKeys(frozenset(categories), frozenset(surnames), frozenset(tokens))
+
+
+class _Index:
+    """Candidates bucketed by the key each paper feature is looked up with."""
+
+    def __init__(self, candidates: Iterable[Subscription]) -> None:
+        self.by_category: dict[str, list[Subscription]] = defaultdict(list)
+        self.by_surname: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(list)
+        # Keyword subscriptions are bucketed by their phrase's first token, so a
+        # paper's token positions find phrase starts directly; the stored
+        # match_key only has to be selective enough for the database lookup.
+        self.by_first_token: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(
+            list
+        )
+        seen: set[int] = set()
+        for sub in candidates:
+            if sub.id in seen or sub.destination.paused:
+                continue
+            seen.add(sub.id)
+            if sub.kind is SubscriptionKind.CATEGORY:
+                self.by_category[sub.match_key].append(sub)
+            elif sub.kind is SubscriptionKind.AUTHOR:
+                self.by_surname[sub.match_key].append((sub, tuple(sub.given_key.split())))
+            else:
+                phrase = tuple(sub.given_key.split())
+                if phrase:
+                    self.by_first_token[phrase[0]].append((sub, phrase))
+                else:
+                    log.warning("keyword subscription %d has an empty phrase", sub.id)
+
+
+def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, token in enumerate(tokens):
+        positions[token].append(i)
+    return positions
+
+
+def _matching_subscriptions(paper: Paper, index: _Index) -> Iterable[Subscription]:
+    for category in paper_categories(paper):
+        subs = index.by_category.get(category)
+        if subs:
+            cross = is_cross(paper, category)
+            yield from (sub for sub in subs if sub.include_cross or not cross)
+    for name in paper.authors:
+        key = author_key(name)
+        for sub, given in index.by_surname.get(key.surname, ()):
+            if given_compatible(given, key.given):
+                yield sub
+    for text in (paper.title, paper.abstract):
+        tokens = keyword_tokens(text)
+        for token, starts in _token_positions(tokens).items():
+            for sub, phrase in index.by_first_token.get(token, ()):
+                width = len(phrase)
+                if any(tuple(tokens[s : s + width]) == phrase for s in starts):
+                    yield sub
+
+
+def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscription]) -> list[Match]:
+    """One `Match` per (destination, paper) that some candidate subscription matches.
+
+    Ordered by paper (input order), then destination id; `matched` lists the
+    descriptions of the matching subscriptions in subscription-id order.
+    Cost is linear in the papers' features plus the hits: candidates are
+    bucketed once, never scanned per paper.
+    """
+    index = _Index(candidates)
+    matches: list[Match] = []
+    for paper in papers:
+        replacement = paper.announce_type in REPLACEMENT_TYPES
+        hits: dict[int, dict[int, Subscription]] = defaultdict(dict)
+        for sub in _matching_subscriptions(paper, index):
+            if replacement and not sub.include_replacements:
+                continue
+            hits[sub.destination.id][sub.id] = sub
+        for destination_id in sorted(hits):
+            subs = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
+            descriptions = tuple(dict.fromkeys(sub.describe() for sub in subs))
+            matches.append(Match(subs[0].destination, paper, descriptions))
+    return matches
