@@ -1,0 +1,377 @@
+"""Subscriptions as users see them: subscribe, unsubscribe, list, backfill.
+
+`SubscriptionService` holds the rules (validation, quotas, who may remove
+what); the cogs and the CLI only translate. It never imports discord:
+permission checks happen on Discord objects in the cog and arrive here as
+booleans. A new subscription never posts the past on its own; matching happens
+at ingest, and `backfill` queues at most 10 stored papers through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.categories import normalize_category
+from bot.config import Settings
+from bot.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
+from bot.matching import author_match_key, keyword_match_key, match_subscriptions
+from bot.services import PaperService, utcnow
+from storage.models import (
+    Destination,
+    DestinationKind,
+    Paper,
+    Subscription,
+    SubscriptionKind,
+)
+from storage.names import names_ambiguous
+
+log = logging.getLogger(__name__)
+
+MAX_AUTHOR_LENGTH = 100
+MIN_KEYWORD_LENGTH = 3
+MAX_BACKFILL = 10
+MAX_CHOICES = 25  # Discord's autocomplete limit
+MAX_LABEL = 100  # Discord's limit for a choice name
+# Backfill looks at this many stored candidates per requested paper, because the
+# exact matcher (cross-lists, replacements, given names) may drop some.
+_BACKFILL_OVERSAMPLE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """What `subscribe` did. `matched_names` lists the stored spellings an author query hits."""
+
+    subscription: Subscription
+    created: bool
+    backfilled: int = 0
+    matched_names: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when the stored names it matches cannot all be one person (`Shane`/`Sarah Legg`)."""
+        return names_ambiguous(self.matched_names)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionListing:
+    """The subscriptions a user may see: this server's channels, and their own DMs."""
+
+    channel: list[Subscription]
+    dm: list[Subscription]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cleaned:
+    value: str
+    match_key: str
+    given_key: str
+
+
+def subscription_label(sub: Subscription, channel_name: str | None = None) -> str:
+    """A one-line label (<= 100 chars): `#papers · author: Shane Legg` or `DM · keyword: ...`."""
+    if sub.destination.kind is DestinationKind.DM:
+        where = "DM"
+    else:
+        where = f"#{channel_name}" if channel_name else f"#{sub.destination.target_id}"
+    label = f"{where} · {sub.describe()}"
+    if sub.destination.paused:
+        label += " (paused)"
+    if len(label) > MAX_LABEL:
+        label = label[: MAX_LABEL - 1] + "…"
+    return label
+
+
+class SubscriptionService:
+    """Subscription rules over the store that `papers` wraps."""
+
+    def __init__(
+        self,
+        papers: PaperService,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.papers = papers
+        self.settings = settings
+        self.clock = clock
+        self.repo = papers.subscriptions
+
+    # ---- subscribe -------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        actor_id: int,
+        guild_id: int | None,
+        channel_id: int | None,
+        kind: SubscriptionKind,
+        value: str,
+        include_cross: bool = True,
+        include_replacements: bool = False,
+        backfill: int = 0,
+    ) -> SubscribeResult:
+        """Subscribe a channel of `guild_id` (or, with `channel_id` None, the actor's DMs).
+
+        An identical existing subscription is returned with `created=False`
+        and its flags unchanged; quotas only count against new ones.
+        """
+        if not 0 <= backfill <= MAX_BACKFILL:
+            raise InvalidInputError(f"Backfill must be between 0 and {MAX_BACKFILL} papers.")
+        if channel_id is not None and guild_id is None:
+            raise InvalidInputError("Channel subscriptions can only be made inside a server.")
+        cleaned = self._clean(kind, value)
+        if channel_id is None:
+            dest_kind, target_id, dest_guild = DestinationKind.DM, actor_id, None
+        else:
+            dest_kind, target_id, dest_guild = DestinationKind.CHANNEL, channel_id, guild_id
+
+        existing_dest = await self.repo.destination_for(dest_kind, target_id)
+        existing = (
+            await self.repo.list_destination(existing_dest.id) if existing_dest is not None else []
+        )
+        duplicate = any(
+            s.kind is kind and s.match_key == cleaned.match_key and s.given_key == cleaned.given_key
+            for s in existing
+        )
+        if not duplicate:
+            await self._check_quotas(kind, actor_id, dest_guild, existing)
+
+        destination = existing_dest
+        if destination is None or destination.guild_id != dest_guild:
+            destination = await self.repo.ensure_destination(dest_kind, target_id, dest_guild)
+        subscription, created = await self.repo.add(
+            destination,
+            kind,
+            cleaned.value,
+            cleaned.match_key,
+            cleaned.given_key,
+            include_cross=include_cross,
+            include_replacements=include_replacements,
+            created_by=actor_id,
+            now=self.clock(),
+        )
+        if created:
+            log.info(
+                "subscribed subscription=%d destination=%d kind=%s by=%d",
+                subscription.id, destination.id, kind.value, actor_id,
+            )  # fmt: skip
+
+        matched_names: tuple[str, ...] = ()
+        if kind is SubscriptionKind.AUTHOR:
+            # limit=0: only the spellings, no papers.
+            match = await self.papers.papers.by_author(cleaned.value, limit=0, offset=0)
+            matched_names = tuple(match.matched_names)
+        backfilled = await self._backfill(subscription, backfill) if backfill else 0
+        return SubscribeResult(
+            subscription=subscription,
+            created=created,
+            backfilled=backfilled,
+            matched_names=matched_names,
+            note=self._note(subscription, created, kind, matched_names),
+        )
+
+    def _clean(self, kind: SubscriptionKind, value: str) -> _Cleaned:
+        text = " ".join(value.split())
+        if kind is SubscriptionKind.CATEGORY:
+            category = normalize_category(text)
+            return _Cleaned(category, category, "")
+        if kind is SubscriptionKind.AUTHOR:
+            if not text:
+                raise InvalidInputError("Give an author name, like `Shane Legg`.")
+            if len(text) > MAX_AUTHOR_LENGTH:
+                raise InvalidInputError(
+                    f"That name is {len(text):,} characters long; the limit is {MAX_AUTHOR_LENGTH}."
+                )
+            if not any(ch.isalpha() for ch in text):
+                raise InvalidInputError("An author name needs at least one letter.")
+            surname, given = author_match_key(text)
+            return _Cleaned(text, surname, given)
+        limit = self.settings.max_keyword_length
+        if not text:
+            raise InvalidInputError("Give a keyword or phrase to watch for.")
+        if len(text) > limit:
+            raise InvalidInputError(
+                f"That keyword is {len(text):,} characters long; the limit is {limit}."
+            )
+        token, phrase = keyword_match_key(text)
+        if len(phrase) < MIN_KEYWORD_LENGTH:
+            raise InvalidInputError(
+                f"A keyword needs at least {MIN_KEYWORD_LENGTH} letters or digits to be useful."
+            )
+        if len(phrase) > limit:
+            raise InvalidInputError(f"That keyword is too long; the limit is {limit} characters.")
+        return _Cleaned(text, token, phrase)
+
+    async def _check_quotas(
+        self,
+        kind: SubscriptionKind,
+        actor_id: int,
+        guild_id: int | None,
+        existing: Sequence[Subscription],
+    ) -> None:
+        settings = self.settings
+        if kind is SubscriptionKind.KEYWORD:
+            keywords = sum(1 for s in existing if s.kind is SubscriptionKind.KEYWORD)
+            if keywords >= settings.max_keywords_per_destination:
+                raise QuotaExceededError(
+                    f"This destination already watches {keywords} keywords; the limit is "
+                    f"{settings.max_keywords_per_destination}. Remove one with /unsubscribe first."
+                )
+        if guild_id is not None:
+            in_guild = await self.repo.count_for_guild(guild_id)
+            if in_guild >= settings.max_subscriptions_per_guild:
+                raise QuotaExceededError(
+                    f"This server already has {in_guild} channel subscriptions; the limit is "
+                    f"{settings.max_subscriptions_per_guild}."
+                )
+        by_user = await self.repo.count_for_user(actor_id)
+        if by_user >= settings.max_subscriptions_per_user:
+            raise QuotaExceededError(
+                f"You have already created {by_user} subscriptions; the limit is "
+                f"{settings.max_subscriptions_per_user}."
+            )
+
+    @staticmethod
+    def _note(
+        sub: Subscription, created: bool, kind: SubscriptionKind, matched: tuple[str, ...]
+    ) -> str | None:
+        notes: list[str] = []
+        if not created:
+            notes.append("This subscription already existed; its options were left unchanged.")
+        if sub.destination.paused:
+            notes.append("Alerts to this destination are paused until the bot can post there.")
+        if kind is SubscriptionKind.AUTHOR and not matched:
+            notes.append("No stored paper has this author yet; matching starts with new papers.")
+        return " ".join(notes) or None
+
+    async def _backfill(self, sub: Subscription, count: int) -> int:
+        """Queue the `count` newest stored papers that `sub` matches (oldest posted first)."""
+        wanted = count * _BACKFILL_OVERSAMPLE
+        store = self.papers.papers
+        candidates: list[Paper]
+        if sub.kind is SubscriptionKind.CATEGORY:
+            candidates = list(await store.latest(limit=wanted, category=sub.match_key))
+        elif sub.kind is SubscriptionKind.AUTHOR:
+            candidates = list((await store.by_author(sub.value, limit=wanted, offset=0)).papers)
+        else:
+            hits = await store.search(sub.value, category=None, since=None, limit=wanted, offset=0)
+            candidates = [hit.paper for hit in hits]
+        # The ingest matcher decides, so a backfill obeys the same rules as live alerts.
+        matched = {m.paper.id for m in match_subscriptions(candidates, [sub])}
+        chosen = sorted((p for p in candidates if p.id in matched), key=_newness, reverse=True)[
+            :count
+        ]
+        if not chosen:
+            return 0
+        chosen.reverse()  # the outbox posts in queue order: oldest of the batch first
+        queued = await self.papers.outbox.enqueue_backfill(
+            sub.destination.id, [p.id for p in chosen], [sub.describe()], self.clock()
+        )
+        log.info("backfill subscription=%d queued=%d", sub.id, queued)
+        return queued
+
+    # ---- unsubscribe, list, autocomplete ------------------------------------------------
+
+    async def unsubscribe(
+        self,
+        *,
+        actor_id: int,
+        guild_id: int | None,
+        subscription_id: int,
+        can_manage_channels: bool,
+    ) -> Subscription:
+        """Remove a subscription the actor may manage; others look like they don't exist."""
+        sub = await self.repo.get(subscription_id)
+        if sub is None or not self._visible(sub, actor_id, guild_id):
+            raise NotFoundError(f"You have no subscription #{subscription_id} here.")
+        if sub.destination.kind is DestinationKind.CHANNEL and not can_manage_channels:
+            raise PermissionDeniedError(
+                "Removing a channel's subscription needs the Manage Channels permission."
+            )
+        removed = await self.repo.remove(subscription_id)
+        if removed is None:  # deleted concurrently
+            raise NotFoundError(f"You have no subscription #{subscription_id} here.")
+        log.info("unsubscribed subscription=%d by=%d", subscription_id, actor_id)
+        return removed
+
+    @staticmethod
+    def _visible(sub: Subscription, user_id: int, guild_id: int | None) -> bool:
+        dest = sub.destination
+        if dest.kind is DestinationKind.DM:
+            return dest.target_id == user_id
+        return guild_id is not None and dest.guild_id == guild_id
+
+    async def listing(self, *, guild_id: int | None, user_id: int) -> SubscriptionListing:
+        channel = await self.repo.list_for_guild(guild_id) if guild_id is not None else []
+        dm = await self.repo.list_dm(user_id)
+        return SubscriptionListing(channel=channel, dm=dm)
+
+    async def choices(
+        self,
+        *,
+        guild_id: int | None,
+        user_id: int,
+        can_manage_channels: bool,
+        current: str,
+        channel_name: Callable[[int], str | None] | None = None,
+    ) -> list[tuple[str, int]]:
+        """(label, subscription id) pairs the caller may remove, filtered by `current`."""
+        listing = await self.listing(guild_id=guild_id, user_id=user_id)
+        removable = listing.dm + (listing.channel if can_manage_channels else [])
+        needle = current.strip().casefold().lstrip("#")
+        result: list[tuple[str, int]] = []
+        for sub in removable:
+            name = None
+            if channel_name is not None and sub.destination.kind is DestinationKind.CHANNEL:
+                name = channel_name(sub.destination.target_id)
+            label = subscription_label(sub, name)
+            if needle and needle not in label.casefold() and needle != str(sub.id):
+                continue
+            result.append((label, sub.id))
+            if len(result) == MAX_CHOICES:
+                break
+        return result
+
+    async def author_suggestions(self, prefix: str, limit: int = MAX_CHOICES) -> list[str]:
+        """Stored author spellings starting like `prefix`, for autocomplete."""
+        cleaned = " ".join(prefix.split())
+        if not cleaned or len(cleaned) > MAX_AUTHOR_LENGTH:
+            return []
+        names = await self.papers.papers.author_names(cleaned, limit=limit)
+        return [n for n in names if len(n) <= MAX_LABEL][:limit]
+
+    # ---- destination life cycle --------------------------------------------------------
+
+    async def channel_deleted(self, channel_id: int) -> int:
+        """Forget a deleted channel and its subscriptions; returns how many were removed."""
+        dest = await self.repo.destination_for(DestinationKind.CHANNEL, channel_id)
+        return 0 if dest is None else await self.destination_gone(dest.id)
+
+    async def destination_gone(self, destination_id: int) -> int:
+        """Forget a destination Discord says no longer exists; returns its subscription count."""
+        count = len(await self.repo.list_destination(destination_id))
+        removed = await self.repo.remove_destination(destination_id)
+        return count if removed else 0
+
+    async def pause(self, destination_id: int, reason: str) -> Destination | None:
+        """Stop alerts to a destination (the bot lost access); matching skips it."""
+        return await self.repo.pause_destination(destination_id, reason, self.clock())
+
+    async def resume(self, destination_id: int) -> Destination | None:
+        return await self.repo.resume_destination(destination_id)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _newness(paper: Paper) -> tuple[datetime, str]:
+    return (paper.published or paper.first_seen or paper.updated or _EPOCH, paper.id)
