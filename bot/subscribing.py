@@ -148,6 +148,11 @@ class SubscriptionService:
         destination = existing_dest
         if destination is None or destination.guild_id != dest_guild:
             destination = await self.repo.ensure_destination(dest_kind, target_id, dest_guild)
+        resumed = False
+        if destination.paused:
+            # The caller has just checked (channel) or fixed (DM settings) what paused it;
+            # if it is still broken, the next delivery pauses it again.
+            resumed = await self.resume(destination.id) is not None
         subscription, created = await self.repo.add(
             destination,
             kind,
@@ -176,7 +181,7 @@ class SubscriptionService:
             created=created,
             backfilled=backfilled,
             matched_names=matched_names,
-            note=self._note(subscription, created, kind, matched_names),
+            note=self._note(subscription, created, kind, matched_names, resumed=resumed),
         )
 
     def _clean(self, kind: SubscriptionKind, value: str) -> _Cleaned:
@@ -242,13 +247,18 @@ class SubscriptionService:
 
     @staticmethod
     def _note(
-        sub: Subscription, created: bool, kind: SubscriptionKind, matched: tuple[str, ...]
+        sub: Subscription,
+        created: bool,
+        kind: SubscriptionKind,
+        matched: tuple[str, ...],
+        *,
+        resumed: bool,
     ) -> str | None:
         notes: list[str] = []
         if not created:
             notes.append("This subscription already existed; its options were left unchanged.")
-        if sub.destination.paused:
-            notes.append("Alerts to this destination are paused until the bot can post there.")
+        if resumed:
+            notes.append("Alerts here had been paused (the bot could not post); they resume now.")
         if kind is SubscriptionKind.AUTHOR and not matched:
             notes.append("No stored paper has this author yet; matching starts with new papers.")
         return " ".join(notes) or None
@@ -361,6 +371,24 @@ class SubscriptionService:
         count = len(await self.repo.list_destination(destination_id))
         removed = await self.repo.remove_destination(destination_id)
         return count if removed else 0
+
+    async def creators(self, destination_id: int) -> list[int]:
+        """The users who created the destination's subscriptions (to tell them it is paused)."""
+        subs = await self.repo.list_destination(destination_id)
+        return sorted({s.created_by for s in subs})
+
+    async def resume_channel(self, *, guild_id: int, channel_id: int) -> Destination:
+        """Resume a paused channel of this guild (the cog checked the bot can post there)."""
+        dest = await self.repo.destination_for(DestinationKind.CHANNEL, channel_id)
+        if dest is None or dest.guild_id != guild_id:
+            raise NotFoundError("That channel has no paperbell subscriptions.")
+        if not dest.paused:
+            return dest
+        resumed = await self.resume(dest.id)
+        if resumed is None:  # removed concurrently
+            raise NotFoundError("That channel has no paperbell subscriptions.")
+        log.info("resumed destination=%d channel=%d", dest.id, channel_id)
+        return resumed
 
     async def pause(self, destination_id: int, reason: str) -> Destination | None:
         """Stop alerts to a destination (the bot lost access); matching skips it."""

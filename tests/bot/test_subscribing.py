@@ -472,8 +472,8 @@ async def test_channel_deleted_removes_destination(world: World) -> None:
     assert await world.service.channel_deleted(424242) == 0
 
 
-async def test_pause_and_resume(world: World) -> None:
-    """A paused destination is labelled and noted; resume clears it."""
+async def test_pause_is_labelled_and_resubscribing_resumes(world: World) -> None:
+    """A paused destination shows as paused; subscribing it again resumes it and says so."""
     first = await world.service.subscribe(
         actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.LG"
     )
@@ -483,11 +483,40 @@ async def test_pause_and_resume(world: World) -> None:
     listed = (await world.service.listing(guild_id=GUILD, user_id=ALICE)).channel
     assert subscription_label(listed[0], "papers") == "#papers · category: cs.LG (paused)"
     again = await world.service.subscribe(
+        actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.LG"
+    )
+    assert again.note is not None and "resume now" in again.note
+    stored = await world.papers.subscriptions.get_destination(dest_id)
+    assert stored is not None and not stored.paused
+    plain = await world.service.subscribe(
         actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.AI"
     )
-    assert again.note is not None and "paused" in again.note
-    resumed = await world.service.resume(dest_id)
-    assert resumed is not None and not resumed.paused
+    assert plain.note is None
+
+
+async def test_resume_channel_is_guild_scoped(world: World) -> None:
+    """resume_channel resumes a paused channel of this guild and hides other guilds' channels."""
+    first = await world.service.subscribe(
+        actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.LG"
+    )
+    dest_id = first.subscription.destination.id
+    await world.service.pause(dest_id, "missing permission")
+    with pytest.raises(NotFoundError):
+        await world.service.resume_channel(guild_id=OTHER_GUILD, channel_id=CHANNEL)
+    with pytest.raises(NotFoundError):
+        await world.service.resume_channel(guild_id=GUILD, channel_id=CHANNEL_2)
+    resumed = await world.service.resume_channel(guild_id=GUILD, channel_id=CHANNEL)
+    assert resumed.id == dest_id and not resumed.paused
+
+
+async def test_creators_lists_who_subscribed_a_destination(world: World) -> None:
+    """creators names each user who made a subscription of the destination, once."""
+    for actor, value in ((BOB, "cs.LG"), (ALICE, "cs.AI"), (BOB, "cs.CL")):
+        result = await world.service.subscribe(
+            actor_id=actor, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value=value
+        )
+    assert await world.service.creators(result.subscription.destination.id) == [ALICE, BOB]
+    assert await world.service.creators(424242) == []
 
 
 async def test_author_suggestions_come_from_the_store(world: World) -> None:

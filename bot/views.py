@@ -1,0 +1,196 @@
+"""Message components: a paginator for result lists and a Follow button for /author.
+
+`Paginator` is generic over a page loader `(page_index) -> (embed, has_next)`,
+so it never holds a whole result list in memory and knows nothing about what
+it pages. Only the person who ran the command may page; the Follow button is
+open to everyone who sees the message and subscribes the clicker by DM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from bot.errors import UserError
+from bot.subscribing import SubscriptionService
+from storage.models import SubscriptionKind
+
+log = logging.getLogger(__name__)
+
+PageLoader = Callable[[int], Awaitable[tuple[discord.Embed, bool]]]
+"""Loads page `index` (0-based): the embed to show and whether a next page exists."""
+
+NOT_YOURS = "Only the person who ran the command can page through these results."
+APOLOGY = "Sorry, something went wrong on our side. It has been logged; please try again later."
+
+
+async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
+    """Answer a component interaction privately, as a reply or a follow-up."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not send component reply status=%s", exc.status)
+
+
+class Paginator(discord.ui.View):
+    """Prev / page counter / Next over pages produced by `loader`."""
+
+    def __init__(self, loader: PageLoader, *, owner_id: int, timeout: float | None = 180.0) -> None:
+        super().__init__(timeout=timeout)
+        self.loader = loader
+        self.owner_id = owner_id
+        self.page = 0
+        self.has_next = False
+        self.message: discord.InteractionMessage | discord.WebhookMessage | None = None
+        self._sync_buttons()
+
+    async def load(self, page: int) -> discord.Embed:
+        """Load `page` (clamped at 0), remember it, and update the buttons."""
+        page = max(0, page)
+        embed, has_next = await self.loader(page)
+        self.page, self.has_next = page, has_next
+        self._sync_buttons()
+        return embed
+
+    @property
+    def single_page(self) -> bool:
+        return self.page == 0 and not self.has_next
+
+    def _sync_buttons(self) -> None:
+        self.previous_page.disabled = self.page == 0
+        self.next_page.disabled = not self.has_next
+        self.counter.label = f"Page {self.page + 1}"
+
+    async def send(self, interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> None:
+        """Show the first page as the answer to `interaction` (a reply, or a follow-up if deferred).
+
+        A result that fits on one page is sent without buttons.
+        """
+        embed = await self.load(0)
+        if self.single_page:
+            # Nothing to page: drop the paging buttons, keep any others (Follow).
+            for item in (self.previous_page, self.counter, self.next_page):
+                self.remove_item(item)
+        if not self.children:
+            self.stop()
+            if interaction.response.is_done():
+                await interaction.followup.send(embed=embed, ephemeral=ephemeral)
+            else:
+                await interaction.response.send_message(embed=embed, ephemeral=ephemeral)
+            return
+        if interaction.response.is_done():
+            self.message = await interaction.followup.send(
+                embed=embed, view=self, ephemeral=ephemeral, wait=True
+            )
+            return
+        callback = await interaction.response.send_message(
+            embed=embed, view=self, ephemeral=ephemeral
+        )
+        if isinstance(callback.resource, discord.InteractionMessage):
+            self.message = callback.resource
+        else:
+            self.message = await interaction.original_response()
+
+    async def _turn(self, interaction: discord.Interaction[Any], delta: int) -> None:
+        if interaction.user.id != self.owner_id:
+            await reply_ephemeral(interaction, NOT_YOURS)
+            return
+        embed = await self.load(self.page + delta)
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    @discord.ui.button(label="◀ Prev", style=discord.ButtonStyle.secondary)
+    async def previous_page(
+        self, interaction: discord.Interaction[Any], button: discord.ui.Button[Paginator]
+    ) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Page 1", style=discord.ButtonStyle.secondary, disabled=True)
+    async def counter(
+        self, interaction: discord.Interaction[Any], button: discord.ui.Button[Paginator]
+    ) -> None:
+        # Disabled: it only shows where we are. Acknowledge quietly if a client clicks anyway.
+        await interaction.response.defer()
+
+    @discord.ui.button(label="Next ▶", style=discord.ButtonStyle.secondary)
+    async def next_page(
+        self, interaction: discord.Interaction[Any], button: discord.ui.Button[Paginator]
+    ) -> None:
+        await self._turn(interaction, +1)
+
+    async def on_timeout(self) -> None:
+        """Grey the buttons out so nobody clicks a dead view; the message may be gone already."""
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        if self.message is None:
+            return
+        try:
+            await self.message.edit(view=self)
+        except discord.HTTPException as exc:
+            log.info("could not disable paginator buttons status=%s", exc.status)
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
+    ) -> None:
+        if isinstance(error, UserError):
+            await reply_ephemeral(interaction, str(error))
+            return
+        log.error("component failed item=%s", type(item).__name__, exc_info=error)
+        await reply_ephemeral(interaction, APOLOGY)
+
+
+class FollowButton(discord.ui.Button[Paginator]):
+    """Subscribes whoever clicks it to an author, by DM."""
+
+    def __init__(self, subscriptions: SubscriptionService, author: str) -> None:
+        super().__init__(label="Follow", emoji="🔔", style=discord.ButtonStyle.primary)
+        self.subscriptions = subscriptions
+        self.author = author
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        result = await self.subscriptions.subscribe(
+            actor_id=interaction.user.id,
+            guild_id=None,
+            channel_id=None,
+            kind=SubscriptionKind.AUTHOR,
+            value=self.author,
+        )
+        await reply_ephemeral(interaction, follow_message(self.author, result.created, result.note))
+
+
+def follow_message(author: str, created: bool, note: str | None) -> str:
+    """The private answer to a Follow click."""
+    shown = discord.utils.escape_markdown(author)
+    if created:
+        text = (
+            f"You'll get a DM when a new paper by **{shown}** appears. "
+            "Make sure your privacy settings let the bot message you; /unsubscribe stops it."
+        )
+    else:
+        text = f"You already follow **{shown}**."
+    if created and note:
+        text += f"\n{note}"
+    return text
+
+
+class AuthorPages(Paginator):
+    """An author's papers, paged, with a Follow button anyone can use."""
+
+    def __init__(
+        self,
+        loader: PageLoader,
+        *,
+        owner_id: int,
+        subscriptions: SubscriptionService,
+        author: str,
+        timeout: float | None = 600.0,
+    ) -> None:
+        super().__init__(loader, owner_id=owner_id, timeout=timeout)
+        self.follow = FollowButton(subscriptions, author)
+        self.add_item(self.follow)
