@@ -54,9 +54,12 @@ class Database:
     """An open SQLite database with paperbell's schema applied."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self.conn = conn
+        self.conn = conn  # the writer; `transaction()` hands it out under the lock
         self.path = path
         self._write_lock = asyncio.Lock()
+        # Reads outside a transaction use their own connection: sharing the writer
+        # would let them see another coroutine's uncommitted (maybe rolled back) rows.
+        self._reader: aiosqlite.Connection | None = None
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate: bool = True) -> Database:
@@ -76,13 +79,25 @@ class Database:
             await conn.execute("PRAGMA synchronous = NORMAL")
             if migrate:
                 await db.migrate()
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA busy_timeout = 5000")
+            await reader.execute("PRAGMA query_only = ON")
+            db._reader = reader
         except sqlite3.DatabaseError as exc:
             await conn.close()
             raise StorageError(f"cannot use database {path}: {exc}") from exc
         return db
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self.conn.close()
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """Connection for reads that must see only committed data."""
+        return self._reader or self.conn
 
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
@@ -125,11 +140,11 @@ class Database:
                 await self.conn.execute("COMMIT")
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self.reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self.reader.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
