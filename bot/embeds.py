@@ -155,3 +155,31 @@ def group_embeds(embeds: Sequence[discord.Embed]) -> list[list[int]]:
     if current:
         groups.append(current)
     return groups
+
+
+def paper_list_embed(
+    papers: Sequence[Paper],
+    *,
+    title: str,
+    page: int,
+    intro: str | None = None,
+    omit_authors: Sequence[str] = (),
+) -> discord.Embed:
+    """One page of a result list: per paper a linked title, then date, category and authors.
+
+    `omit_authors` (an author page's own spellings) leaves just the co-authors.
+    """
+    skip = set(omit_authors)
+    blocks: list[str] = [intro] if intro else []
+    for paper in papers:
+        others = [a for a in paper.authors if a not in skip]
+        line = f"**[{truncate(safe(paper.title) or paper.id, 150)}]({paper.abs_url})**\n"
+        details = [_day(paper.published) or "?", f"`{paper.primary_category}`"]
+        if others:
+            prefix = "with " if skip else ""
+            details.append(prefix + truncate(safe(authors_line(others, 4)), 200))
+        blocks.append(line + " · ".join(details))
+    embed = discord.Embed(title=truncate(title, TITLE_LIMIT), colour=ARXIV_RED)
+    embed.description = truncate("\n\n".join(blocks) or "Nothing found.", DESCRIPTION_LIMIT)
+    embed.set_footer(text=f"Page {page + 1}")
+    return embed

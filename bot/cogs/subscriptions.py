@@ -1,0 +1,326 @@
+"""Subscription commands: /subscribe author|category|keyword, /unsubscribe, /subscriptions.
+
+The cog checks Discord permissions on Discord objects (the member's Manage
+Channels, the bot's own posting rights in the target channel) and passes the
+outcome to `SubscriptionService`, which holds every other rule. Without a
+`channel` option a subscription goes to the caller's DMs, so it needs no
+permission at all; in DMs that is the only kind there is.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.papers import author_autocomplete, category_autocomplete
+from bot.discord_bot import PaperbellBot
+from bot.embeds import CONTENT_LIMIT, safe, truncate
+from bot.errors import InvalidInputError, PermissionDeniedError
+from bot.subscribing import SubscribeResult, subscription_label
+from storage.models import Subscription, SubscriptionKind
+
+log = logging.getLogger(__name__)
+
+MAX_VALUE = 300
+# What the bot needs in a channel to post alerts there: (flag, name shown to users).
+POSTING_PERMISSIONS: tuple[tuple[str, str], ...] = (
+    ("view_channel", "View Channel"),
+    ("send_messages", "Send Messages"),
+    ("embed_links", "Embed Links"),
+)
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def missing_posting_permissions(permissions: discord.Permissions) -> list[str]:
+    """The names of the posting permissions `permissions` lacks, in a fixed order."""
+    return [label for flag, label in POSTING_PERMISSIONS if not getattr(permissions, flag)]
+
+
+def check_channel_target(
+    interaction: discord.Interaction[PaperbellBot], channel: discord.TextChannel
+) -> None:
+    """Raise `PermissionDeniedError` unless the caller may, and the bot can, use `channel`."""
+    member = interaction.user
+    if not isinstance(member, discord.Member) or channel.guild.id != interaction.guild_id:
+        raise InvalidInputError("Pick a channel of this server.")
+    if not channel.permissions_for(member).manage_channels:
+        raise PermissionDeniedError(
+            f"You need the Manage Channels permission in {channel.mention} to subscribe it."
+        )
+    me = channel.guild.me
+    if me is not None:
+        mine = channel.permissions_for(me)
+    elif channel.id == interaction.channel_id:
+        mine = interaction.app_permissions
+    else:
+        raise PermissionDeniedError(
+            f"I can't check my permissions in {channel.mention} right now; "
+            "run the command in that channel."
+        )
+    missing = missing_posting_permissions(mine)
+    if missing:
+        raise PermissionDeniedError(
+            f"I need the {_join(missing)} permission{'s' if len(missing) > 1 else ''} "
+            f"in {channel.mention} to post there."
+        )
+
+
+def describe_target(sub: Subscription) -> str:
+    """`new cs.LG papers` / `new papers by **X**` / `new papers mentioning "x"`."""
+    value = safe(sub.value)
+    if sub.kind is SubscriptionKind.CATEGORY:
+        return f"new `{sub.value}` papers"
+    if sub.kind is SubscriptionKind.AUTHOR:
+        return f"new papers by **{value}**"
+    return f"new papers mentioning “{value}”"
+
+
+def subscribe_reply(result: SubscribeResult, backfill: int, channel_mention: str | None) -> str:
+    """The ephemeral answer to /subscribe: what was created and what happens next."""
+    sub = result.subscription
+    what = describe_target(sub)
+    if channel_mention is None:
+        head = f"You'll get a DM for {what}"
+    else:
+        head = f"{channel_mention} will get {what}"
+    lines = [f"{head} (subscription #{sub.id})."]
+    if backfill == 0:
+        lines.append("Nothing from the past is posted (use `backfill` for recent papers).")
+    elif result.backfilled:
+        count = result.backfilled
+        lines.append(f"{count} recent matching paper{'s are' if count > 1 else ' is'} on the way.")
+    else:
+        lines.append("No stored paper matched for the backfill; alerts start with new papers.")
+    if result.ambiguous:
+        spellings = truncate(safe(", ".join(result.matched_names)), 700)
+        lines.append(
+            f"Heads-up: this name matches several spellings, possibly different people: "
+            f"{spellings}. Alerts come for every compatible spelling."
+        )
+    if channel_mention is None:
+        lines.append("Make sure your privacy settings let the bot send you DMs.")
+    if result.note:
+        lines.append(result.note)
+    return truncate("\n".join(lines), CONTENT_LIMIT)
+
+
+class Subscriptions(commands.Cog):
+    """Subscribe channels or yourself to new arXiv papers."""
+
+    subscribe = app_commands.Group(
+        name="subscribe", description="Get new arXiv papers posted in a channel or sent by DM."
+    )
+
+    def __init__(self, bot: PaperbellBot) -> None:
+        self.bot = bot
+
+    async def _subscribe(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        kind: SubscriptionKind,
+        value: str,
+        channel: discord.TextChannel | None,
+        *,
+        include_cross: bool = True,
+        include_replacements: bool,
+        backfill: int,
+    ) -> None:
+        if channel is not None:
+            if interaction.guild_id is None:
+                raise InvalidInputError(
+                    "In DMs you can only subscribe yourself: leave out `channel`."
+                )
+            check_channel_target(interaction, channel)
+        result = await self.bot.subscriptions.subscribe(
+            actor_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=channel.id if channel is not None else None,
+            kind=kind,
+            value=value,
+            include_cross=include_cross,
+            include_replacements=include_replacements,
+            backfill=backfill,
+        )
+        reply = subscribe_reply(result, backfill, channel.mention if channel else None)
+        await interaction.response.send_message(reply, ephemeral=True)
+
+    @subscribe.command(name="category")
+    @app_commands.describe(
+        value="arXiv category, e.g. cs.LG, math.PR, or a whole archive like astro-ph",
+        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+        include_cross="Also papers cross-listed into this category from others",
+        include_replacements="Also new versions of papers announced earlier",
+        backfill="Post this many recent stored papers now (0-10)",
+    )
+    @app_commands.autocomplete(value=category_autocomplete)
+    async def subscribe_category(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        value: app_commands.Range[str, 1, 100],
+        channel: discord.TextChannel | None = None,
+        include_cross: bool = True,
+        include_replacements: bool = False,
+        backfill: app_commands.Range[int, 0, 10] = 0,
+    ) -> None:
+        """New papers in an arXiv category."""
+        await self._subscribe(
+            interaction,
+            SubscriptionKind.CATEGORY,
+            value,
+            channel,
+            include_cross=include_cross,
+            include_replacements=include_replacements,
+            backfill=backfill,
+        )
+
+    @subscribe.command(name="author")
+    @app_commands.describe(
+        value="Author name, e.g. Shane Legg (initials like S. Legg also match)",
+        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+        include_replacements="Also new versions of papers announced earlier",
+        backfill="Post this many recent stored papers now (0-10)",
+    )
+    @app_commands.autocomplete(value=author_autocomplete)
+    async def subscribe_author(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        value: app_commands.Range[str, 1, MAX_VALUE],
+        channel: discord.TextChannel | None = None,
+        include_replacements: bool = False,
+        backfill: app_commands.Range[int, 0, 10] = 0,
+    ) -> None:
+        """New papers by an author."""
+        await self._subscribe(
+            interaction,
+            SubscriptionKind.AUTHOR,
+            value,
+            channel,
+            include_replacements=include_replacements,
+            backfill=backfill,
+        )
+
+    @subscribe.command(name="keyword")
+    @app_commands.describe(
+        value="Word or phrase to find in titles and abstracts, e.g. diffusion model",
+        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+        include_replacements="Also new versions of papers announced earlier",
+        backfill="Post this many recent stored papers now (0-10)",
+    )
+    async def subscribe_keyword(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        value: app_commands.Range[str, 1, MAX_VALUE],
+        channel: discord.TextChannel | None = None,
+        include_replacements: bool = False,
+        backfill: app_commands.Range[int, 0, 10] = 0,
+    ) -> None:
+        """New papers whose title or abstract contains a word or phrase."""
+        await self._subscribe(
+            interaction,
+            SubscriptionKind.KEYWORD,
+            value,
+            channel,
+            include_replacements=include_replacements,
+            backfill=backfill,
+        )
+
+    @app_commands.command(name="unsubscribe")
+    @app_commands.describe(subscription="The subscription to remove (start typing to pick one)")
+    async def unsubscribe(
+        self, interaction: discord.Interaction[PaperbellBot], subscription: int
+    ) -> None:
+        """Remove one of your DM subscriptions, or one of this server's (Manage Channels)."""
+        removed = await self.bot.subscriptions.unsubscribe(
+            actor_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            subscription_id=subscription,
+            can_manage_channels=_can_manage_channels(interaction),
+        )
+        label = subscription_label(removed, _channel_name(interaction, removed))
+        await interaction.response.send_message(
+            f"Removed subscription #{removed.id}: {safe(label)}.", ephemeral=True
+        )
+
+    @unsubscribe.autocomplete("subscription")
+    async def unsubscribe_autocomplete(
+        self, interaction: discord.Interaction[PaperbellBot], current: str
+    ) -> list[app_commands.Choice[int]]:
+        try:
+            choices = await self.bot.subscriptions.choices(
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                can_manage_channels=_can_manage_channels(interaction),
+                current=current,
+                channel_name=lambda channel_id: _guild_channel_name(interaction, channel_id),
+            )
+        except Exception:
+            log.exception("unsubscribe autocomplete failed")
+            return []
+        return [app_commands.Choice(name=label, value=sub_id) for label, sub_id in choices]
+
+    @app_commands.command(name="subscriptions")
+    async def subscriptions(self, interaction: discord.Interaction[PaperbellBot]) -> None:
+        """List this server's channel subscriptions and your own DM subscriptions."""
+        listing = await self.bot.subscriptions.listing(
+            guild_id=interaction.guild_id, user_id=interaction.user.id
+        )
+        sections: list[str] = []
+        if interaction.guild_id is not None:
+            sections.append(
+                _section("This server", listing.channel, interaction, "No channel subscriptions.")
+            )
+        sections.append(_section("Your DMs", listing.dm, interaction, "No DM subscriptions."))
+        text = "\n\n".join(sections)
+        if listing.channel or listing.dm:
+            text += "\n\nRemove one with `/unsubscribe`."
+        await interaction.response.send_message(truncate(text, CONTENT_LIMIT), ephemeral=True)
+
+
+def _section(
+    title: str,
+    subs: list[Subscription],
+    interaction: discord.Interaction[PaperbellBot],
+    empty: str,
+) -> str:
+    if not subs:
+        return f"**{title}**\n{empty}"
+    lines = [f"**{title}** ({len(subs)})"]
+    for sub in subs:
+        label = safe(subscription_label(sub, _channel_name(interaction, sub)))
+        extras = []
+        if sub.kind is SubscriptionKind.CATEGORY and not sub.include_cross:
+            extras.append("no cross-lists")
+        if sub.include_replacements:
+            extras.append("with replacements")
+        suffix = f" ({', '.join(extras)})" if extras else ""
+        lines.append(f"`#{sub.id}` {label}{suffix}")
+    return "\n".join(lines)
+
+
+def _can_manage_channels(interaction: discord.Interaction[PaperbellBot]) -> bool:
+    # `interaction.permissions` are the member's resolved permissions in this channel.
+    return interaction.guild_id is not None and interaction.permissions.manage_channels
+
+
+def _guild_channel_name(
+    interaction: discord.Interaction[PaperbellBot], channel_id: int
+) -> str | None:
+    guild = interaction.guild
+    channel = guild.get_channel(channel_id) if guild is not None else None
+    return channel.name if channel is not None else None
+
+
+def _channel_name(interaction: discord.Interaction[PaperbellBot], sub: Subscription) -> str | None:
+    if sub.destination.guild_id is None:
+        return None
+    return _guild_channel_name(interaction, sub.destination.target_id)
+
+
+async def setup(bot: PaperbellBot) -> None:
+    await bot.add_cog(Subscriptions(bot))
