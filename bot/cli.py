@@ -191,6 +191,7 @@ async def open_service(settings: Settings, *, network: bool) -> AsyncIterator[Pa
                 limiter=RequestLimiter(settings.arxiv_delay),
                 user_agent=user_agent(settings),
                 timeout=settings.arxiv_timeout,
+                max_retries=settings.arxiv_max_retries,
             )
             yield PaperService(db, client)
     finally:
@@ -361,7 +362,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"paperbell: {exc}\n")
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
+    # One-shot commands print their results; only the bot logs routine events.
+    level = (
+        settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"
+    )
+    configure_logging(level, settings.log_format)
     try:
         return asyncio.run(_dispatch(args, settings, out))
     except (ConfigError, StorageError, UserError) as exc:

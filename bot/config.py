@@ -41,6 +41,7 @@ class Settings:
     arxiv_author_feed_url: str = DEFAULT_AUTHOR_FEED_URL
     arxiv_delay: float = 3.0
     arxiv_timeout: float = 30.0
+    arxiv_max_retries: int = 4
     contact: str | None = None  # added to the User-Agent so arXiv can reach the operator
     discord_token: str | None = field(default=None, repr=False)
     dev_guild: int | None = None
@@ -146,6 +147,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     ),
     "PAPERBELL_ARXIV_DELAY": ("arxiv_delay", lambda n, v: _parse_float(n, v)),
     "PAPERBELL_ARXIV_TIMEOUT": ("arxiv_timeout", lambda n, v: _parse_float(n, v, minimum=0.1)),
+    "PAPERBELL_ARXIV_MAX_RETRIES": (
+        "arxiv_max_retries",
+        lambda n, v: _parse_int(n, v, minimum=0, maximum=10),
+    ),
     "PAPERBELL_CONTACT": ("contact", lambda n, v: v.strip() or None),
     "DISCORD_TOKEN": ("discord_token", lambda n, v: v.strip() or None),
     "PAPERBELL_DEV_GUILD": ("dev_guild", _snowflake),

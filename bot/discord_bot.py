@@ -125,6 +125,7 @@ class PaperbellBot(commands.AutoShardedBot):
             limiter=RequestLimiter(settings.arxiv_delay),
             user_agent=user_agent,
             timeout=settings.arxiv_timeout,
+            max_retries=settings.arxiv_max_retries,
         )
         self.papers = PaperService(db, self.arxiv)
         from bot.subscribing import SubscriptionService
