@@ -40,9 +40,10 @@ MIN_KEYWORD_LENGTH = 3
 MAX_BACKFILL = 10
 MAX_CHOICES = 25  # Discord's autocomplete limit
 MAX_LABEL = 100  # Discord's limit for a choice name
-# Backfill looks at this many stored candidates per requested paper, because the
-# exact matcher (cross-lists, replacements, given names) may drop some.
-_BACKFILL_OVERSAMPLE = 5
+# Backfill reads growing windows of stored candidates, because the exact matcher
+# (cross-lists, replacements, given names, phrases) may drop many of them; the
+# last window bounds the work for a subscription that matches almost nothing.
+_BACKFILL_WINDOWS = (50, 200, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,21 +266,15 @@ class SubscriptionService:
 
     async def _backfill(self, sub: Subscription, count: int) -> int:
         """Queue the `count` newest stored papers that `sub` matches (oldest posted first)."""
-        wanted = count * _BACKFILL_OVERSAMPLE
-        store = self.papers.papers
-        candidates: list[Paper]
-        if sub.kind is SubscriptionKind.CATEGORY:
-            candidates = list(await store.latest(limit=wanted, category=sub.match_key))
-        elif sub.kind is SubscriptionKind.AUTHOR:
-            candidates = list((await store.by_author(sub.value, limit=wanted, offset=0)).papers)
-        else:
-            hits = await store.search(sub.value, category=None, since=None, limit=wanted, offset=0)
-            candidates = [hit.paper for hit in hits]
-        # The ingest matcher decides, so a backfill obeys the same rules as live alerts.
-        matched = {m.paper.id for m in match_subscriptions(candidates, [sub])}
-        chosen = sorted((p for p in candidates if p.id in matched), key=_newness, reverse=True)[
-            :count
-        ]
+        chosen: list[Paper] = []
+        for window in _BACKFILL_WINDOWS:
+            candidates = await self._backfill_candidates(sub, window)
+            # The ingest matcher decides, so a backfill obeys the same rules as live alerts.
+            matched = {m.paper.id for m in match_subscriptions(candidates, [sub])}
+            hits = [p for p in candidates if p.id in matched]
+            chosen = sorted(hits, key=_newness, reverse=True)[:count]
+            if len(chosen) == count or len(candidates) < window:
+                break
         if not chosen:
             return 0
         chosen.reverse()  # the outbox posts in queue order: oldest of the batch first
@@ -288,6 +283,16 @@ class SubscriptionService:
         )
         log.info("backfill subscription=%d queued=%d", sub.id, queued)
         return queued
+
+    async def _backfill_candidates(self, sub: Subscription, limit: int) -> list[Paper]:
+        """The `limit` newest (category, author) or best (keyword) stored papers to check."""
+        store = self.papers.papers
+        if sub.kind is SubscriptionKind.CATEGORY:
+            return list(await store.latest(limit=limit, category=sub.match_key))
+        if sub.kind is SubscriptionKind.AUTHOR:
+            return list((await store.by_author(sub.value, limit=limit, offset=0)).papers)
+        hits = await store.search(sub.value, category=None, since=None, limit=limit, offset=0)
+        return [hit.paper for hit in hits]
 
     # ---- unsubscribe, list, autocomplete ------------------------------------------------
 

@@ -91,9 +91,11 @@ class Papers(commands.Cog):
         await interaction.response.defer(thinking=True)
         try:
             found = await self.bot.papers.get_paper(paper_id)
-        except UserError:
-            await _drop_thinking(interaction)
-            raise
+        except UserError as exc:
+            # The first follow-up after a deferral inherits its (public) visibility, so an
+            # "ephemeral" error would not be; answer in place, and the thinking never hangs.
+            await interaction.edit_original_response(content=str(exc))
+            return
         await interaction.followup.send(embed=paper_embed(found))
 
     @app_commands.command(name="search")
@@ -169,14 +171,6 @@ class Papers(commands.Cog):
             author=" ".join(name.split()),
         )
         await view.send(interaction)
-
-
-async def _drop_thinking(interaction: discord.Interaction[PaperbellBot]) -> None:
-    """Delete the public "thinking…" placeholder so the error reply can be private."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.info("could not delete deferred response status=%s", exc.status)
 
 
 async def setup(bot: PaperbellBot) -> None:

@@ -149,6 +149,8 @@ class Subscriptions(commands.Cog):
         )
         reply = subscribe_reply(result, backfill, channel.mention if channel else None)
         await interaction.response.send_message(reply, ephemeral=True)
+        if result.backfilled:
+            self.bot.deliverer.kick()  # post the backfill now, not at the next interval
 
     @subscribe.command(name="category")
     @app_commands.describe(

@@ -267,6 +267,18 @@ async def test_category_backfill_queues_newest_matching_oldest_first(world: Worl
     assert {d.destination.target_id for d in due} == {CHANNEL}
 
 
+async def test_backfill_looks_past_many_non_matching_papers(world: World) -> None:
+    """Backfill still finds matches behind many newer papers the rules exclude (replacements)."""
+    batch = [paper(n) for n in (1, 2)]
+    batch += [paper(n, announce=AnnounceType.REPLACE) for n in range(3, 90)]
+    await world.papers.ingest(batch)
+    result = await world.service.subscribe(
+        actor_id=ALICE, guild_id=None, channel_id=None, kind=CATEGORY, value="cs.LG", backfill=2
+    )
+    assert result.backfilled == 2
+    assert await queued_ids(world) == ["2411.00001", "2411.00002"]
+
+
 async def test_backfill_with_cross_lists_and_no_duplicates(world: World) -> None:
     """include_cross lets cross-lists into the backfill; repeating it queues nothing twice."""
     await world.papers.ingest(
