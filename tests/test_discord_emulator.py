@@ -477,17 +477,17 @@ async def test_forbidden_and_not_found(
 async def test_server_errors(
     emu: DiscordEmulator, world: tuple[Guild, Channel, User], bot: EmulatedBot
 ) -> None:
-    """A 500 is retried by discord.py; a 503 is raised as DiscordServerError."""
+    """A 503 raises DiscordServerError; a lost 500 answer is retried, and the nonce dedups it."""
     _, channel, _ = world
     target = bot.get_channel(channel.id)
     assert isinstance(target, discord.TextChannel)
     emu.fail_next_posts(channel.id, status=503)
     with pytest.raises(discord.DiscordServerError):
         await target.send("down")
-    emu.fail_next_posts(channel.id, status=500)
-    await target.send("eventually")
-    assert emu.stats.statuses[500] == 1
-    assert [m.content for m in emu.channel_messages(channel.id)] == ["eventually"]
+    emu.fail_next_posts(channel.id, status=500, after_create=True)
+    sent = await target.send("eventually", nonce="delivery-42")
+    assert emu.stats.statuses[500] == 1 and emu.stats.nonce_duplicates == 1
+    assert [m.id for m in emu.channel_messages(channel.id)] == [sent.id]
 
 
 @pytest.mark.parametrize("explicit", [True, False], ids=["shard_count=2", "gateway/bot"])
@@ -555,7 +555,7 @@ async def test_dm_command_and_modal(
 async def test_guild_join_and_file_upload_while_connected(
     emu: DiscordEmulator, world: tuple[Guild, Channel, User], bot: EmulatedBot
 ) -> None:
-    """Guilds and channels created after READY reach the bot; multipart uploads are stored."""
+    """Guilds, channels and threads changed after READY reach the bot; uploads are stored."""
     new_guild = await emu.create_guild("Late Guild")
     new_channel = await emu.create_text_channel(new_guild.id, "late")
     await emu.wait_for(lambda: new_guild.id in bot.joined, what="on_guild_join")
@@ -567,6 +567,18 @@ async def test_guild_join_and_file_upload_while_connected(
     )
     stored = (await emu.wait_for_messages(new_channel.id, 1))[0]
     assert [(a.filename, a.size) for a in stored.attachments] == [("paper.pdf", 8)]
+
+    thread = await emu.create_thread(new_channel.id, "discussion")
+    await emu.wait_for(lambda: bot.get_channel(thread.id) is not None, what="THREAD_CREATE")
+    cached = bot.get_channel(thread.id)
+    assert isinstance(cached, discord.Thread) and cached.parent_id == new_channel.id
+    await cached.send("in the thread")
+    assert [m.content for m in emu.channel_messages(thread.id)] == ["in the thread"]
+
+    await emu.delete_channel(new_channel.id)
+    await emu.wait_for(lambda: bot.get_channel(new_channel.id) is None, what="CHANNEL_DELETE")
+    await emu.remove_guild(new_guild.id)
+    await emu.wait_for(lambda: bot.get_guild(new_guild.id) is None, what="GUILD_DELETE")
 
 
 BOT_PROCESS = """

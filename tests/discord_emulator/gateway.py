@@ -67,6 +67,7 @@ class CloseCode:
     AUTHENTICATION_FAILED = 4004
     ALREADY_AUTHENTICATED = 4005
     INVALID_SEQ = 4007
+    SESSION_TIMED_OUT = 4009
     INVALID_SHARD = 4010
     INVALID_API_VERSION = 4012
     INVALID_INTENTS = 4013
@@ -174,7 +175,14 @@ class Gateway:
                     "t": None,
                 }
             )
-            async for msg in ws:
+            # A client that sends nothing (not even heartbeats) for 1.5 intervals is a zombie.
+            silence = emu.heartbeat_interval_ms / 1000 * 1.5
+            while True:
+                try:
+                    msg = await ws.receive(timeout=silence)
+                except TimeoutError:
+                    await conn.close(CloseCode.SESSION_TIMED_OUT, "Session timed out.")
+                    break
                 if msg.type is not WSMsgType.TEXT:
                     if msg.type is WSMsgType.BINARY:
                         await conn.close(CloseCode.DECODE_ERROR, "Error while decoding payload.")

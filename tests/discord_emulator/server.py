@@ -131,6 +131,7 @@ class FaultRule:
     code: int | None = None
     message: str | None = None
     retry_after: float = 1.0
+    after_create: bool = False
 
 
 @dataclass(frozen=True)
@@ -740,12 +741,15 @@ class DiscordEmulator:
         code: int | None = None,
         message: str | None = None,
         retry_after: float = 1.0,
+        after_create: bool = False,
     ) -> None:
         """The next `count` message posts to this channel (or this user's DM channel) fail.
 
         `status` 403 answers Missing Permissions (50013) unless `code` says otherwise, 404
         Unknown Channel (10003), 429 a rate limit with `retry_after`, 500/502/503 a server
-        error. discord.py retries 429 and 500/502 by itself.
+        error. discord.py retries 429 and 500/502 by itself. With `after_create` the message
+        is stored (nonce included) before the error is sent: the answer got lost, as when
+        Discord times out behind its load balancer, so only a nonce makes a retry safe.
         """
         if (channel_id is None) == (user_id is None):
             raise ValueError("give exactly one of channel_id or user_id")
@@ -760,6 +764,7 @@ class DiscordEmulator:
                 code=code,
                 message=message,
                 retry_after=retry_after,
+                after_create=after_create,
             )
         )
 
@@ -769,12 +774,12 @@ class DiscordEmulator:
     def reset_rate_limits(self) -> None:
         self._limiter.reset()
 
-    def _take_fault(self, channel_id: int) -> ApiError | None:
+    def _take_fault(self, channel_id: int) -> FaultRule | None:
         for rule in self._faults:
             if rule.channel_id == channel_id and rule.remaining > 0:
                 rule.remaining -= 1
                 self.stats.injected_failures += 1
-                return _fault_error(rule)
+                return rule
         return None
 
     # -- gateway disruptions -----------------------------------------------------------------
@@ -1517,8 +1522,8 @@ class DiscordEmulator:
         world = self.world
         channel_id = _int(ctx.params["channel_id"])
         fault = self._take_fault(channel_id)
-        if fault is not None:
-            raise fault
+        if fault is not None and not fault.after_create:
+            raise _fault_error(fault)
         channel = world.channels.get(channel_id)
         if channel is None:
             raise _unknown("Channel", 10003)
@@ -1559,6 +1564,8 @@ class DiscordEmulator:
                         channel.id,
                         existing.id,
                     )
+                    if fault is not None:
+                        raise _fault_error(fault)
                     return 200, world.message_payload(existing)
         message = await self._create_message(
             channel,
@@ -1569,6 +1576,8 @@ class DiscordEmulator:
         )
         if enforce:
             self._nonces[key] = (message.id, time.monotonic())
+        if fault is not None:
+            raise _fault_error(fault)
         return 200, world.message_payload(message)
 
     async def _create_message(
