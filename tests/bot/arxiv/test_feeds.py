@@ -9,6 +9,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.arxiv.feeds import (
     ArxivApiError,
@@ -257,6 +259,17 @@ def test_harmless_bozo_is_not_fatal() -> None:
     result = parse_rss(data)
     assert len(result.papers) == 5
     assert by_id(result.papers, "2310.04512").authors[0] == "Ana Kovač"
+    api = fixture("api2026_idlist_0808.05394+1707.08567.xml")
+    api = api.replace(b"encoding='UTF-8'", b"encoding='us-ascii'")
+    assert isinstance(feedparser.parse(api).bozo_exception, feedparser.CharacterEncodingOverride)
+    assert "Dirk Wübben" in parse_atom(api).papers[0].authors
+
+
+def test_leading_whitespace_and_byte_order_mark_are_tolerated() -> None:
+    """A body padded with blank lines before `<?xml`, or starting with a UTF-8 BOM, parses."""
+    data = fixture("own_rss_edge_cases.xml")
+    assert len(parse_rss(b"\r\n\n  " + data).papers) == 5
+    assert len(parse_rss(b"\xef\xbb\xbf" + data).papers) == 5
 
 
 # ---- bodies that are not feeds --------------------------------------------------------------
@@ -342,6 +355,48 @@ def test_non_feed_bodies_raise_short_messages(body: bytes) -> None:
     assert 0 < len(message) <= 200
     assert "\n" not in message
     assert "Internal Server Error Internal" not in message
+
+
+XMLISH = st.text(alphabet="<>/?!-=\"' \nabcrsfeditmlOAIPH:&;x0123456789.v", max_size=200)
+WRAPPERS = (
+    "{}",
+    "<rss><channel><item>{}</item></channel></rss>",
+    "<rss><channel><item><guid>oai:arXiv.org:2412.00001v1</guid><title>{}</title></item>"
+    "</channel></rss>",
+    "<feed xmlns='http://www.w3.org/2005/Atom'><entry>{}</entry></feed>",
+    "<OAI-PMH xmlns='http://www.openarchives.org/OAI/2.0/'><ListRecords>{}</ListRecords></OAI-PMH>",
+)
+
+
+@given(
+    st.binary(max_size=300)
+    | st.builds(lambda w, t: w.format(t).encode(), st.sampled_from(WRAPPERS), XMLISH)
+)
+def test_arbitrary_bytes_raise_nothing_but_feed_error(data: bytes) -> None:
+    """Whatever the body, parse_document returns papers or raises a short FeedError."""
+    try:
+        parse_document(data)
+    except FeedError as exc:
+        assert 0 < len(str(exc)) <= 200
+
+
+@pytest.mark.parametrize("encoding", [b"UTK-8", b"shift_jis", b"utf-32"])
+@pytest.mark.parametrize("name", ["own_rss_edge_cases.xml", "own_author_feed_atom.xml"])
+def test_unknown_or_unsupported_declared_encoding_raises(name: str, encoding: bytes) -> None:
+    """An encoding expat cannot read is a FeedError, not a LookupError or ValueError."""
+    data = fixture(name)
+    declared = b"encoding='UTF-8'" if b"encoding='UTF-8'" in data else b"encoding='utf-8'"
+    with pytest.raises(FeedError):
+        parse_document(data.replace(declared, b"encoding='" + encoding + b"'", 1))
+
+
+def test_feedparser_crash_becomes_feed_error() -> None:
+    """feedparser's own ValueError on an odd namespace URI is reported as malformed XML."""
+    data = fixture("own_api_oldstyle_wrapped.xml").replace(
+        b'http://arxiv.org/schemas/atom">10.10', b'http://arxiv.or\xc2\xa0/schemas/atom">10.10'
+    )
+    with pytest.raises(FeedError, match="malformed XML"):
+        parse_atom(data)
 
 
 @pytest.mark.parametrize("parse", PARSERS)
