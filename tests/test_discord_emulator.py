@@ -659,3 +659,21 @@ async def test_runs_as_a_separate_process(tmp_path: Path) -> None:
         await asyncio.wait_for(proc.wait(), 10)
     written = json.loads(state.read_text())
     assert [m["content"] for m in written["messages"]] == ["over the process boundary"]
+
+
+async def test_preloaded_commands_work_without_a_sync(
+    emu: DiscordEmulator, world: tuple[Guild, Channel, User]
+) -> None:
+    """Commands registered by an earlier deployment are invocable by a bot that does not sync."""
+    guild, channel, alice = world
+
+    class NoSyncBot(EmulatedBot):
+        async def setup_hook(self) -> None:
+            self.tree.add_command(ping)
+
+    client = NoSyncBot()
+    emu.preload_commands([ping.to_dict(client.tree)])
+    async with running_client(client, emu):
+        handle = await emu.invoke_command(guild.id, channel.id, alice.id, "ping")
+        assert (await handle.wait_final()).content == "pong"
+    assert emu.command_syncs == []

@@ -11,7 +11,7 @@ original response, edits and follow-ups, and lets a test await them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -453,6 +453,3 @@ def modal_submit_components(modal: JSON, values: Mapping[str, Any]) -> list[JSON
 def interaction_context(channel: Channel) -> int:
     """Discord's InteractionContextType: 0 guild, 1 DM with the bot."""
     return 1 if channel.type == ChannelType.DM else 0
-
-
-Predicate = Callable[[], bool]

@@ -710,6 +710,24 @@ class DiscordEmulator:
     def get_message(self, message_id: int) -> Message | None:
         return self.world.messages.get(message_id)
 
+    def preload_commands(self, commands: Iterable[JSON], *, guild_id: int | None = None) -> None:
+        """Register commands as if an earlier deployment had synced them (not counted as a sync).
+
+        For a bot that only syncs when its command set changed and finds nothing changed.
+        Takes the bodies discord.py sends (`command.to_dict(tree)`) or earlier payloads.
+        """
+        scope = (
+            self.world.global_commands
+            if guild_id is None
+            else self.world.guild_commands.setdefault(guild_id, {})
+        )
+        for raw in commands:
+            errors = FormErrors()
+            check_command(raw, errors)
+            if errors:
+                raise EmulatorError(f"invalid command {raw.get('name')!r}: {errors.tree}")
+            self._store_command(guild_id, scope, raw)
+
     def global_commands(self) -> list[JSON]:
         return [c.to_payload() for c in self.world.global_commands.values()]
 
