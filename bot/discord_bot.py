@@ -101,13 +101,15 @@ class PaperbellBot(commands.AutoShardedBot):
         shard_ids: Sequence[int] | None = None,
         user_agent: str,
     ) -> None:
+        shard_kwargs: dict[str, Any] = {"shard_count": shard_count}
+        if shard_ids is not None:
+            shard_kwargs["shard_ids"] = list(shard_ids)
         intents = discord.Intents.none()
         intents.guilds = True  # channels and permissions; no members, no message content
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
-            shard_count=shard_count,
-            shard_ids=list(shard_ids) if shard_ids is not None else None,
+            **shard_kwargs,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=PaperbellTree,
             help_command=None,
@@ -132,8 +134,10 @@ class PaperbellBot(commands.AutoShardedBot):
 
         self.subscriptions = SubscriptionService(self.papers, settings)
         from bot.delivery import Deliverer
+        from bot.notify import Notifier
         from bot.scheduling import PollScheduler
 
+        self.notifier = Notifier(self)
         self.deliverer = Deliverer(self)
         self.poll_scheduler = PollScheduler(self)
         self.owns_dms = shard_ids is None or 0 in shard_ids
@@ -185,7 +189,7 @@ class PaperbellBot(commands.AutoShardedBot):
 
     # ---- used by the admin cog -------------------------------------------------------
 
-    async def status(self) -> StatusReport:
+    async def status_report(self) -> StatusReport:
         stats = await self.papers.stats()
         feeds = tuple(await self.papers.feeds.all())
         return StatusReport(

@@ -8,6 +8,7 @@ as one line on stderr without a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -15,6 +16,7 @@ import sys
 import aiohttp
 import discord
 
+from bot.backup import database_lock
 from bot.config import ConfigError, Settings
 from bot.discord_endpoints import configure_endpoints
 from bot.logs import register_secret
@@ -60,6 +62,14 @@ async def run_bot(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
+    with contextlib.ExitStack() as stack:
+        if not settings.is_postgres:
+            # One bot per SQLite file: a second one would post every alert twice.
+            stack.enter_context(database_lock(settings.database, purpose="start a second bot"))
+        return await _run(settings, token, count, ids)
+
+
+async def _run(settings: Settings, token: str, count: int | None, ids: list[int] | None) -> int:
     from bot.cli import user_agent
     from bot.discord_bot import PaperbellBot
 
@@ -76,12 +86,13 @@ async def run_bot(
             )
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()
+            closing: list[asyncio.Task[None]] = []
 
             def _stop(signame: str) -> None:
                 if not stopping.is_set():
                     log.info("received %s, shutting down", signame)
                     stopping.set()
-                    loop.create_task(bot.close())
+                    closing.append(loop.create_task(bot.close()))
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, _stop, sig.name)

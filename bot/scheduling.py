@@ -12,6 +12,7 @@ is the safety net for holidays and late rebuilds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -113,10 +114,8 @@ class PollScheduler:
         return report
 
     async def safety_poll(self) -> None:
-        try:
+        with contextlib.suppress(UserError):  # already logged by poll_once
             await self.poll_once(reason="interval")
-        except UserError:
-            pass
 
     async def announcement_cycle(self) -> None:
         """Poll until every feed serves a new listing, retrying every few minutes."""

@@ -15,18 +15,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from storage.feeds import FeedStateRepository
-from storage.meta import MetaRepository
-from storage.papers import PaperRepository
-
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys, match_subscriptions
 from storage.db import Database
+from storage.feeds import FeedStateRepository
+from storage.meta import MetaRepository
 from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
 from storage.outbox import DeliveryOutbox
+from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)

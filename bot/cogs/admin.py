@@ -101,7 +101,7 @@ class Admin(commands.Cog):
     @paperbell.command(name="status")
     async def status(self, interaction: discord.Interaction[PaperbellBot]) -> None:
         """Feed health: last and next poll, last error, papers stored, alerts waiting."""
-        report = await self.bot.status()
+        report = await self.bot.status_report()
         await interaction.response.send_message(status_text(report), ephemeral=True)
 
     @paperbell.command(name="poll")

@@ -318,7 +318,10 @@ async def test_candidate_query_probes_the_match_index(
         await subscribe(repo, dest, CATEGORY, f"cat.{i}")
     await repo.candidates_for(categories=["cat.1"], surnames=(), keyword_tokens=())
     # The key table is TEMP, so it exists only on the writer connection.
-    async with db.transaction() as conn, conn.execute("EXPLAIN QUERY PLAN " + CANDIDATES_SQL) as cur:
+    async with (
+        db.transaction() as conn,
+        conn.execute("EXPLAIN QUERY PLAN " + CANDIDATES_SQL) as cur,
+    ):
         plan = " | ".join(str(row[3]) for row in await cur.fetchall())
     assert "SEARCH s USING INDEX subscriptions_match (kind=? AND match_key=?)" in plan, plan
     assert "SCAN s" not in plan, plan
