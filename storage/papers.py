@@ -1,0 +1,699 @@
+"""The paper store: papers, their authors and categories, and the full-text index over them.
+
+`upsert_many` stores a batch in one transaction and is idempotent: a paper is
+keyed by its versionless id, so a replacement or a cross-list of a stored paper
+updates it and is never reported as new. Merging keeps the best of both sides:
+the higher version's text and metadata win, a missing value (RSS has no
+comment, no DOI) never erases a known one, a lower version only fills gaps,
+and `published` keeps the *earliest* date ever seen (the API's v1 date beats a
+later RSS announcement or replacement date).
+
+The full-text index `papers_fts` is contentless and maintained here rather
+than by triggers: it holds `fold_keyword()` of each paper's title, abstract and
+author list, so TeX accents and `ł`/`ø` fold the same in the index and in a
+query. Consequently papers' title, abstract and authors must only change
+through this repository (it removes the old folded entry before indexing the
+new one). Which normalizer built the index is kept in meta; when it differs
+from `FTS_NORMALIZER` the whole index is rebuilt once, in one transaction.
+
+Search ranks with bm25 (title above authors above abstract) among the
+`SEARCH_CANDIDATES` most recently stored matches, ties broken by recency: over a
+million papers, ranking every paper that contains "learning" costs far more
+than the 20 ms a search may take, and a bot announcing new papers cares about
+recent ones first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database
+from storage.models import (
+    AnnounceType,
+    AuthorMatch,
+    IngestResult,
+    Paper,
+    SearchHit,
+    StoreStats,
+)
+from storage.names import (
+    author_key,
+    fold,
+    fold_keyword,
+    given_compatible,
+    keyword_tokens,
+    query_key,
+)
+
+log = logging.getLogger(__name__)
+
+FTS_NORMALIZER = "fold_keyword-1"  # bump when fold_keyword changes: the index is rebuilt
+MAX_SEARCH_TERMS = 32
+SEARCH_CANDIDATES = 2000
+_META_KEY = "papers_fts_normalizer"
+_CHUNK = 500  # bound parameters per IN (...) list
+_BM25 = "bm25(papers_fts, 5.0, 1.0, 2.0)"  # title, abstract, authors_text
+_AUTOCOMPLETE_SCAN = 500
+
+_COLUMNS = (
+    "p.rowid, p.id, p.version, p.title, p.abstract, p.authors_json, p.primary_category, "
+    "p.categories, p.published, p.updated, p.comment, p.journal_ref, p.doi, "
+    "p.announce_type, p.first_seen"
+)
+_INSERT_PAPER = (
+    "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, authors_text, "
+    "primary_category, categories, published, updated, comment, journal_ref, doi, "
+    "announce_type, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_PAPER = (
+    "UPDATE papers SET version = ?, title = ?, abstract = ?, authors_json = ?, authors_text = ?, "
+    "primary_category = ?, categories = ?, published = ?, updated = ?, comment = ?, "
+    "journal_ref = ?, doi = ?, announce_type = ? WHERE rowid = ?"
+)
+_FTS_INSERT = "INSERT INTO papers_fts (rowid, title, abstract, authors_text) VALUES (?, ?, ?, ?)"
+_FTS_DELETE = (
+    "INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors_text) "
+    "VALUES ('delete', ?, ?, ?, ?)"
+)
+_CROSS_TYPES = frozenset({AnnounceType.CROSS, AnnounceType.REPLACE_CROSS})
+
+
+# ---- encoding ---------------------------------------------------------------------------
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _announce_type(text: str | None) -> AnnounceType | None:
+    try:
+        return AnnounceType(text) if text else None
+    except ValueError:
+        log.warning("unknown announce_type %r in the store", text)
+        return None
+
+
+def _paper(row: Sequence[Any]) -> Paper:
+    return Paper(
+        id=row[1],
+        version=row[2],
+        title=row[3],
+        abstract=row[4],
+        authors=tuple(json.loads(row[5])),
+        primary_category=row[6],
+        categories=tuple(row[7].split()),
+        published=_dt(row[8]),
+        updated=_dt(row[9]),
+        comment=row[10],
+        journal_ref=row[11],
+        doi=row[12],
+        announce_type=_announce_type(row[13]),
+        first_seen=_dt(row[14]),
+    )
+
+
+def _values(paper: Paper) -> tuple[Any, ...]:
+    """The stored columns from version to announce_type, in `_UPDATE_PAPER`'s order."""
+    return (
+        paper.version,
+        paper.title,
+        paper.abstract,
+        json.dumps(list(paper.authors), ensure_ascii=False),
+        ", ".join(paper.authors),
+        paper.primary_category,
+        " ".join(paper.categories),
+        _ts(paper.published),
+        _ts(paper.updated),
+        paper.comment,
+        paper.journal_ref,
+        paper.doi,
+        paper.announce_type.value if paper.announce_type else None,
+    )
+
+
+def _fts_row(rowid: int, title: str, abstract: str, authors_text: str) -> tuple[Any, ...]:
+    return (rowid, fold_keyword(title), fold_keyword(abstract), fold_keyword(authors_text))
+
+
+def _fts_paper(rowid: int, paper: Paper) -> tuple[Any, ...]:
+    return _fts_row(rowid, paper.title, paper.abstract, ", ".join(paper.authors))
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+# ---- merging ----------------------------------------------------------------------------
+
+
+def _normalized(paper: Paper) -> Paper:
+    """Names with single spaces and no blanks, categories primary-first without repeats, UTC."""
+    authors = tuple(n for n in (" ".join(a.split()) for a in paper.authors) if n)
+    categories = tuple(c for c in dict.fromkeys((paper.primary_category, *paper.categories)) if c)
+    return replace(
+        paper,
+        authors=authors,
+        primary_category=paper.primary_category or (categories[0] if categories else ""),
+        categories=categories,
+        published=paper.published.astimezone(UTC) if paper.published else None,
+        updated=paper.updated.astimezone(UTC) if paper.updated else None,
+        first_seen=paper.first_seen.astimezone(UTC) if paper.first_seen else None,
+    )
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None else b if a is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None else b if a is None else max(a, b)
+
+
+def _merged_announce_type(old: Paper, new: Paper) -> AnnounceType | None:
+    if new.announce_type is None or old.announce_type is None:
+        return new.announce_type or old.announce_type
+    if new.version != old.version:
+        return (new if new.version > old.version else old).announce_type
+    # Same version seen in two listings: the primary listing says more than the cross-list.
+    if new.announce_type in _CROSS_TYPES and old.announce_type not in _CROSS_TYPES:
+        return old.announce_type
+    return new.announce_type
+
+
+def merge_papers(old: Paper, new: Paper) -> Paper:
+    """What the store keeps when `new` arrives for the stored `old` (same id).
+
+    The higher version's values win (ties go to `new`); empty or missing values
+    never overwrite known ones; `published` is the earliest known date,
+    `updated` the latest; `first_seen` stays `old`'s.
+    """
+    top, other = (new, old) if new.version >= old.version else (old, new)
+    return _normalized(
+        Paper(
+            id=old.id,
+            version=max(old.version, new.version),
+            title=top.title or other.title,
+            abstract=top.abstract or other.abstract,
+            authors=top.authors or other.authors,
+            primary_category=top.primary_category or other.primary_category,
+            categories=top.categories or other.categories,
+            published=_earliest(old.published, new.published),
+            updated=_latest(old.updated, new.updated),
+            comment=top.comment or other.comment,
+            journal_ref=top.journal_ref or other.journal_ref,
+            doi=top.doi or other.doi,
+            announce_type=_merged_announce_type(old, new),
+            first_seen=old.first_seen,
+        )
+    )
+
+
+# ---- search helpers ---------------------------------------------------------------------
+
+
+def match_expression(text: str) -> str | None:
+    """An FTS5 MATCH expression for plain user text, or None when it has no words.
+
+    Every folded token becomes a quoted FTS5 string, ANDed: operators (`OR`,
+    `NEAR`), column filters (`title:`), `*`, `-` and quotes in the input are
+    only ever words. At most `MAX_SEARCH_TERMS` distinct tokens are kept.
+    """
+    tokens = list(dict.fromkeys(keyword_tokens(text)))[:MAX_SEARCH_TERMS]
+    if not tokens:
+        return None
+    return " AND ".join('"' + token.replace('"', '""') + '"' for token in tokens)
+
+
+def _category_clause(category: str, alias: str) -> tuple[str, list[Any]]:
+    """SQL testing that paper `alias` is in `category` (or, for "cs", any cs.* class)."""
+    if "." in category:
+        return (
+            "EXISTS (SELECT 1 FROM paper_categories pc "
+            f"WHERE pc.category = ? AND pc.paper_rowid = {alias}.rowid)",
+            [category],
+        )
+    return (
+        "EXISTS (SELECT 1 FROM paper_categories pc WHERE pc.paper_rowid = "
+        f"{alias}.rowid AND (pc.category = ? OR substr(pc.category, 1, ?) = ?))",
+        [category, len(category) + 1, category + "."],
+    )
+
+
+def _filters(
+    category: str | None, since: datetime | None, until: datetime | None, alias: str
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if category:
+        clause, extra = _category_clause(category, alias)
+        clauses.append(clause)
+        params += extra
+    if since is not None:
+        clauses.append(f"{alias}.published >= ?")
+        params.append(_ts(since))
+    if until is not None:
+        clauses.append(f"{alias}.published < ?")
+        params.append(_ts(until))
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def _next_char(c: str) -> str:
+    """The code point after `c`, for half-open prefix ranges; skips the surrogate block."""
+    code = ord(c) + 1
+    if 0xD800 <= code <= 0xDFFF:
+        code = 0xE000
+    return chr(min(code, 0x10FFFF))
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    return prefix, prefix[:-1] + _next_char(prefix[-1])
+
+
+def _typed_given_ok(typed: tuple[str, ...], stored: tuple[str, ...]) -> bool:
+    """Autocomplete: complete typed given names compatible, the last one being typed a prefix."""
+    if not typed:
+        return True
+    if not given_compatible(typed[:-1], stored):
+        return False
+    last = typed[-1]
+    return any(t.startswith(last) or (len(t) == 1 and last.startswith(t)) for t in stored)
+
+
+# ---- the repository ---------------------------------------------------------------------
+
+
+class PaperRepository:
+    """Papers keyed by versionless arXiv id, with author, category and full-text look-ups."""
+
+    def __init__(self, db: Database, *, search_candidates: int = SEARCH_CANDIDATES) -> None:
+        self._db = db
+        self._search_candidates = search_candidates
+        self._index_checked = False
+
+    # ---- writing ----
+
+    async def upsert_many(
+        self, papers: Sequence[Paper], *, now: datetime | None = None
+    ) -> IngestResult:
+        """Store a batch in one transaction; report the papers never stored before."""
+        async with self._db.transaction() as conn:
+            return await self.upsert_many_in(conn, papers, now=now)
+
+    async def upsert_many_in(
+        self,
+        conn: aiosqlite.Connection,
+        papers: Sequence[Paper],
+        *,
+        now: datetime | None = None,
+    ) -> IngestResult:
+        """`upsert_many` inside the caller's open transaction (`Database.transaction()`)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        incoming: dict[str, Paper] = {}
+        for raw in papers:
+            paper = _normalized(raw)
+            earlier = incoming.get(paper.id)
+            incoming[paper.id] = merge_papers(earlier, paper) if earlier else paper
+        if not incoming:
+            return IngestResult((), 0, 0)
+        await self._ensure_index(conn)
+        stored = await self._stored(conn, list(incoming))
+
+        async with conn.execute("SELECT coalesce(max(rowid), 0) FROM papers") as cursor:
+            row = await cursor.fetchone()
+        next_rowid = int(row[0]) + 1 if row else 1
+        inserts: list[tuple[int, Paper]] = []
+        updates: list[tuple[int, Paper, Paper]] = []
+        unchanged = 0
+        for paper_id, paper in incoming.items():
+            if paper_id in stored:
+                rowid, old = stored[paper_id]
+                merged = merge_papers(old, paper)
+                if merged == old:
+                    unchanged += 1
+                else:
+                    updates.append((rowid, old, merged))
+            else:
+                inserts.append((next_rowid, replace(paper, first_seen=now)))
+                next_rowid += 1
+
+        if inserts:
+            await conn.executemany(
+                _INSERT_PAPER,
+                [(rowid, p.id, *_values(p), _ts(p.first_seen)) for rowid, p in inserts],
+            )
+        if updates:
+            await conn.executemany(_UPDATE_PAPER, [(*_values(new), r) for r, _, new in updates])
+        await self._link(conn, inserts, updates)
+        text_changed = [
+            (rowid, old, new)
+            for rowid, old, new in updates
+            if (old.title, old.abstract, old.authors) != (new.title, new.abstract, new.authors)
+        ]
+        if text_changed:
+            await conn.executemany(_FTS_DELETE, [_fts_paper(r, old) for r, old, _ in text_changed])
+        fts_rows = [_fts_paper(r, p) for r, p in inserts]
+        fts_rows += [_fts_paper(r, new) for r, _, new in text_changed]
+        if fts_rows:
+            await conn.executemany(_FTS_INSERT, fts_rows)
+        return IngestResult(tuple(p for _, p in inserts), len(updates), unchanged)
+
+    async def _stored(
+        self, conn: aiosqlite.Connection, ids: Sequence[str]
+    ) -> dict[str, tuple[int, Paper]]:
+        found: dict[str, tuple[int, Paper]] = {}
+        for chunk in _chunks(ids):
+            sql = f"SELECT {_COLUMNS} FROM papers p WHERE p.id IN ({_marks(len(chunk))})"
+            async with conn.execute(sql, chunk) as cursor:
+                for row in await cursor.fetchall():
+                    found[row[1]] = (int(row[0]), _paper(row))
+        return found
+
+    async def _link(
+        self,
+        conn: aiosqlite.Connection,
+        inserts: Sequence[tuple[int, Paper]],
+        updates: Sequence[tuple[int, Paper, Paper]],
+    ) -> None:
+        """Rewrite paper_authors and paper_categories for new papers and changed lists."""
+        author_lists = list(inserts) + [
+            (r, new) for r, old, new in updates if old.authors != new.authors
+        ]
+        category_lists = list(inserts) + [
+            (r, new) for r, old, new in updates if old.categories != new.categories
+        ]
+        relinked = [(r,) for r, old, new in updates if old.authors != new.authors]
+        if relinked:
+            await conn.executemany("DELETE FROM paper_authors WHERE paper_rowid = ?", relinked)
+        recategorized = [(r,) for r, old, new in updates if old.categories != new.categories]
+        if recategorized:
+            await conn.executemany(
+                "DELETE FROM paper_categories WHERE paper_rowid = ?", recategorized
+            )
+        if author_lists:
+            ids = await self._author_ids(conn, {n for _, p in author_lists for n in p.authors})
+            await conn.executemany(
+                "INSERT INTO paper_authors (paper_rowid, position, author_id) VALUES (?, ?, ?)",
+                [(r, i, ids[name]) for r, p in author_lists for i, name in enumerate(p.authors)],
+            )
+        if category_lists:
+            await conn.executemany(
+                "INSERT INTO paper_categories (category, paper_rowid) VALUES (?, ?)",
+                [(c, r) for r, p in category_lists for c in p.categories],
+            )
+
+    async def _author_ids(self, conn: aiosqlite.Connection, names: Iterable[str]) -> dict[str, int]:
+        """Ids of `names`, creating authors (with their match keys) that are not stored yet.
+
+        Not cached across calls: ids handed out in a transaction that is later
+        rolled back would poison a cache, and a bulk look-up per batch is cheap.
+        """
+        wanted = list(names)
+        ids: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            sql = f"SELECT id, name FROM authors WHERE name IN ({_marks(len(chunk))})"
+            async with conn.execute(sql, chunk) as cursor:
+                ids.update((row[1], int(row[0])) for row in await cursor.fetchall())
+        missing = [n for n in wanted if n not in ids]
+        if missing:
+            # The transaction holds the write lock, so max(id) + 1... are ours to use.
+            async with conn.execute("SELECT coalesce(max(id), 0) FROM authors") as cursor:
+                row = await cursor.fetchone()
+            next_id = int(row[0]) + 1 if row else 1
+            rows = []
+            for offset, name in enumerate(missing):
+                key = author_key(name)
+                ids[name] = next_id + offset
+                rows.append((next_id + offset, name, key.surname, key.given_key))
+            await conn.executemany(
+                "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)", rows
+            )
+        return ids
+
+    # ---- the full-text index ----
+
+    async def _ensure_index(self, conn: aiosqlite.Connection) -> None:
+        """Rebuild papers_fts inside `conn`'s transaction if another normalizer built it."""
+        async with conn.execute("SELECT value FROM meta WHERE key = ?", (_META_KEY,)) as cursor:
+            row = await cursor.fetchone()
+        if row is not None and row[0] == FTS_NORMALIZER:
+            return
+        log.info("rebuilding the search index normalizer=%s", FTS_NORMALIZER)
+        await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
+        indexed = 0
+        async with conn.execute("SELECT rowid, title, abstract, authors_text FROM papers") as cur:
+            while batch := list(await cur.fetchmany(2000)):
+                await conn.executemany(_FTS_INSERT, [_fts_row(*r) for r in batch])
+                indexed += len(batch)
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_META_KEY, FTS_NORMALIZER),
+        )
+        log.info("rebuilt the search index papers=%d", indexed)
+
+    async def _ensure_index_ready(self) -> None:
+        if self._index_checked:
+            return
+        row = await self._db.fetchone("SELECT value FROM meta WHERE key = ?", (_META_KEY,))
+        if row is None or row[0] != FTS_NORMALIZER:
+            async with self._db.transaction() as conn:
+                await self._ensure_index(conn)
+        self._index_checked = True
+
+    # ---- reading ----
+
+    async def get(self, paper_id: str) -> Paper | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM papers p WHERE p.id = ?", (paper_id,)
+        )
+        return _paper(row) if row else None
+
+    async def get_many(self, ids: Iterable[str]) -> list[Paper]:
+        """The stored papers among `ids`, in the order asked, without repeats."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Paper] = {}
+        for chunk in _chunks(wanted):
+            rows = await self._db.fetchall(
+                f"SELECT {_COLUMNS} FROM papers p WHERE p.id IN ({_marks(len(chunk))})", chunk
+            )
+            found.update((row[1], _paper(row)) for row in rows)
+        return [found[i] for i in wanted if i in found]
+
+    async def count(self) -> int:
+        row = await self._db.fetchone("SELECT count(*) FROM papers")
+        return int(row[0]) if row else 0
+
+    async def latest(self, limit: int = 10, category: str | None = None) -> list[Paper]:
+        """The most recently published papers, optionally of one category (or archive)."""
+        where, params = "", list[Any]()
+        if category:
+            clause, params = _category_clause(category, "p")
+            where = f"WHERE {clause}"
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM papers p {where} ORDER BY p.published DESC, p.id LIMIT ?",
+            [*params, max(0, limit)],
+        )
+        return [_paper(row) for row in rows]
+
+    async def search(
+        self,
+        query: str,
+        *,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[SearchHit]:
+        """Papers containing every word of `query` (plain text), best bm25 rank first.
+
+        `since`/`until` bound `published` (inclusive/exclusive); `category` is a
+        class (`cs.LG`) or a whole archive (`cs`). Never raises on odd input.
+        """
+        match = match_expression(query)
+        if match is None or limit <= 0:
+            return []
+        await self._ensure_index_ready()
+        filters, params = _filters(category, since, until, "f")
+        join = " JOIN papers f ON f.rowid = papers_fts.rowid" if filters else ""
+        sql = f"""
+            WITH hits AS MATERIALIZED (
+                SELECT papers_fts.rowid AS hit, {_BM25} AS rank
+                FROM papers_fts{join}
+                WHERE papers_fts MATCH ?{filters}
+                ORDER BY papers_fts.rowid DESC
+                LIMIT ?
+            )
+            SELECT {_COLUMNS}, hits.rank FROM hits CROSS JOIN papers p ON p.rowid = hits.hit
+            ORDER BY hits.rank, p.published DESC, p.id
+            LIMIT ? OFFSET ?
+        """
+        args = [match, *params, self._search_candidates, limit, max(0, offset)]
+        rows = await self._fts_rows(sql, args)
+        return [SearchHit(_paper(row), float(row[15])) for row in rows]
+
+    async def count_search(
+        self,
+        query: str,
+        *,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many hits `search` can page through (at most `search_candidates`)."""
+        match = match_expression(query)
+        if match is None:
+            return 0
+        await self._ensure_index_ready()
+        filters, params = _filters(category, since, until, "f")
+        join = " JOIN papers f ON f.rowid = papers_fts.rowid" if filters else ""
+        sql = f"""
+            SELECT count(*) FROM (
+                SELECT papers_fts.rowid FROM papers_fts{join}
+                WHERE papers_fts MATCH ?{filters}
+                LIMIT ?
+            )
+        """
+        rows = await self._fts_rows(sql, [match, *params, self._search_candidates])
+        return int(rows[0][0]) if rows else 0
+
+    async def _fts_rows(self, sql: str, params: Sequence[Any]) -> list[aiosqlite.Row]:
+        try:
+            return await self._db.fetchall(sql, params)
+        except sqlite3.OperationalError as exc:
+            # match_expression only emits quoted words; this is a safety net, not a path.
+            if "fts5" not in str(exc):
+                raise
+            log.warning("search expression rejected error=%s", exc)
+            return []
+
+    async def by_author(self, query: str, *, limit: int = 25, offset: int = 0) -> AuthorMatch:
+        """Papers of every stored author whose name can be `query`, newest first."""
+        authors = await self._matching_authors(query)
+        names = tuple(sorted({name for _, name in authors}))
+        if not authors or limit <= 0:
+            return AuthorMatch(query, names, ())
+        # The author's papers drive the join (CROSS JOIN fixes the order); scanning
+        # papers by date and probing would read the whole table for a rare name.
+        rows = await self._db.fetchall(
+            f"""
+            WITH theirs AS MATERIALIZED (
+                SELECT DISTINCT pa.paper_rowid AS r FROM paper_authors pa
+                WHERE pa.author_id IN (SELECT value FROM json_each(?))
+            )
+            SELECT {_COLUMNS} FROM theirs CROSS JOIN papers p ON p.rowid = theirs.r
+            ORDER BY p.published DESC, p.id
+            LIMIT ? OFFSET ?
+            """,
+            (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset)),
+        )
+        return AuthorMatch(query, names, tuple(_paper(row) for row in rows))
+
+    async def _matching_authors(self, query: str) -> list[tuple[int, str]]:
+        key = query_key(query)
+        if not key.surname:
+            return []
+        sql = "SELECT a.id, a.name, a.given_key FROM authors a WHERE a.surname_key = ?"
+        params: list[Any] = [key.surname]
+        if key.given:
+            # Compatible given names start with the same letter (or are unknown).
+            low, high = _prefix_range(key.given[0][0])
+            sql += " AND (a.given_key = '' OR (a.given_key >= ? AND a.given_key < ?))"
+            params += [low, high]
+        sql += " AND EXISTS (SELECT 1 FROM paper_authors pa WHERE pa.author_id = a.id)"
+        rows = await self._db.fetchall(sql, params)
+        return [
+            (int(row[0]), str(row[1]))
+            for row in rows
+            if given_compatible(key.given, tuple(str(row[2]).split()))
+        ]
+
+    async def author_names(self, prefix: str, limit: int = 25) -> list[str]:
+        """Stored spellings for autocomplete: `Leg`, `Shane Le`, `legg s` -> `Shane Legg`, ...
+
+        The last word is read as the start of a surname and the words before it
+        as given names; with two words or more, also as `surname given...`.
+        """
+        tokens = tuple(fold(prefix).split())
+        if not tokens or limit <= 0:
+            return []
+        found: dict[str, None] = {}
+        readings = [(tokens[-1], True, tokens[:-1])]
+        if len(tokens) > 1:
+            readings.append((tokens[0], False, tokens[1:]))
+        for surname, is_prefix, given in readings:
+            if is_prefix:
+                low, high = _prefix_range(surname)
+                where, params = "a.surname_key >= ? AND a.surname_key < ?", [low, high]
+            else:
+                where, params = "a.surname_key = ?", [surname]
+            if given:
+                first = given[0][0]
+                where += " AND (a.given_key = '' OR substr(a.given_key, 1, 1) = ?)"
+                params.append(first)
+            rows = await self._db.fetchall(
+                f"""
+                SELECT a.name, a.given_key FROM authors a
+                WHERE {where}
+                AND EXISTS (SELECT 1 FROM paper_authors pa WHERE pa.author_id = a.id)
+                ORDER BY a.surname_key, a.given_key, a.name
+                LIMIT ?
+                """,
+                [*params, _AUTOCOMPLETE_SCAN],
+            )
+            for row in rows:
+                stored = tuple(str(row[1]).split())
+                ok = (
+                    given_compatible(given, stored) if is_prefix else _typed_given_ok(given, stored)
+                )
+                if ok:
+                    found.setdefault(str(row[0]))
+                    if len(found) >= limit:
+                        return list(found)
+        return list(found)
+
+    async def stats(self) -> StoreStats:
+        async def scalar(sql: str) -> int:
+            row = await self._db.fetchone(sql)
+            return int(row[0]) if row and row[0] is not None else 0
+
+        per_category = {
+            str(row[0]): int(row[1])
+            for row in await self._db.fetchall(
+                "SELECT category, count(*) FROM paper_categories GROUP BY category"
+            )
+        }
+        return StoreStats(
+            papers=await scalar("SELECT count(*) FROM papers"),
+            authors=await scalar("SELECT count(*) FROM authors"),
+            destinations=await scalar("SELECT count(*) FROM destinations"),
+            subscriptions=await scalar("SELECT count(*) FROM subscriptions"),
+            pending_deliveries=await scalar(
+                "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+            ),
+            sent_deliveries=await scalar("SELECT count(*) FROM deliveries WHERE status = 'sent'"),
+            database_bytes=await scalar(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            ),
+            per_category=per_category,
+        )
