@@ -452,3 +452,23 @@ async def test_poll_is_for_admins(env: Env) -> None:
     forced = await env.run(env.member, "paperbell poll", client_checks=False)
     assert "Manage Server" in await private_text(env, forced)
     assert env.arxiv.requests == []
+
+
+async def test_resume_a_paused_channel(env: Env) -> None:
+    """/paperbell resume restarts a paused channel of this server once the bot can post there."""
+    await env.reply(
+        await env.run(env.admin, "subscribe category", {"value": "cs.AI", "channel": env.papers.id})
+    )
+    listing = await env.bot.subscriptions.listing(guild_id=env.guild.id, user_id=0)
+    destination = listing.channel[0].destination
+    await env.bot.subscriptions.pause(destination.id, "missing permission")
+    forced = await env.run(
+        env.member, "paperbell resume", {"channel": env.papers.id}, client_checks=False
+    )
+    assert "Manage Channels" in await private_text(env, forced)
+    cannot_post = await env.run(env.admin, "paperbell resume", {"channel": env.locked.id})
+    assert "Embed Links" in await private_text(env, cannot_post)
+    resumed = await env.run(env.admin, "paperbell resume", {"channel": env.papers.id})
+    assert f"Alerts to <#{env.papers.id}> are running" in await private_text(env, resumed)
+    stored = await env.bot.papers.subscriptions.get_destination(destination.id)
+    assert stored is not None and not stored.paused
