@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EASTERN = ZoneInfo("America/New_York")
-ANNOUNCEMENT = {"day_of_week": "sun-thu", "hour": 23, "minute": 55}
+# APScheduler 3 reads "sun-thu" as the empty range 6..3, so spell the days out.
+ANNOUNCEMENT = {"day_of_week": "mon-thu,sun", "hour": 23, "minute": 55}
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
 
 
