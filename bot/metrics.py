@@ -3,8 +3,8 @@
 `Metrics` never touches prometheus_client's global registry: every bot (and
 every test) builds its own instance, so two bots in one process do not clash.
 Counters are fed by the `observe_*` methods after a poll or a delivery pass and
-by two aiohttp trace configs (one for the arXiv session, one passed to
-discord.py as `http_trace`); gauges that mirror the store (the outbox backlog)
+by aiohttp traces (`arxiv_trace()` for the arXiv session, `attach_discord` on
+the trace given to discord.py as `http_trace`); gauges that mirror the store (the outbox backlog)
 are refreshed by `refresh()` right before each scrape.
 
 No label ever holds user content: the only free-form label is the feed, and it
@@ -203,8 +203,17 @@ class Metrics:
     # ---- aiohttp traces --------------------------------------------------------------
 
     def arxiv_trace(self) -> aiohttp.TraceConfig:
-        """Counts every request of the session it is given to (the arXiv client's)."""
+        """A trace for the arXiv client's session: `ClientSession(trace_configs=[...])`."""
         trace = aiohttp.TraceConfig()
+        self.attach_arxiv(trace)
+        return trace
+
+    def attach_arxiv(self, trace: aiohttp.TraceConfig) -> None:
+        """Count every request of the session `trace` is given to as an arXiv request.
+
+        aiohttp's own silent resend after a server hang-up is part of one request.
+        A 200 "Rate exceeded." body counts as answered: the client retries it.
+        """
 
         async def on_end(
             _session: aiohttp.ClientSession,
@@ -222,14 +231,13 @@ class Metrics:
 
         trace.on_request_end.append(on_end)
         trace.on_request_exception.append(on_exception)
-        return trace
 
-    def discord_trace(self) -> aiohttp.TraceConfig:
-        """For discord.py's `http_trace=`: counts Discord answers >= 400 by status.
+    def attach_discord(self, trace: aiohttp.TraceConfig) -> None:
+        """Count Discord's answers >= 400 by status, on the trace given to discord.py.
 
-        discord.py retries 429 and 5xx itself; each attempt's answer is counted.
+        discord.py takes a single `http_trace`, so this adds to the bot's one.
+        It retries 429 and 5xx itself; each attempt's answer is counted.
         """
-        trace = aiohttp.TraceConfig()
 
         async def on_end(
             _session: aiohttp.ClientSession,
@@ -248,4 +256,3 @@ class Metrics:
 
         trace.on_request_end.append(on_end)
         trace.on_request_exception.append(on_exception)
-        return trace

@@ -308,6 +308,21 @@ async def test_off_unless_a_port_is_configured() -> None:
         await server.stop()
 
 
+async def test_port_in_use_fails_start_and_leaves_nothing_running(served: Served) -> None:
+    """A taken port raises OSError from start(); the server can start elsewhere afterwards."""
+    taken = served.server.port
+    other = HealthServer(ScriptedSource(), Metrics())
+    with pytest.raises(OSError):
+        await other.start("127.0.0.1", taken)
+    with pytest.raises(RuntimeError):
+        _ = other.port
+    await other.start("127.0.0.1", 0)
+    try:
+        assert other.port != taken
+    finally:
+        await other.stop()
+
+
 async def test_stop_closes_the_port(served: Served) -> None:
     """After stop() the port no longer accepts connections, and start() works again."""
     port = served.server.port

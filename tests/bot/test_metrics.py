@@ -271,7 +271,11 @@ async def test_discord_trace_counts_rest_errors(emulated_discord: DiscordEmulato
     guild = await emu.create_guild("Readers")
     channel = await emu.create_text_channel(guild.id, "papers")
     metrics = Metrics()
-    client = discord.Client(intents=discord.Intents.none(), http_trace=metrics.discord_trace())
+    trace = aiohttp.TraceConfig()  # the bot's single http_trace, shared with its SendGate
+    metrics.attach_discord(trace)
+    client = discord.Client(
+        intents=discord.Intents.none(), http_trace=trace, guild_ready_timeout=0.1
+    )
     async with running_client(client, emu):
         emu.fail_next_posts(channel.id, status=403)
         emu.fail_next_posts(channel.id, status=404)
