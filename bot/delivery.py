@@ -6,20 +6,30 @@ sent only after Discord confirmed the message. If the process dies after the
 POST but before the mark, the restart re-sends the same batch with the same
 nonce and Discord answers with the message it already has (`enforce_nonce`),
 so every alert appears exactly once.
+
+Destinations are served concurrently, each by one worker that posts its
+batches in order. Discord limits each channel to about 5 messages per 5 s, so
+a sequential sender would make 50 busy channels take 50 times as long as one.
+`SendGate` keeps the concurrency polite: posts start at an even pace under
+Discord's global limit, and only a bounded number wait for an answer at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
+import yarl
 
 from bot.embeds import alert_embed, digest_embed, group_embeds
 from bot.services import utcnow
@@ -32,13 +42,21 @@ log = logging.getLogger(__name__)
 
 CLAIM_LIMIT = 500
 DIGEST_MIN_ITEMS = 4  # digest mode only kicks in when a destination has this many waiting
+RETRY_BASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
+MAX_IN_FLIGHT = 16  # message posts awaiting Discord's answer at once
+# Discord allows a bot about 50 requests per second in all; alerts take most of
+# that and leave room for command answers and DM channel look-ups.
+SENDS_PER_SECOND = 45.0
+SHUTDOWN_GRACE = 20.0  # seconds a shutdown waits for the posts in flight
 
 # Discord JSON error codes that mean "this destination is not going to work".
 UNKNOWN_CHANNEL = 10003
 MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 CANNOT_DM_USER = 50007
+
+_MESSAGES_PATH = re.compile(r"/channels/(\d+)/messages$")
 
 
 @dataclass(slots=True)
@@ -50,38 +68,143 @@ class DeliveryReport:
     paused_destinations: int = 0
 
 
-def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, ... capped at an hour."""
-    return min(timedelta(seconds=30 * 2 ** min(attempts, 10)), MAX_BACKOFF)
+def backoff(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
+    """`base`, then twice that, four times... capped at an hour (30 s, 1 min, 2 min by default)."""
+    return min(base * (1 << min(attempts, 10)), MAX_BACKOFF)
+
+
+class SendGate:
+    """Admission of message posts: an even pace, and a bound on posts awaiting an answer.
+
+    A post stops counting as in flight when its HTTP answer arrives, seen through
+    the aiohttp trace discord.py is given (`attach`), not when `send()` returns:
+    after an answer that used up the channel's rate-limit bucket discord.py
+    sleeps inside `send()` until the bucket resets, and that wait must not keep
+    the other channels' posts from starting.
+    """
+
+    def __init__(self, *, max_in_flight: int, per_second: float) -> None:
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._interval = 1.0 / per_second
+        self._next_turn = 0.0
+        self._answered: dict[int, Callable[[], None]] = {}  # channel id -> release its slot
+
+    def attach(self, trace: aiohttp.TraceConfig) -> None:
+        """Watch discord.py's requests (the trace passed as the client's `http_trace`)."""
+        trace.on_request_end.append(self._on_request_end)
+        trace.on_request_exception.append(self._on_request_exception)
+
+    @asynccontextmanager
+    async def post(self, channel_id: int) -> AsyncIterator[None]:
+        """Wait for a slot and a turn, then let the body post one message to `channel_id`."""
+        await self._slots.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._slots.release()
+
+        self._answered[channel_id] = release
+        try:
+            await self._wait_turn()
+            yield
+        finally:
+            if self._answered.get(channel_id) is release:
+                del self._answered[channel_id]
+            release()
+
+    async def _wait_turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        turn = max(now, self._next_turn)
+        self._next_turn = turn + self._interval
+        if turn > now:
+            await asyncio.sleep(turn - now)
+
+    def _answer_arrived(self, method: str, url: yarl.URL) -> None:
+        if method != "POST":
+            return
+        match = _MESSAGES_PATH.search(url.path)
+        if match is not None:
+            release = self._answered.pop(int(match.group(1)), None)
+            if release is not None:
+                release()
+
+    async def _on_request_end(
+        self,
+        _session: aiohttp.ClientSession,
+        _ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        self._answer_arrived(params.method, params.url)
+
+    async def _on_request_exception(
+        self,
+        _session: aiohttp.ClientSession,
+        _ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        self._answer_arrived(params.method, params.url)
 
 
 class Deliverer:
     """Drains the outbox; one pass at a time, woken by the scheduler or a fresh ingest."""
 
-    def __init__(self, bot: PaperbellBot) -> None:
+    def __init__(
+        self,
+        bot: PaperbellBot,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        sends_per_second: float = SENDS_PER_SECOND,
+    ) -> None:
         self.bot = bot
+        self.gate = SendGate(max_in_flight=max_in_flight, per_second=sends_per_second)
+        self.retry_base = RETRY_BASE
+        self.passes = 0  # finished passes, for health checks and tests
+        self.totals = DeliveryReport()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[DeliveryReport] | None = None
         self._dm_channels: dict[int, int] = {}
-        self.totals = DeliveryReport()
+        self._closing = False
 
     def kick(self) -> None:
         """Start a pass now unless one is running (then it will pick the new rows up)."""
+        if self._closing:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.run_once(), name="paperbell-delivery")
             self._task.add_done_callback(self._log_crash)
+
+    async def deliver(self) -> None:
+        """Run a pass (or join the one running) and wait for it: the scheduler's job."""
+        self.kick()
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})
 
     @staticmethod
     def _log_crash(task: asyncio.Task[DeliveryReport]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery pass crashed", exc_info=task.exception())
 
-    async def drain(self) -> None:
-        """Wait for the pass in flight (used at shutdown: finish it, start no other)."""
-        async with self._lock:
+    async def drain(self, timeout: float = SHUTDOWN_GRACE) -> None:
+        """Shutdown: start no new message, wait for those in flight (at most `timeout` s).
+
+        Alerts not yet posted stay pending for the next start. A post cut off by
+        the timeout may have reached Discord; its batch is resent with the same
+        nonce next time, so it still appears once.
+        """
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            _done, pending = await asyncio.wait({task}, timeout=timeout)
+            if pending:
+                log.warning("delivery still running after %.0f s at shutdown; cancelling", timeout)
+                task.cancel()
+                await asyncio.wait({task})
+        async with self._lock:  # a pass started by someone else
             pass
-        if self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
 
     def _scope(self) -> tuple[list[int] | None, bool]:
         """Which deliveries this process owns: its shards' guilds, and DMs on shard 0."""
@@ -92,9 +215,7 @@ class Deliverer:
     async def run_once(self) -> DeliveryReport:
         report = DeliveryReport()
         async with self._lock:
-            if self.bot.is_closed():
-                return report
-            while True:
+            while not self._closing and not self.bot.is_closed():
                 guild_ids, include_dms = self._scope()
                 due = await self.bot.papers.outbox.claim_due(
                     now=utcnow(), limit=CLAIM_LIMIT, guild_ids=guild_ids, include_dms=include_dms
@@ -104,13 +225,13 @@ class Deliverer:
                 by_destination: dict[int, list[Delivery]] = defaultdict(list)
                 for delivery in due:
                     by_destination[delivery.destination.id].append(delivery)
-                progressed = False
-                for items in by_destination.values():
-                    before = report.sent
-                    await self._deliver_destination(items, report)
-                    progressed = progressed or report.sent > before
-                if not progressed or len(due) < CLAIM_LIMIT:
+                before = report.sent
+                await asyncio.gather(
+                    *(self._deliver_destination(items, report) for items in by_destination.values())
+                )
+                if report.sent == before or len(due) < CLAIM_LIMIT:
                     break
+            self.passes += 1
         self._add_totals(report)
         if report.sent or report.failed or report.retried:
             log.info(
@@ -151,13 +272,32 @@ class Deliverer:
         return batches
 
     async def _deliver_destination(self, items: Sequence[Delivery], report: DeliveryReport) -> None:
+        """Post one destination's batches in order; stop at the first that must wait."""
         destination = items[0].destination
-        outbox = self.bot.papers.outbox
-        for batch in await self._batches(items):
-            ids = [d.id for d in batch]
-            nonce = f"pb{min(ids)}"
+        batch: Sequence[Delivery] = items
+        try:
+            for batch in await self._batches(items):
+                if self._closing or not await self._send_batch(destination, batch, report):
+                    return
+        except Exception as exc:
+            # A bug must not stall the other destinations, nor spin on this one.
+            log.exception("delivery to destination=%d failed unexpectedly", destination.id)
             try:
-                channel = await self._channel_for(destination)
+                await self._retry(batch, f"internal error: {type(exc).__name__}")
+            except Exception:
+                log.exception("could not postpone batch=pb%d", min(d.id for d in batch))
+            report.retried += len(batch)
+
+    async def _send_batch(
+        self, destination: Destination, batch: Sequence[Delivery], report: DeliveryReport
+    ) -> bool:
+        """Post one batch as one message; False when the destination's later batches must wait."""
+        outbox = self.bot.papers.outbox
+        ids = [d.id for d in batch]
+        nonce = f"pb{min(ids)}"
+        try:
+            channel = await self._channel_for(destination)
+            async with self.gate.post(channel.id):
                 if destination.digest and len(batch) >= DIGEST_MIN_ITEMS:
                     title = f"{len(batch)} new papers on arXiv"
                     message = await channel.send(
@@ -171,34 +311,35 @@ class Deliverer:
                         nonce=nonce,
                         allowed_mentions=discord.AllowedMentions.none(),
                     )
-            except discord.Forbidden as exc:
-                await self._pause(destination, exc)
-                report.paused_destinations += 1
-                return
-            except discord.NotFound as exc:
-                await self._gone(destination, ids, exc)
-                report.failed += len(batch)
-                return
-            except discord.HTTPException as exc:
-                if exc.status >= 500 or exc.status == 429:
-                    await self._retry(batch, f"discord {exc.status}")
-                    report.retried += len(batch)
-                    return  # keep order within the destination: try the rest later
-                log.error(
-                    "discord rejected alert batch=%s status=%s code=%s", nonce, exc.status, exc.code
-                )
-                await outbox.mark_failed(ids, error=f"discord {exc.status} code {exc.code}")
-                report.failed += len(batch)
-                continue
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                await self._retry(batch, f"network: {type(exc).__name__}")
+        except discord.Forbidden as exc:
+            await self._pause(destination, exc)
+            report.paused_destinations += 1
+            return False
+        except discord.NotFound as exc:
+            await self._gone(destination, ids, exc)
+            report.failed += len(batch)
+            return False
+        except discord.HTTPException as exc:
+            if exc.status >= 500 or exc.status == 429:
+                await self._retry(batch, f"discord {exc.status}")
                 report.retried += len(batch)
-                return
-            await outbox.mark_sent(ids, message_id=message.id, at=utcnow())
-            report.sent += len(batch)
-            report.messages += 1
+                return False  # keep order within the destination: try the rest later
+            log.error(
+                "discord rejected alert batch=%s status=%s code=%s", nonce, exc.status, exc.code
+            )
+            await outbox.mark_failed(ids, error=f"discord {exc.status} code {exc.code}")
+            report.failed += len(batch)
+            return True
+        except (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            await self._retry(batch, f"network: {type(exc).__name__}")
+            report.retried += len(batch)
+            return False
+        await outbox.mark_sent(ids, message_id=message.id, at=utcnow())
+        report.sent += len(batch)
+        report.messages += 1
+        return True
 
-    async def _channel_for(self, destination: Destination) -> discord.abc.Messageable:
+    async def _channel_for(self, destination: Destination) -> discord.PartialMessageable:
         if destination.kind is DestinationKind.CHANNEL:
             return self.bot.get_partial_messageable(
                 destination.target_id, guild_id=destination.guild_id
@@ -212,7 +353,9 @@ class Deliverer:
     async def _retry(self, batch: Sequence[Delivery], error: str) -> None:
         attempts = max(d.attempts for d in batch)
         await self.bot.papers.outbox.mark_retry(
-            [d.id for d in batch], error=error, next_attempt_at=utcnow() + backoff(attempts)
+            [d.id for d in batch],
+            error=error,
+            next_attempt_at=utcnow() + backoff(attempts, self.retry_base),
         )
         log.warning(
             "alert batch will be retried batch=pb%d error=%s", min(d.id for d in batch), error

@@ -106,6 +106,8 @@ class PaperbellBot(commands.AutoShardedBot):
             shard_kwargs["shard_ids"] = list(shard_ids)
         intents = discord.Intents.none()
         intents.guilds = True  # channels and permissions; no members, no message content
+        # discord.py takes one aiohttp trace; the deliverer watches message answers through it.
+        self.http_trace = aiohttp.TraceConfig()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -115,6 +117,7 @@ class PaperbellBot(commands.AutoShardedBot):
             help_command=None,
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
+            http_trace=self.http_trace,
         )
         self.settings = settings
         self.db = db
@@ -139,6 +142,7 @@ class PaperbellBot(commands.AutoShardedBot):
 
         self.notifier = Notifier(self)
         self.deliverer = Deliverer(self)
+        self.deliverer.gate.attach(self.http_trace)
         self.poll_scheduler = PollScheduler(self)
         self.owns_dms = shard_ids is None or 0 in shard_ids
 

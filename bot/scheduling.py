@@ -92,7 +92,7 @@ class PollScheduler:
         return min(times) if times else None
 
     async def deliver(self) -> None:
-        await self.bot.deliverer.run_once()
+        await self.bot.deliverer.deliver()
 
     async def poll_once(self, *, reason: str) -> PollReport:
         """One poll pass; concurrent callers wait for each other instead of doubling requests."""
