@@ -106,9 +106,17 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
             except discord.PrivilegedIntentsRequired:
                 sys.stderr.write("paperbell: Discord refused the requested gateway intents\n")
                 return 2
+            except (aiohttp.ClientError, OSError) as exc:
+                # Not the operator's mistake as such (Discord may be down): exit 1 to be restarted.
+                sys.stderr.write(f"paperbell: cannot reach Discord: {type(exc).__name__}\n")
+                return 1
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+                # bot.start() returns as soon as the gateway is closed; the signal's close()
+                # may still be finishing (delivery drained, HTTP session closing).
+                for task in closing:
+                    await task
                 if not bot.is_closed():
                     await bot.close()
     finally:
