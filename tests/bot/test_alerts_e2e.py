@@ -1,0 +1,427 @@
+"""The alert pipeline end to end: subscribe, poll arXiv, post to Discord, exactly once.
+
+The production `PaperbellBot` (cogs, scheduler, deliverer) runs against the
+local Discord emulator through the real discord.py client and against the
+local arXiv server, on a real SQLite file. Users subscribe with the real slash
+commands; the tests read what Discord received (messages, embeds, the POST
+bodies' `allowed_mentions`) and what the outbox recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.arxiv.feeds import parse_rss
+from bot.discord_bot import PaperbellBot
+from storage.models import (
+    AnnounceType,
+    DeliveryStatus,
+    DestinationKind,
+    Paper,
+    SubscriptionKind,
+)
+from tests.arxiv_server import ArxivServer
+from tests.bot.e2e_support import (
+    DAY_ONE,
+    alert_ids,
+    eventually,
+    footers,
+    message_posts,
+    paper,
+    pointed_at,
+    posted,
+    rss_listing,
+    running_bot,
+    wait_delivered,
+)
+from tests.discord_emulator import (
+    Channel,
+    DiscordEmulator,
+    Guild,
+    InteractionHandle,
+    Message,
+    Permission,
+    User,
+)
+
+
+@dataclass
+class World:
+    """Two servers with a few channels, their admins and two DM readers."""
+
+    emu: DiscordEmulator
+    arxiv: ArxivServer
+    db_path: Path
+    lab: Guild
+    ml: Channel
+    theory: Channel
+    mixed: Channel
+    club: Guild
+    feed: Channel
+    alice: User  # administrator of `lab`
+    bob: User  # owner of `club`
+    carol: User  # member of `lab`, subscribes herself (DM) from the server
+    dave: User  # subscribes from his DMs with the bot
+
+    async def run(
+        self,
+        user: User,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        guild: Guild | None = None,
+        channel: Channel | None = None,
+        dm: bool = False,
+    ) -> Message:
+        """`user` runs `/name` (in `channel` of `guild`, default #ml, or in DMs); the reply."""
+        handle: InteractionHandle
+        if dm:
+            handle = await self.emu.invoke_command(None, None, user.id, name, options)
+        else:
+            guild = guild or self.lab
+            where = channel or (self.ml if guild is self.lab else self.feed)
+            handle = await self.emu.invoke_command(guild.id, where.id, user.id, name, options)
+        return await handle.wait_final(timeout=10)
+
+    async def subscribe(
+        self, user: User, kind: str, value: str, target: Channel | None = None, **kw: Any
+    ) -> str:
+        """`/subscribe kind value [channel:target]`, run in `target` itself (else #ml or DMs)."""
+        options: dict[str, Any] = {"value": value}
+        if target is not None:
+            options["channel"] = target.id
+            kw.setdefault("channel", target)
+            kw.setdefault("guild", self.club if target is self.feed else self.lab)
+        reply = await self.run(user, f"subscribe {kind}", options, **kw)
+        return reply.content
+
+
+async def build_world(emu: DiscordEmulator, arxiv: ArxivServer, db_path: Path) -> World:
+    lab = await emu.create_guild("Lab")
+    ml = await emu.create_text_channel(lab.id, "ml")
+    theory = await emu.create_text_channel(lab.id, "theory")
+    mixed = await emu.create_text_channel(lab.id, "mixed")
+    alice = await emu.create_member(lab.id, "alice", admin=True)
+    carol = await emu.create_member(lab.id, "carol")
+    club = await emu.create_guild("Club")
+    feed = await emu.create_text_channel(club.id, "feed")
+    bob = emu.world.users[club.owner_id]
+    dave = await emu.create_user("dave")
+    return World(emu, arxiv, db_path, lab, ml, theory, mixed, club, feed, alice, bob, carol, dave)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with DiscordEmulator() as emu, ArxivServer() as arxiv, pointed_at(emu):
+        yield await build_world(emu, arxiv, tmp_path / "paperbell.db")
+
+
+# ---- the day's listing ------------------------------------------------------------------------
+
+SPARSE = paper(
+    "2501.00001", "Sparse attention for long contexts", authors=("Ada Lovelace", "Alan Turing")
+)
+CROSS = paper(
+    "2501.00002",
+    "Calibrated uncertainty for regression",
+    categories=("stat.ML", "cs.LG"),
+    announce=AnnounceType.CROSS,
+)
+STRINGS = paper(
+    "2501.00003",
+    "String dualities and black hole entropy",
+    authors=("Juan Example",),
+    categories=("hep-th",),
+)
+WALKS = paper(
+    "2501.00004",
+    "Diffusion limits of random walks on graphs",
+    authors=("Grace Hopper",),
+    categories=("math.PR",),
+)
+IMAGES = paper(
+    "2501.00005",
+    "Diffusion models for image synthesis",
+    authors=("Ada Lovelace",),
+    categories=("cs.CV",),
+)
+UNRELATED = paper(
+    "2501.00006", "Protein folding in silico", authors=("Rosalind Example",), categories=("q-bio",)
+)
+REAL_LISTING = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "rss2024_new_all-archives_2024-11-28.xml"
+)
+LISTING = [SPARSE, CROSS, STRINGS, WALKS, IMAGES, UNRELATED]
+NEXT_DAY = paper("2501.00007", "Mixture of experts at scale", authors=("Ada Lovelace",))
+
+
+async def subscribe_everyone(w: World) -> None:
+    """Channel subscriptions in two servers and two DM subscriptions, via the slash commands."""
+    assert "will get new `cs.LG` papers" in await w.subscribe(w.alice, "category", "cs.lg", w.ml)
+    await w.subscribe(w.alice, "category", "hep-th", w.theory)
+    await w.subscribe(w.alice, "category", "cs.LG", w.mixed)
+    await w.subscribe(w.alice, "keyword", "diffusion", w.mixed)
+    await w.subscribe(w.alice, "author", "Ada Lovelace", w.mixed)
+    await w.subscribe(w.bob, "category", "cs.LG", w.feed)
+    dm_reply = await w.subscribe(w.carol, "author", "Grace Hopper")
+    assert dm_reply.startswith("You'll get a DM"), dm_reply
+    await w.subscribe(w.dave, "keyword", "string dualities", dm=True)
+
+
+def expected_posts(w: World) -> dict[int, set[str]]:
+    """Which papers each channel (and DM, by user id) must show: decided by hand."""
+    return {
+        w.ml.id: {SPARSE.id, CROSS.id},
+        w.theory.id: {STRINGS.id},
+        w.mixed.id: {SPARSE.id, CROSS.id, WALKS.id, IMAGES.id},
+        w.feed.id: {SPARSE.id, CROSS.id},
+        w.carol.id: {WALKS.id},
+        w.dave.id: {STRINGS.id},
+    }
+
+
+def shown(w: World) -> dict[int, Counter[str]]:
+    """What each channel / DM of `expected_posts` shows now, paper id -> times posted."""
+    channels = [w.ml, w.theory, w.mixed, w.feed]
+    result = {c.id: posted(w.emu.channel_messages(c.id)) for c in channels}
+    for user in (w.carol, w.dave):
+        result[user.id] = posted(w.emu.dm_messages(user.id))
+    return result
+
+
+async def admin_poll(w: World) -> str:
+    return (await w.run(w.alice, "paperbell poll")).content
+
+
+async def test_alerts_reach_every_channel_and_dm_exactly_once(world: World) -> None:
+    """Subscribed channels in two servers and DMs get each matching paper once, across re-polls
+    and a restart; several matches in one channel make one alert listing them all."""
+    w = world
+    w.arxiv.set_rss(rss_listing(LISTING))
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await subscribe_everyone(w)
+        reply = await admin_poll(w)
+        assert re.match(r"Polled \d+ feeds?: 6 new papers, 11 alerts queued\.", reply), reply
+        await wait_delivered(bot)
+
+        expected = expected_posts(w)
+        assert shown(w) == {where: Counter(ids) for where, ids in expected.items()}
+        assert all(len(alert_ids(m)) > 0 for m in w.emu.created_messages)
+        mixed = footers(w.emu.channel_messages(w.mixed.id))
+        assert mixed[SPARSE.id] == "Matched category: cs.LG; author: Ada Lovelace"
+        assert mixed[IMAGES.id] == "Matched keyword: diffusion; author: Ada Lovelace"
+        assert mixed[WALKS.id] == "Matched keyword: diffusion"
+        assert footers(w.emu.dm_messages(w.carol.id)) == {WALKS.id: "Matched author: Grace Hopper"}
+        counts = await bot.papers.outbox.counts()
+        assert counts[DeliveryStatus.SENT] == 11 and counts[DeliveryStatus.PENDING] == 0
+        messages = w.emu.stats.messages_created
+
+        # The same listing again: 304 Not Modified, then (new ETag, same day) a stale 200.
+        again = await admin_poll(w)
+        assert re.match(r"Polled \d+ feeds?: 0 new papers, 0 alerts queued\.", again), again
+        w.arxiv.set_rss(rss_listing(LISTING), etag='"same-day-rebuilt"')
+        stale = await admin_poll(w)
+        assert "still served the listing already seen" in stale, stale
+        await wait_delivered(bot)
+        assert w.emu.stats.messages_created == messages
+        syncs = len(w.emu.command_syncs)
+
+    # A new bot process on the same database file reposts nothing ...
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await wait_delivered(bot)
+        assert w.emu.stats.messages_created == messages
+        assert len(w.emu.command_syncs) == syncs  # commands unchanged: no re-sync
+        # ... and still posts the next day's new paper, only that one.
+        w.arxiv.set_rss(rss_listing([*LISTING, NEXT_DAY], built=DAY_ONE.replace(day=8)))
+        next_day = await admin_poll(w)
+        assert re.match(r"Polled \d+ feeds?: 1 new paper, 3 alerts queued\.", next_day), next_day
+        await wait_delivered(bot)
+    expected = expected_posts(w)
+    for channel in (w.ml, w.mixed, w.feed):
+        expected[channel.id].add(NEXT_DAY.id)
+    assert shown(w) == {where: Counter(ids) for where, ids in expected.items()}
+    assert w.emu.stats.nonce_duplicates == 0
+
+
+async def test_real_listing_alerts_follow_the_subscription_options(world: World) -> None:
+    """On arXiv's real 1,504-item listing each channel gets exactly the papers its category
+    subscription asks for: cross-lists only when included, replacements only when asked."""
+    w = world
+    raw = REAL_LISTING.read_bytes()
+    w.arxiv.set_rss(raw)
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await w.subscribe(w.alice, "category", "econ.EM", w.ml)
+        options = {"value": "math.SG", "channel": w.theory.id, "include_cross": False}
+        await w.run(w.alice, "subscribe category", options, channel=w.theory)
+        options = {"value": "math.MG", "channel": w.mixed.id, "include_replacements": True}
+        await w.run(w.alice, "subscribe category", options, channel=w.mixed)
+        await admin_poll(w)
+        await wait_delivered(bot)
+
+    papers = parse_rss(raw).papers
+    replaced = {AnnounceType.REPLACE, AnnounceType.REPLACE_CROSS}
+    fresh = [p for p in papers if p.announce_type not in replaced]
+    expected = {
+        w.ml.id: {p.id for p in fresh if "econ.EM" in p.categories},
+        w.theory.id: {p.id for p in fresh if p.primary_category == "math.SG"},
+        w.mixed.id: {p.id for p in papers if "math.MG" in p.categories},
+    }
+    # The listing has what makes each option matter: a cross-list, a secondary, a replacement.
+    assert any(p.primary_category != "econ.EM" for p in fresh if p.id in expected[w.ml.id])
+    assert any("math.SG" in p.categories and p.primary_category != "math.SG" for p in fresh)
+    assert any(p.announce_type in replaced for p in papers if p.id in expected[w.mixed.id])
+    for channel_id, ids in expected.items():
+        assert posted(w.emu.channel_messages(channel_id)) == Counter(ids), channel_id
+
+
+# ---- when Discord says no ------------------------------------------------------------------
+
+
+def cs_lg_papers(count: int, start: int = 100) -> list[Paper]:
+    return [paper(f"2501.{start + i:05d}", f"Result number {start + i}") for i in range(count)]
+
+
+async def subscribe_channels(bot: PaperbellBot, w: World, *channels: Channel) -> None:
+    """Alice subscribes `channels` (of the lab) to cs.LG through the service, not a command."""
+    for channel in channels:
+        await bot.subscriptions.subscribe(
+            actor_id=w.alice.id, guild_id=w.lab.id, channel_id=channel.id,
+            kind=SubscriptionKind.CATEGORY, value="cs.LG",
+        )  # fmt: skip
+
+
+async def more_passes(bot: PaperbellBot, count: int = 3) -> None:
+    """Wait until the scheduler has run `count` more delivery passes."""
+    target = bot.deliverer.passes + count
+
+    async def done() -> bool:
+        return bot.deliverer.passes >= target
+
+    await eventually(done, what=f"{count} more delivery passes")
+
+
+async def test_missing_permission_pauses_keeps_alerts_and_subscribe_resumes(world: World) -> None:
+    """A 403 pauses the channel after one try, keeps its alerts, DMs the subscriber once;
+    running /subscribe there again (permission fixed) resumes and posts them."""
+    w = world
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await w.subscribe(w.alice, "category", "cs.LG", w.theory)
+        await subscribe_channels(bot, w, w.ml)
+        bot_role = w.emu.bot_role(w.lab.id)
+        await w.emu.set_permission_overwrite(w.theory.id, bot_role, deny=Permission.SEND_MESSAGES)
+        papers = cs_lg_papers(3)
+        await bot.papers.ingest(papers)
+        bot.deliverer.kick()
+        await wait_delivered(bot)
+        await more_passes(bot)
+
+        assert message_posts(w.emu, w.theory.id) == [(w.theory.id, 403)]
+        assert posted(w.emu.channel_messages(w.ml.id)) == Counter(p.id for p in papers)
+        dest = await bot.papers.subscriptions.destination_for(DestinationKind.CHANNEL, w.theory.id)
+        assert dest is not None and dest.paused
+        assert (await bot.papers.outbox.counts())[DeliveryStatus.PENDING] == 3
+        (told,) = w.emu.dm_messages(w.alice.id)
+        assert f"can no longer post in <#{w.theory.id}>" in told.content
+
+        await w.emu.set_permission_overwrite(w.theory.id, bot_role)  # permission back
+        reply = await w.subscribe(w.alice, "category", "cs.LG", w.theory)
+        assert "they resume now" in reply, reply
+        await wait_delivered(bot)
+        assert posted(w.emu.channel_messages(w.theory.id)) == Counter(p.id for p in papers)
+        assert len(w.emu.dm_messages(w.alice.id)) == 1
+
+
+async def test_unknown_channel_drops_its_subscriptions(world: World) -> None:
+    """A 404 (channel gone without the bot seeing the event) removes the channel's
+    subscriptions and alerts after one try; other channels are served as usual."""
+    w = world
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await subscribe_channels(bot, w, w.ml, w.theory)
+        w.emu.fail_next_posts(w.theory.id, status=404, count=100)
+        papers = cs_lg_papers(15)  # two messages per channel
+        await bot.papers.ingest(papers)
+        bot.deliverer.kick()
+        await wait_delivered(bot)
+        await more_passes(bot)
+
+        assert message_posts(w.emu, w.theory.id) == [(w.theory.id, 404)]
+        assert posted(w.emu.channel_messages(w.ml.id)) == Counter(p.id for p in papers)
+        gone = await bot.papers.subscriptions.destination_for(DestinationKind.CHANNEL, w.theory.id)
+        assert gone is None
+        listing = await bot.subscriptions.listing(guild_id=w.lab.id, user_id=w.alice.id)
+        assert [s.destination.target_id for s in listing.channel] == [w.ml.id]
+        counts = await bot.papers.outbox.counts()
+        assert counts[DeliveryStatus.PENDING] == 0 and counts[DeliveryStatus.SENT] == 15
+
+
+async def test_rate_limits_and_server_errors_are_retried_then_delivered(world: World) -> None:
+    """429 and 500 are retried by discord.py, 503 by the outbox with growing backoff, and a
+    lost answer (created, then 503/500) is resent under the same nonce: each alert once."""
+    w = world
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        bot.deliverer.retry_base = timedelta(milliseconds=200)
+        await subscribe_channels(bot, w, w.ml, w.theory, w.mixed)
+        await bot.subscriptions.subscribe(
+            actor_id=w.bob.id, guild_id=w.club.id, channel_id=w.feed.id,
+            kind=SubscriptionKind.CATEGORY, value="cs.LG",
+        )  # fmt: skip
+        w.emu.fail_next_posts(w.ml.id, status=429, retry_after=0.2)
+        w.emu.fail_next_posts(w.theory.id, status=500)
+        w.emu.fail_next_posts(w.mixed.id, status=503, count=2)
+        w.emu.fail_next_posts(w.feed.id, status=503, after_create=True)
+        papers = cs_lg_papers(2)
+        await bot.papers.ingest(papers)
+        bot.deliverer.kick()
+        await wait_delivered(bot)
+
+        for channel in (w.ml, w.theory, w.mixed, w.feed):
+            assert posted(w.emu.channel_messages(channel.id)) == Counter(p.id for p in papers)
+        statuses = {c.id: [s for _, s in message_posts(w.emu, c.id)] for c in (w.ml, w.theory)}
+        assert statuses == {w.ml.id: [429, 200], w.theory.id: [500, 200]}
+        mixed = [r.at for r in w.emu.requests if r.path.endswith(f"/{w.mixed.id}/messages")]
+        assert [s for _, s in message_posts(w.emu, w.mixed.id)] == [503, 503, 200]
+        assert mixed[1] - mixed[0] >= timedelta(milliseconds=200)
+        assert mixed[2] - mixed[1] >= timedelta(milliseconds=400)
+        # The lost answer: Discord kept the message; the retry got it back through the nonce.
+        assert [s for _, s in message_posts(w.emu, w.feed.id)] == [503, 200]
+        assert w.emu.stats.nonce_duplicates == 1
+        (kept,) = w.emu.channel_messages(w.feed.id)
+        dest = await bot.papers.subscriptions.destination_for(DestinationKind.CHANNEL, w.feed.id)
+        assert dest is not None
+        sent = await bot.papers.outbox.sent_for_destination(dest.id)
+        assert {d.message_id for d in sent} == {kept.id}
+
+
+async def test_closed_dms_pause_until_the_user_subscribes_again(world: World) -> None:
+    """A user whose DMs are closed gets paused (one try, alerts kept); after opening DMs and
+    running /subscribe again the kept alerts arrive once."""
+    w = world
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await w.subscribe(w.dave, "category", "cs.LG", dm=True)
+        w.emu.set_dms_open(w.dave.id, False)
+        papers = cs_lg_papers(2)
+        await bot.papers.ingest(papers)
+        bot.deliverer.kick()
+        await wait_delivered(bot)
+        await more_passes(bot)
+
+        dm_channel = w.emu.dm_channel_id(w.dave.id)
+        assert dm_channel is not None
+        assert message_posts(w.emu, dm_channel) == [(dm_channel, 403)]
+        dest = await bot.papers.subscriptions.destination_for(DestinationKind.DM, w.dave.id)
+        assert dest is not None and dest.paused
+        assert (await bot.papers.outbox.counts())[DeliveryStatus.PENDING] == 2
+
+        w.emu.set_dms_open(w.dave.id, True)
+        reply = await w.subscribe(w.dave, "category", "cs.LG", dm=True)
+        assert "they resume now" in reply, reply
+        await wait_delivered(bot)
+        assert posted(w.emu.dm_messages(w.dave.id)) == Counter(p.id for p in papers)
