@@ -92,7 +92,9 @@ class PollScheduler:
         return min(times) if times else None
 
     async def deliver(self) -> None:
-        await self.bot.deliverer.deliver()
+        # Only start a pass: one that outlives the interval (rate limits) must not make
+        # APScheduler skip and warn at every tick.
+        self.bot.deliverer.kick()
 
     async def poll_once(self, *, reason: str) -> PollReport:
         """One poll pass; concurrent callers wait for each other instead of doubling requests."""

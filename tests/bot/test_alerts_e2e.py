@@ -9,6 +9,7 @@ bodies' `allowed_mentions`) and what the outbox recorded.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ from tests.bot.e2e_support import (
     wait_delivered,
 )
 from tests.discord_emulator import (
+    BucketConfig,
     Channel,
     DiscordEmulator,
     Guild,
@@ -425,3 +427,123 @@ async def test_closed_dms_pause_until_the_user_subscribes_again(world: World) ->
         assert "they resume now" in reply, reply
         await wait_delivered(bot)
         assert posted(w.emu.dm_messages(w.dave.id)) == Counter(p.id for p in papers)
+
+
+# ---- untrusted feed text ----------------------------------------------------------------------
+
+ROLE = "<@&123456789012345678>"
+USER = "<@123456789012345678>"
+HOSTILE = paper(
+    "2501.00900",
+    "@everyone <@&123> **bold** __under__ `code` [click](https://evil.example)",
+    abstract=f"Hello {USER} and {ROLE} and @here; ~~strike~~ *emph* > quote ||spoiler||",
+    authors=(f"{USER}", "@everyone"),
+)
+WORDS = [
+    *("amber", "basalt", "cobalt", "dahlia", "ember", "fjord", "garnet", "harbor", "indigo"),
+    *("jasper", "kelp", "lantern", "meadow", "nectar", "obsidian", "pepper", "quartz", "raven"),
+    *("saffron", "tundra", "umber", "velvet", "willow", "xenon", "yarrow"),
+]
+
+
+def huge_paper(n: int) -> Paper:
+    """A paper over every Discord limit: title, abstract, author list, categories, comment."""
+    return paper(
+        f"2501.{800 + n:05d}",
+        ("*Very* long title with _markdown_ " * 400)[: 9000 + n],
+        abstract=" ".join(WORDS) + " " + ("An abstract sentence that goes on. " * 1000),
+        authors=[f"Author{i} " + "Verylongname" * 30 for i in range(500)],
+        categories=("cs.LG", *(f"math.{c}" for c in ("AG", "AT", "CO", "DS", "GT", "LO", "NT"))),
+    )
+
+
+async def test_feed_text_pings_nobody_and_is_escaped(world: World) -> None:
+    """A title `@everyone <@&123>` and mentions/markdown in the abstract are posted with
+    allowed_mentions none and escaped text: nobody is pinged, nothing is formatted."""
+    w = world
+    w.arxiv.set_rss(rss_listing([HOSTILE]))
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await w.subscribe(w.alice, "category", "cs.LG", w.ml)
+        await admin_poll(w)
+        await wait_delivered(bot)
+    (message,) = w.emu.channel_messages(w.ml.id)
+    assert message.allowed_mentions == {"parse": []}
+    assert message.content == ""
+    (embed,) = message.embeds
+    # The parts where Discord renders markdown and mention syntax (author and footer are plain).
+    rendered = [embed["title"], embed["description"], *(f["value"] for f in embed["fields"])]
+    text = json.dumps(rendered, ensure_ascii=False)
+    for raw in ("@everyone", "@here", USER, ROLE, "**bold**", "__under__", "~~strike~~", "||"):
+        assert raw not in text, raw
+    assert embed["title"].startswith("@\u200beveryone <@&123> \\*\\*bold\\*\\* \\_\\_under\\_\\_")
+    assert "<@\u200b123456789012345678>" in embed["description"]
+
+
+async def test_huge_papers_fit_discord_limits(world: World) -> None:
+    """Papers with enormous titles, abstracts and author lists, matched by 25 subscriptions at
+    once, are cut to Discord's limits: every alert is accepted (no HTTP 400) and posted once."""
+    w = world
+    papers = [huge_paper(n) for n in range(12)]
+    w.arxiv.set_rss(rss_listing(papers))
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await subscribe_channels(bot, w, w.ml)
+        for word in WORDS[:25]:
+            await bot.subscriptions.subscribe(
+                actor_id=w.alice.id, guild_id=w.lab.id, channel_id=w.mixed.id,
+                kind=SubscriptionKind.KEYWORD, value=word,
+            )  # fmt: skip
+        await admin_poll(w)
+        await wait_delivered(bot)
+        counts = await bot.papers.outbox.counts()
+    assert w.emu.stats.validation_errors == 0
+    assert counts[DeliveryStatus.SENT] == 24 and counts[DeliveryStatus.FAILED] == 0
+    for channel in (w.ml, w.mixed):
+        messages = w.emu.channel_messages(channel.id)
+        assert posted(messages) == Counter(p.id for p in papers)
+        assert len(messages) >= 2  # 12 big embeds cannot share one 6,000-character message
+    assert all(
+        f.startswith("Matched keyword: amber; keyword: basalt")
+        for f in footers(w.emu.channel_messages(w.mixed.id)).values()
+    )
+
+
+# ---- many destinations -------------------------------------------------------------------------
+
+
+async def test_rate_limited_channels_do_not_hold_up_the_others(tmp_path: Path) -> None:
+    """500 alerts to 20 channels (more than the posts allowed in flight): while channels wait
+    for their rate-limit bucket every other channel keeps posting, each in queue order,
+    and no request is refused with a 429."""
+    window = BucketConfig(2, 3.0)  # each channel: 2 messages, then a 3 s wait
+    async with (
+        DiscordEmulator(message_rate_limit=window) as emu,
+        ArxivServer() as arxiv,
+        pointed_at(emu),
+    ):
+        guild = await emu.create_guild("Many")
+        channels = [await emu.create_text_channel(guild.id, f"c{i}") for i in range(20)]
+        async with running_bot(emu, tmp_path / "paperbell.db", arxiv) as bot:
+            for channel in channels:
+                await bot.subscriptions.subscribe(
+                    actor_id=guild.owner_id, guild_id=guild.id, channel_id=channel.id,
+                    kind=SubscriptionKind.CATEGORY, value="cs.LG",
+                )  # fmt: skip
+            papers = cs_lg_papers(25)
+            assert (await bot.papers.ingest(papers)).deliveries == 500
+            bot.deliverer.kick()
+            await wait_delivered(bot, timeout=30)
+
+    in_order = [p.id for p in papers]
+    per_channel = [emu.channel_messages(c.id) for c in channels]
+    for messages in per_channel:
+        assert len(messages) == 3
+        assert [pid for m in messages for pid in alert_ids(m)] == in_order
+    # Every channel spent its bucket (2 messages) long before the first bucket reset (3 s):
+    # no channel waited for a slot held by another channel's rate-limit sleep.
+    times = [
+        [r.at for r in emu.requests if r.path == f"/channels/{c.id}/messages" and r.status == 200]
+        for c in channels
+    ]
+    spread = max(t[1] for t in times) - min(t[0] for t in times)
+    assert spread < timedelta(seconds=2), spread
+    assert emu.stats.rate_limited == 0
