@@ -9,8 +9,9 @@ goes through here, so the CLI and Discord always agree.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +65,7 @@ class FeedPoll:
     deliveries: int = 0
     error: str | None = None
     build_date: str | None = None
+    seconds: float = 0.0  # wall time of fetch + parse + ingest for this URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,11 @@ class PaperService:
             urls = client.rss_urls(cats)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
-        results = [await self._poll_url(client, url, dry_run=dry_run) for url in urls]
+        results = []
+        for url in urls:
+            started = time.perf_counter()
+            result = await self._poll_url(client, url, dry_run=dry_run)
+            results.append(replace(result, seconds=time.perf_counter() - started))
         return PollReport(tuple(results), cats)
 
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
