@@ -48,7 +48,7 @@ MAX_IN_FLIGHT = 16  # message posts awaiting Discord's answer at once
 # Discord allows a bot about 50 requests per second in all; alerts take most of
 # that and leave room for command answers and DM channel look-ups.
 SENDS_PER_SECOND = 45.0
-SHUTDOWN_GRACE = 20.0  # seconds a shutdown waits for the posts in flight
+SHUTDOWN_GRACE = 15.0  # seconds a shutdown waits for the posts in flight
 
 # Discord JSON error codes that mean "this destination is not going to work".
 UNKNOWN_CHANNEL = 10003
@@ -162,6 +162,7 @@ class Deliverer:
         self.bot = bot
         self.gate = SendGate(max_in_flight=max_in_flight, per_second=sends_per_second)
         self.retry_base = RETRY_BASE
+        self.shutdown_grace = SHUTDOWN_GRACE
         self.passes = 0  # finished passes, for health checks and tests
         self.totals = DeliveryReport()
         self._lock = asyncio.Lock()
@@ -188,15 +189,15 @@ class Deliverer:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery pass crashed", exc_info=task.exception())
 
-    async def drain(self, timeout: float = SHUTDOWN_GRACE) -> None:
-        """Shutdown: start no new message, wait for those in flight (at most `timeout` s).
+    async def drain(self) -> None:
+        """Shutdown: start no new message, wait for those in flight (`shutdown_grace` s at most).
 
         Alerts not yet posted stay pending for the next start. A post cut off by
         the timeout may have reached Discord; its batch is resent with the same
         nonce next time, so it still appears once.
         """
         self._closing = True
-        task = self._task
+        task, timeout = self._task, self.shutdown_grace
         if task is not None and not task.done():
             _done, pending = await asyncio.wait({task}, timeout=timeout)
             if pending:

@@ -106,6 +106,9 @@ class PaperbellBot(commands.AutoShardedBot):
             shard_kwargs["shard_ids"] = list(shard_ids)
         intents = discord.Intents.none()
         intents.guilds = True  # channels and permissions; no members, no message content
+        # paperbell never joins voice: skip discord.py's start-up warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         # discord.py takes one aiohttp trace; the deliverer watches message answers through it.
         self.http_trace = aiohttp.TraceConfig()
         super().__init__(

@@ -23,7 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.errors import UserError
+from bot.errors import UpstreamError, UserError
 from bot.services import PollReport, utcnow
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ EASTERN = ZoneInfo("America/New_York")
 # APScheduler 3 reads "sun-thu" as the empty range 6..3, so spell the days out.
 ANNOUNCEMENT = {"day_of_week": "mon-thu,sun", "hour": 23, "minute": 55}
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
+# A poll can wait minutes on arXiv's Retry-After; a shutdown (systemd allows 30 s) waits
+# this long for it, then cancels it: its store transaction rolls back and nothing is lost.
+POLL_SHUTDOWN_GRACE = 8.0
 
 
 def announcement_trigger() -> CronTrigger:
@@ -50,6 +53,9 @@ class PollScheduler:
         self.last_poll: datetime | None = None
         self.last_report: PollReport | None = None
         self._poll_lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[object] | None = None
+        self._closing = False
+        self.shutdown_grace = POLL_SHUTDOWN_GRACE
         self._cycle_deadline: datetime | None = None
 
     def start(self) -> None:
@@ -72,12 +78,27 @@ class PollScheduler:
         )
         scheduler.start()
         self.scheduler = scheduler
-        log.info("scheduler started next_announcement=%s", self.next_poll())
+        announcement = scheduler.get_job("announcement")
+        log.info(
+            "scheduler started next_announcement=%s next_poll=%s",
+            announcement.next_run_time if announcement is not None else None,
+            self.next_poll(),
+        )
 
     async def shutdown(self) -> None:
+        """Stop the jobs; let a poll in flight finish (at most `shutdown_grace` s) before
+        the database closes, and start no other."""
+        timeout = self.shutdown_grace
+        self._closing = True
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        # Let a poll in flight finish its transaction before the database closes.
+        poll = self._poll_task
+        if poll is not None and not poll.done():
+            _done, pending = await asyncio.wait({poll}, timeout=timeout)
+            if pending:
+                log.warning("poll still running after %.0f s at shutdown; cancelling", timeout)
+                poll.cancel()
+                await asyncio.wait({poll})
         async with self._poll_lock:
             pass
 
@@ -99,12 +120,17 @@ class PollScheduler:
     async def poll_once(self, *, reason: str) -> PollReport:
         """One poll pass; concurrent callers wait for each other instead of doubling requests."""
         async with self._poll_lock:
+            if self._closing:
+                raise UpstreamError("paperbell is shutting down; poll again once it is back.")
             started = utcnow()
+            self._poll_task = asyncio.current_task()
             try:
                 report = await self.bot.papers.poll()
             except UserError as exc:
                 log.warning("poll skipped reason=%s error=%s", reason, exc)
                 raise
+            finally:
+                self._poll_task = None
             self.last_poll = started
             self.last_report = report
             log.info(

@@ -9,6 +9,7 @@ bodies' `allowed_mentions`) and what the outbox recorded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -29,7 +30,7 @@ from storage.models import (
     Paper,
     SubscriptionKind,
 )
-from tests.arxiv_server import ArxivServer
+from tests.arxiv_server import ArxivServer, Scripted
 from tests.bot.e2e_support import (
     DAY_ONE,
     alert_ids,
@@ -547,3 +548,23 @@ async def test_rate_limited_channels_do_not_hold_up_the_others(tmp_path: Path) -
     spread = max(t[1] for t in times) - min(t[0] for t in times)
     assert spread < timedelta(seconds=2), spread
     assert emu.stats.rate_limited == 0
+
+
+# ---- shutting down ---------------------------------------------------------------------------
+
+
+async def test_shutdown_cancels_a_stuck_poll_after_its_grace(world: World) -> None:
+    """Closing the bot while arXiv hangs mid-poll waits only the grace period, then cancels
+    the poll: nothing half-stored, and the database closes cleanly."""
+    w = world
+    w.arxiv.set_rss(rss_listing(LISTING))
+    w.arxiv.enqueue(Scripted(passthrough=True, delay=60, path="/rss"))
+    async with running_bot(w.emu, w.db_path, w.arxiv, arxiv_timeout=120.0) as bot:
+        await subscribe_channels(bot, w, w.ml)
+        bot.poll_scheduler.shutdown_grace = 0.3
+        poll = await w.emu.invoke_command(w.lab.id, w.ml.id, w.alice.id, "paperbell poll")
+        await poll.wait_response()
+        await w.arxiv.wait_for_requests(1)
+        await asyncio.wait_for(bot.close(), timeout=10)
+        assert (await bot.papers.stats()).papers == 0
+    assert w.emu.stats.messages_created == 0
