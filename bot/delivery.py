@@ -10,8 +10,8 @@ so every alert appears exactly once.
 Destinations are served concurrently, each by one worker that posts its
 batches in order. Discord limits each channel to about 5 messages per 5 s, so
 a sequential sender would make 50 busy channels take 50 times as long as one.
-`SendGate` keeps the concurrency polite: posts start at an even pace under
-Discord's global limit, and only a bounded number wait for an answer at once.
+`SendGate` keeps the concurrency polite: a bounded number of posts wait for an
+answer at once, and posts are paced under Discord's global limit once it shows.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,9 +45,10 @@ DIGEST_MIN_ITEMS = 4  # digest mode only kicks in when a destination has this ma
 RETRY_BASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 MAX_IN_FLIGHT = 16  # message posts awaiting Discord's answer at once
-# Discord allows a bot about 50 requests per second in all; alerts take most of
-# that and leave room for command answers and DM channel look-ups.
-SENDS_PER_SECOND = 45.0
+# Discord allows a bot about 50 requests per second in all; once it has said so (a
+# global 429), alerts take most of that and leave room for commands and DM look-ups.
+PACED_POSTS_PER_SECOND = 45
+GLOBAL_PACE_SECONDS = 60.0
 SHUTDOWN_GRACE = 15.0  # seconds a shutdown waits for the posts in flight
 
 # Discord JSON error codes that mean "this destination is not going to work".
@@ -57,6 +58,15 @@ MISSING_PERMISSIONS = 50013
 CANNOT_DM_USER = 50007
 
 _MESSAGES_PATH = re.compile(r"/channels/(\d+)/messages$")
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One message's deliveries; `bound` once written to the outbox as a batch."""
+
+    deliveries: list[Delivery]
+    bound: bool
+    embeds: list[discord.Embed] | None = None  # built while grouping, reused for the post
 
 
 @dataclass(slots=True)
@@ -74,20 +84,36 @@ def backoff(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
 
 
 class SendGate:
-    """Admission of message posts: an even pace, and a bound on posts awaiting an answer.
+    """Admission of message posts: a bound on posts awaiting an answer, and a global pace
+    once Discord has said the bot is too fast.
 
     A post stops counting as in flight when its HTTP answer arrives, seen through
     the aiohttp trace discord.py is given (`attach`), not when `send()` returns:
     after an answer that used up the channel's rate-limit bucket discord.py
     sleeps inside `send()` until the bucket resets, and that wait must not keep
     the other channels' posts from starting.
+
+    Discord also limits a bot to about 50 requests per second in all. Bursts
+    under that are fine and the per-channel buckets usually bind first, so posts
+    are not paced until a 429 with the global scope arrives; from then on, for
+    `paced_for` seconds after the last one, at most `per_second` posts start in
+    any second. Retrying into the global limit would count toward Discord's
+    invalid-request ban.
     """
 
-    def __init__(self, *, max_in_flight: int, per_second: float) -> None:
+    def __init__(
+        self, *, max_in_flight: int, per_second: int, paced_for: float = GLOBAL_PACE_SECONDS
+    ) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._interval = 1.0 / per_second
-        self._next_turn = 0.0
+        self._per_second = per_second
+        self._paced_for = paced_for
+        self._pace_until = float("-inf")
+        self._started: deque[float] = deque(maxlen=per_second)  # recent post start times
         self._answered: dict[int, Callable[[], None]] = {}  # channel id -> release its slot
+
+    @property
+    def paced(self) -> bool:
+        return asyncio.get_running_loop().time() < self._pace_until
 
     def attach(self, trace: aiohttp.TraceConfig) -> None:
         """Watch discord.py's requests (the trace passed as the client's `http_trace`)."""
@@ -96,7 +122,7 @@ class SendGate:
 
     @asynccontextmanager
     async def post(self, channel_id: int) -> AsyncIterator[None]:
-        """Wait for a slot and a turn, then let the body post one message to `channel_id`."""
+        """Wait for a slot (and a turn when paced), then let the body post to `channel_id`."""
         await self._slots.acquire()
         released = False
 
@@ -117,11 +143,13 @@ class SendGate:
 
     async def _wait_turn(self) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        turn = max(now, self._next_turn)
-        self._next_turn = turn + self._interval
-        if turn > now:
-            await asyncio.sleep(turn - now)
+        while loop.time() < self._pace_until and len(self._started) == self._per_second:
+            # The deque holds the last `per_second` starts: wait until the oldest is a second old.
+            wait = self._started[0] + 1.0 - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._started.append(loop.time())
 
     def _answer_arrived(self, method: str, url: yarl.URL) -> None:
         if method != "POST":
@@ -138,6 +166,14 @@ class SendGate:
         _ctx: SimpleNamespace,
         params: aiohttp.TraceRequestEndParams,
     ) -> None:
+        response = params.response
+        if response.status == 429 and (
+            response.headers.get("X-RateLimit-Global", "").lower() == "true"
+            or response.headers.get("X-RateLimit-Scope") == "global"
+        ):
+            if not self.paced:
+                log.warning("Discord's global rate limit was hit; pacing alert posts")
+            self._pace_until = asyncio.get_running_loop().time() + self._paced_for
         self._answer_arrived(params.method, params.url)
 
     async def _on_request_exception(
@@ -157,10 +193,10 @@ class Deliverer:
         bot: PaperbellBot,
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
-        sends_per_second: float = SENDS_PER_SECOND,
+        paced_posts_per_second: int = PACED_POSTS_PER_SECOND,
     ) -> None:
         self.bot = bot
-        self.gate = SendGate(max_in_flight=max_in_flight, per_second=sends_per_second)
+        self.gate = SendGate(max_in_flight=max_in_flight, per_second=paced_posts_per_second)
         self.retry_base = RETRY_BASE
         self.shutdown_grace = SHUTDOWN_GRACE
         self.passes = 0  # finished passes, for health checks and tests
@@ -249,9 +285,12 @@ class Deliverer:
         self.totals.failed += report.failed
         self.totals.paused_destinations += report.paused_destinations
 
-    async def _batches(self, items: Sequence[Delivery]) -> list[list[Delivery]]:
-        """Existing batches first (a retry must resend exactly the same group), then new ones."""
-        outbox = self.bot.papers.outbox
+    def _batches(self, items: Sequence[Delivery]) -> list[_Batch]:
+        """Bound batches first (a retry must resend exactly the same group), then new groups.
+
+        New groups are bound to their batch only right before they are posted, so
+        a destination's first message does not wait for every group to be written.
+        """
         existing: dict[int, list[Delivery]] = defaultdict(list)
         fresh: list[Delivery] = []
         for delivery in items:
@@ -259,56 +298,67 @@ class Deliverer:
                 existing[delivery.batch_id].append(delivery)
             else:
                 fresh.append(delivery)
-        batches = [existing[key] for key in sorted(existing)]
-        destination = items[0].destination
+        batches = [_Batch(existing[key], bound=True) for key in sorted(existing)]
         if fresh:
-            if destination.digest and len(fresh) >= DIGEST_MIN_ITEMS:
-                groups = _digest_groups(fresh)
+            if items[0].destination.digest and len(fresh) >= DIGEST_MIN_ITEMS:
+                batches += [_Batch(group, bound=False) for group in _digest_groups(fresh)]
             else:
                 embeds = [alert_embed(d.paper, d.matched) for d in fresh]
-                groups = [[fresh[i] for i in group] for group in group_embeds(embeds)]
-            for group in groups:
-                await outbox.assign_batch([d.id for d in group])
-                batches.append(group)
+                batches += [
+                    _Batch(
+                        [fresh[i] for i in group], bound=False, embeds=[embeds[i] for i in group]
+                    )
+                    for group in group_embeds(embeds)
+                ]
         return batches
 
     async def _deliver_destination(self, items: Sequence[Delivery], report: DeliveryReport) -> None:
         """Post one destination's batches in order; stop at the first that must wait."""
         destination = items[0].destination
-        batch: Sequence[Delivery] = items
+        batch = _Batch(list(items), bound=False)
         try:
-            for batch in await self._batches(items):
-                if self._closing or not await self._send_batch(destination, batch, report):
+            for batch in self._batches(items):
+                if self._closing:
+                    return
+                if not batch.bound:
+                    # Bound before the post: if we die after it, the restart resends this
+                    # exact group under the same nonce.
+                    ids = [d.id for d in batch.deliveries]
+                    if await self.bot.papers.outbox.assign_batch(ids) is None:
+                        log.warning("alert batch=pb%d changed under us; next pass", min(ids))
+                        return
+                if not await self._send_batch(destination, batch, report):
                     return
         except Exception as exc:
             # A bug must not stall the other destinations, nor spin on this one.
             log.exception("delivery to destination=%d failed unexpectedly", destination.id)
             try:
-                await self._retry(batch, f"internal error: {type(exc).__name__}")
+                await self._retry(batch.deliveries, f"internal error: {type(exc).__name__}")
             except Exception:
-                log.exception("could not postpone batch=pb%d", min(d.id for d in batch))
-            report.retried += len(batch)
+                log.exception("could not postpone alerts of destination=%d", destination.id)
+            report.retried += len(batch.deliveries)
 
     async def _send_batch(
-        self, destination: Destination, batch: Sequence[Delivery], report: DeliveryReport
+        self, destination: Destination, batch: _Batch, report: DeliveryReport
     ) -> bool:
         """Post one batch as one message; False when the destination's later batches must wait."""
         outbox = self.bot.papers.outbox
-        ids = [d.id for d in batch]
+        items = batch.deliveries
+        ids = [d.id for d in items]
         nonce = f"pb{min(ids)}"
         try:
             channel = await self._channel_for(destination)
             async with self.gate.post(channel.id):
-                if destination.digest and len(batch) >= DIGEST_MIN_ITEMS:
-                    title = f"{len(batch)} new papers on arXiv"
+                if destination.digest and len(items) >= DIGEST_MIN_ITEMS:
+                    title = f"{len(items)} new papers on arXiv"
                     message = await channel.send(
-                        embed=digest_embed([(d.paper, d.matched) for d in batch], title=title),
+                        embed=digest_embed([(d.paper, d.matched) for d in items], title=title),
                         nonce=nonce,
                         allowed_mentions=discord.AllowedMentions.none(),
                     )
                 else:
                     message = await channel.send(
-                        embeds=[alert_embed(d.paper, d.matched) for d in batch],
+                        embeds=batch.embeds or [alert_embed(d.paper, d.matched) for d in items],
                         nonce=nonce,
                         allowed_mentions=discord.AllowedMentions.none(),
                     )
@@ -318,25 +368,25 @@ class Deliverer:
             return False
         except discord.NotFound as exc:
             await self._gone(destination, ids, exc)
-            report.failed += len(batch)
+            report.failed += len(items)
             return False
         except discord.HTTPException as exc:
             if exc.status >= 500 or exc.status == 429:
-                await self._retry(batch, f"discord {exc.status}")
-                report.retried += len(batch)
+                await self._retry(items, f"discord {exc.status}")
+                report.retried += len(items)
                 return False  # keep order within the destination: try the rest later
             log.error(
                 "discord rejected alert batch=%s status=%s code=%s", nonce, exc.status, exc.code
             )
             await outbox.mark_failed(ids, error=f"discord {exc.status} code {exc.code}")
-            report.failed += len(batch)
+            report.failed += len(items)
             return True
         except (discord.RateLimited, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            await self._retry(batch, f"network: {type(exc).__name__}")
-            report.retried += len(batch)
+            await self._retry(items, f"network: {type(exc).__name__}")
+            report.retried += len(items)
             return False
         await outbox.mark_sent(ids, message_id=message.id, at=utcnow())
-        report.sent += len(batch)
+        report.sent += len(items)
         report.messages += 1
         return True
 

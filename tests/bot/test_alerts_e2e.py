@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from bot.arxiv.feeds import parse_rss
+from bot.delivery import MAX_IN_FLIGHT
 from bot.discord_bot import PaperbellBot
 from storage.models import (
     AnnounceType,
@@ -568,3 +569,33 @@ async def test_shutdown_cancels_a_stuck_poll_after_its_grace(world: World) -> No
         await asyncio.wait_for(bot.close(), timeout=10)
         assert (await bot.papers.stats()).papers == 0
     assert w.emu.stats.messages_created == 0
+
+
+async def test_global_rate_limit_is_hit_once_then_respected(tmp_path: Path) -> None:
+    """1,500 alerts to 30 channels against Discord's global limit of 50 requests/s: after
+    the first global 429 the bot paces its posts, so 429s come only in that first burst."""
+    async with (
+        DiscordEmulator(message_rate_limit=None, global_rate_limit=50) as emu,
+        ArxivServer() as arxiv,
+        pointed_at(emu),
+    ):
+        guild = await emu.create_guild("Busy")
+        channels = [await emu.create_text_channel(guild.id, f"c{i}") for i in range(30)]
+        async with running_bot(emu, tmp_path / "paperbell.db", arxiv) as bot:
+            for channel in channels:
+                await bot.subscriptions.subscribe(
+                    actor_id=guild.owner_id, guild_id=guild.id, channel_id=channel.id,
+                    kind=SubscriptionKind.CATEGORY, value="cs.LG",
+                )  # fmt: skip
+            papers = cs_lg_papers(50)
+            await bot.papers.ingest(papers)
+            emu.reset_rate_limits()
+            bot.deliverer.kick()
+            await wait_delivered(bot, timeout=30)
+            assert bot.deliverer.gate.paced
+
+    for channel in channels:
+        assert posted(emu.channel_messages(channel.id)) == Counter(p.id for p in papers)
+    refused = [r.at for r in emu.requests if r.status == 429]
+    assert 0 < len(refused) <= MAX_IN_FLIGHT
+    assert refused[-1] - refused[0] < timedelta(seconds=1)
