@@ -53,6 +53,8 @@ def load_migrations() -> list[Migration]:
 class Database:
     """An open SQLite database with paperbell's schema applied."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn  # the writer; `transaction()` hands it out under the lock
         self.path = path
@@ -154,6 +156,12 @@ class Database:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
+
+    async def database_bytes(self) -> int:
+        row = await self.fetchone(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        )
+        return int(row[0]) if row else 0
 
     async def backup(self, target: str | Path) -> None:
         """Online copy through SQLite's backup API; safe while other connections write."""
