@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 
 AnyDatabase = Database | PgDatabase
 Connection = aiosqlite.Connection | PgConnection
+Row = Any  # aiosqlite.Row or asyncpg.Record: both index by position and by column name
+
+
+def json_ids(dialect: str) -> str:
+    """A subquery of the integers in one JSON-array parameter (`IN (<this>)`)."""
+    if dialect == "postgres":
+        return "SELECT value::bigint FROM json_array_elements_text(CAST(? AS json))"
+    return "SELECT value FROM json_each(?)"
+
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.db import Database
+from storage.backend import AnyDatabase
 from storage.models import FeedState
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _state(row: Sequence[Any]) -> FeedState:
 class FeedStateRepository:
     """Reads and records the polling state of feed URLs."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self._db = db
 
     async def get(self, url: str) -> FeedState | None:

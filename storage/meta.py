@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from storage.db import Database
+from storage.backend import AnyDatabase
 
 log = logging.getLogger(__name__)
 
 
 class MetaRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self.db = db
 
     async def get(self, key: str) -> str | None:

@@ -24,9 +24,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database
+from storage.backend import AnyDatabase, Connection, Row, json_ids
 from storage.models import AnnounceType, Delivery, DeliveryStatus, Paper
 from storage.subscriptions import (
     DESTINATION_COLUMNS,
@@ -65,12 +63,10 @@ OutboxItem = tuple[int, str, Sequence[str]]
 class DeliveryOutbox:
     """Queue of alerts to post; see the module docstring for the guarantees."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self.db = db
 
-    async def enqueue(
-        self, conn: aiosqlite.Connection, items: Sequence[OutboxItem], *, now: datetime
-    ) -> int:
+    async def enqueue(self, conn: Connection, items: Sequence[OutboxItem], *, now: datetime) -> int:
         """Queue deliveries inside the caller's transaction; returns how many rows were new.
 
         Items for a (destination, paper) pair that is already queued, sent or
@@ -144,7 +140,7 @@ class DeliveryOutbox:
             scopes.append("d.kind = 'channel'")
         elif guild_ids:
             # One JSON parameter instead of an IN list: a shard may hold thousands of guilds.
-            scopes.append("(d.kind = 'channel' AND d.guild_id IN (SELECT value FROM json_each(?)))")
+            scopes.append(f"(d.kind = 'channel' AND d.guild_id IN ({json_ids(self.db.dialect)}))")
             params.append(json.dumps(sorted(set(guild_ids))))
         if include_dms:
             scopes.append("d.kind = 'dm'")
@@ -181,7 +177,7 @@ class DeliveryOutbox:
             return []
         rows = await self.db.fetchall(
             _DELIVERY_SELECT
-            + " WHERE dl.status = 'pending' AND dl.batch_id IN (SELECT value FROM json_each(?))"
+            + f" WHERE dl.status = 'pending' AND dl.batch_id IN ({json_ids(self.db.dialect)})"
             " ORDER BY dl.created_at, dl.id",
             (json.dumps(batch_ids),),
         )
@@ -293,7 +289,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-async def _paper_rowids(conn: aiosqlite.Connection, paper_ids: set[str]) -> dict[str, int]:
+async def _paper_rowids(conn: Connection, paper_ids: set[str]) -> dict[str, int]:
     ordered = sorted(paper_ids)
     found: dict[str, int] = {}
     for start in range(0, len(ordered), _CHUNK):
@@ -306,7 +302,7 @@ async def _paper_rowids(conn: aiosqlite.Connection, paper_ids: set[str]) -> dict
     return found
 
 
-def _paper_from_row(row: aiosqlite.Row) -> Paper:
+def _paper_from_row(row: Row) -> Paper:
     announce = row["p_announce_type"]
     return Paper(
         id=row["p_id"],
@@ -326,7 +322,7 @@ def _paper_from_row(row: aiosqlite.Row) -> Paper:
     )
 
 
-def _delivery_from_row(row: aiosqlite.Row) -> Delivery:
+def _delivery_from_row(row: Row) -> Delivery:
     return Delivery(
         id=int(row["id"]),
         destination=destination_from_row(row),

@@ -151,13 +151,43 @@ class PgConnection:
         return PgCursor(self.raw, translate(sql), params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
-        """Pipelined; `rowcount` is unknown (-1), as asyncpg does not report it."""
+        """Run `sql` once per row; `rowcount` is the total, like sqlite3's.
+
+        A single-row `INSERT ... VALUES (?, ...)` is sent as multi-row INSERTs
+        (one round trip per few thousand rows, and PostgreSQL reports the count);
+        anything else goes through asyncpg's pipelined executemany, which does not
+        report counts, so its `rowcount` is -1.
+        """
         batch = [tuple(row) for row in rows]
-        if batch:
-            await self.raw.executemany(translate(sql), batch)
         cursor = PgCursor(self.raw, "", ())
         cursor._rows = []
+        cursor.rowcount = 0
+        if not batch:
+            return cursor
+        match = _SINGLE_VALUES.match(sql)
+        # A multi-row upsert may not touch one row twice; keep those row by row.
+        if match is None or "DO UPDATE" in sql.upper():
+            await self.raw.executemany(translate(sql), batch)
+            cursor.rowcount = -1
+            return cursor
+        head, tuple_sql, tail = match.groups()
+        width = tuple_sql.count("?")
+        per_statement = max(1, min(1000, _MAX_PARAMS // max(width, 1)))
+        for start in range(0, len(batch), per_statement):
+            chunk = batch[start : start + per_statement]
+            values = ", ".join([tuple_sql] * len(chunk))
+            statement = translate(f"{head}{values}{tail}")
+            status = await self.raw.execute(statement, *[v for row in chunk for v in row])
+            cursor.rowcount += max(_affected(status), 0)
         return cursor
+
+
+_MAX_PARAMS = 32_000  # PostgreSQL's limit is 65,535 bind parameters per statement
+_SINGLE_VALUES = re.compile(
+    r"^(\s*INSERT\s+(?:OR\s+IGNORE\s+)?INTO\s+[^()]+\([^()]*\)\s*VALUES\s*)"
+    r"(\((?:\s*(?:\?|'[^']*'|NULL|[0-9]+)\s*,)*\s*(?:\?|'[^']*'|NULL|[0-9]+)\s*\))(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 class PgDatabase:

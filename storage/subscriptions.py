@@ -14,9 +14,7 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database
+from storage.backend import AnyDatabase, Connection, Row
 from storage.models import Destination, DestinationKind, Subscription, SubscriptionKind
 
 log = logging.getLogger(__name__)
@@ -48,8 +46,10 @@ CANDIDATES_SQL = (
 )
 _CREATE_KEYS_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
-    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
+    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key))"
 )
+# PostgreSQL has no CROSS JOIN ... ON (and plans the join order itself).
+_PG_CANDIDATES_SQL = CANDIDATES_SQL.replace("CROSS JOIN", "JOIN")
 
 
 def to_timestamp(value: datetime) -> str:
@@ -73,7 +73,7 @@ def optional_timestamp(text: str | None) -> datetime | None:
     return None if text is None else from_timestamp(text)
 
 
-def destination_from_row(row: aiosqlite.Row, prefix: str = "d_") -> Destination:
+def destination_from_row(row: Row, prefix: str = "d_") -> Destination:
     """Decode a destination from columns named like `DESTINATION_COLUMNS`."""
     return Destination(
         id=int(row[f"{prefix}id"]),
@@ -86,7 +86,7 @@ def destination_from_row(row: aiosqlite.Row, prefix: str = "d_") -> Destination:
     )
 
 
-def _subscription_from_row(row: aiosqlite.Row) -> Subscription:
+def _subscription_from_row(row: Row) -> Subscription:
     return Subscription(
         id=int(row["id"]),
         destination=destination_from_row(row),
@@ -107,7 +107,7 @@ _DESTINATION_SELECT = "SELECT " + DESTINATION_COLUMNS + " FROM destinations AS d
 class SubscriptionRepository:
     """Reads and writes destinations and subscriptions; every change is one transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: AnyDatabase) -> None:
         self.db = db
 
     # -- destinations -------------------------------------------------------
@@ -312,7 +312,7 @@ class SubscriptionRepository:
 
     async def candidates(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         *,
         categories: Collection[str],
         surnames: Collection[str],
@@ -329,13 +329,16 @@ class SubscriptionRepository:
         keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
         if not keys:
             return []
-        await conn.execute(_CREATE_KEYS_TABLE)
+        postgres = self.db.dialect == "postgres"
+        await conn.execute(
+            _CREATE_KEYS_TABLE if postgres else _CREATE_KEYS_TABLE + " WITHOUT ROWID"
+        )
         await conn.execute("DELETE FROM temp.paperbell_match_keys")
         try:
             await conn.executemany(
                 "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key) VALUES (?, ?)", keys
             )
-            async with conn.execute(CANDIDATES_SQL) as cursor:
+            async with conn.execute(_PG_CANDIDATES_SQL if postgres else CANDIDATES_SQL) as cursor:
                 rows = await cursor.fetchall()
         finally:
             await conn.execute("DELETE FROM temp.paperbell_match_keys")
@@ -367,9 +370,7 @@ def _keys(kind: SubscriptionKind, values: Iterable[str]) -> list[tuple[str, str]
     return [(kind.value, value) for value in set(values) if value]
 
 
-async def _fetchone(
-    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]
-) -> aiosqlite.Row | None:
+async def _fetchone(conn: Connection, sql: str, params: tuple[Any, ...]) -> Row | None:
     async with conn.execute(sql, params) as cursor:
-        row: aiosqlite.Row | None = await cursor.fetchone()
+        row: Row | None = await cursor.fetchone()
     return row

@@ -8,6 +8,9 @@ import pytest
 
 from tests.arxiv_server import ArxivServer
 
+# `any_db`: a fresh database per backend (SQLite, and PostgreSQL when configured).
+pytest_plugins = ("tests.backends",)
+
 
 @pytest.fixture
 async def arxiv_server() -> AsyncIterator[ArxivServer]:

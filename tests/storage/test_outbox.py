@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from storage.backend import AnyDatabase
 from storage.db import Database
 from storage.models import AnnounceType, DeliveryStatus, DestinationKind, Paper
 from storage.outbox import DeliveryOutbox
@@ -37,10 +36,9 @@ def make_paper(number: int, **changes: object) -> Paper:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "paperbell.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: AnyDatabase) -> AnyDatabase:
+    """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
+    return any_db
 
 
 @pytest.fixture

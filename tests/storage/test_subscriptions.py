@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
+from storage.backend import AnyDatabase
 from storage.db import Database
 from storage.models import Destination, DestinationKind, SubscriptionKind
 from storage.subscriptions import CANDIDATES_SQL, SubscriptionRepository
@@ -21,10 +20,9 @@ KEYWORD = SubscriptionKind.KEYWORD
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "paperbell.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: AnyDatabase) -> AnyDatabase:
+    """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
+    return any_db
 
 
 @pytest.fixture
@@ -309,6 +307,7 @@ async def test_candidates_inside_open_transaction_with_many_keys(
     assert found[0].destination.digest  # saw the transaction's own uncommitted write
 
 
+@pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # EXPLAIN QUERY PLAN is SQLite's
 async def test_candidate_query_probes_the_match_index(
     db: Database, repo: SubscriptionRepository
 ) -> None:

@@ -1,0 +1,70 @@
+"""The database backends the storage tests run against: a SQLite file, and PostgreSQL.
+
+`open_test_database(kind, tmp_path)` gives a fresh, migrated database of that
+kind. PostgreSQL needs `PAPERBELL_TEST_POSTGRES_URL` (CI sets it to the server
+on 127.0.0.1:5432); each test gets a schema of its own, dropped afterwards.
+Without the variable the PostgreSQL cases are skipped, and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from storage.backend import AnyDatabase
+from storage.db import Database
+from storage.pg import PgDatabase
+
+POSTGRES_URL_VARIABLE = "PAPERBELL_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgres")
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+def require_postgres() -> str:
+    url = postgres_url()
+    if url is None:
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    return url
+
+
+@asynccontextmanager
+async def open_test_database(
+    kind: str, tmp_path: Path, *, migrate: bool = True
+) -> AsyncIterator[AnyDatabase]:
+    if kind == "sqlite":
+        db = await Database.open(tmp_path / "paperbell.sqlite3", migrate=migrate)
+        try:
+            yield db
+        finally:
+            await db.close()
+        return
+    url = require_postgres()
+    schema = f"pbtest_{uuid.uuid4().hex[:12]}"
+    pg = await PgDatabase.open(url, schema=schema, migrate=migrate)
+    try:
+        yield pg
+    finally:
+        await pg.close()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyDatabase]:
+    """A fresh migrated database, once per backend (PostgreSQL skipped without its URL)."""
+    async with open_test_database(request.param, tmp_path) as db:
+        yield db
