@@ -17,15 +17,16 @@ answer at once, and posts are paced under Discord's global limit once it shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -67,6 +68,7 @@ class _Batch:
     deliveries: list[Delivery]
     bound: bool
     embeds: list[discord.Embed] | None = None  # built while grouping, reused for the post
+    finishing: asyncio.Task[discord.Message] | None = None  # send() still in its rate-limit sleep
 
 
 @dataclass(slots=True)
@@ -84,21 +86,21 @@ def backoff(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
 
 
 class SendGate:
-    """Admission of message posts: a bound on posts awaiting an answer, and a global pace
-    once Discord has said the bot is too fast.
+    """Admission of message posts, and their answers as soon as they arrive.
 
-    A post stops counting as in flight when its HTTP answer arrives, seen through
-    the aiohttp trace discord.py is given (`attach`), not when `send()` returns:
-    after an answer that used up the channel's rate-limit bucket discord.py
-    sleeps inside `send()` until the bucket resets, and that wait must not keep
-    the other channels' posts from starting.
+    discord.py is given an aiohttp trace (`attach`) through which the gate sees
+    each answer to a post. After an answer that used up the channel's rate-limit
+    bucket discord.py sleeps inside `send()` until the bucket resets, up to 5 s;
+    the gate hands the confirmed message id over at once instead, so the
+    outbox is marked, the destination's next batch is queued behind the bucket,
+    and other channels' posts are not held up by that sleep.
 
-    Discord also limits a bot to about 50 requests per second in all. Bursts
-    under that are fine and the per-channel buckets usually bind first, so posts
-    are not paced until a 429 with the global scope arrives; from then on, for
-    `paced_for` seconds after the last one, at most `per_second` posts start in
-    any second. Retrying into the global limit would count toward Discord's
-    invalid-request ban.
+    At most `max_in_flight` posts wait for an answer at once. Discord also limits
+    a bot to about 50 requests per second in all; bursts under that are fine and
+    the per-channel buckets usually bind first, so posts are not paced until a
+    429 with the global scope arrives. From then on, for `paced_for` seconds
+    after the last one, at most `per_second` posts start in any second: retrying
+    into the global limit would count toward Discord's invalid-request ban.
     """
 
     def __init__(
@@ -109,7 +111,7 @@ class SendGate:
         self._paced_for = paced_for
         self._pace_until = float("-inf")
         self._started: deque[float] = deque(maxlen=per_second)  # recent post start times
-        self._answered: dict[int, Callable[[], None]] = {}  # channel id -> release its slot
+        self._posts: dict[int, _Post] = {}  # channel id -> its post awaiting an answer
 
     @property
     def paced(self) -> bool:
@@ -119,27 +121,25 @@ class SendGate:
         """Watch discord.py's requests (the trace passed as the client's `http_trace`)."""
         trace.on_request_end.append(self._on_request_end)
         trace.on_request_exception.append(self._on_request_exception)
+        trace.on_response_chunk_received.append(self._on_response_body)
 
     @asynccontextmanager
-    async def post(self, channel_id: int) -> AsyncIterator[None]:
-        """Wait for a slot (and a turn when paced), then let the body post to `channel_id`."""
+    async def post(self, channel_id: int, nonce: str) -> AsyncIterator[asyncio.Future[int]]:
+        """Wait for a slot (and a turn when paced), then let the body post to `channel_id`.
+
+        Yields a future that gets the id of the message Discord created with `nonce`
+        as soon as its answer is read (None of this needs discord.py's return).
+        """
         await self._slots.acquire()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._slots.release()
-
-        self._answered[channel_id] = release
+        post = _Post(nonce, asyncio.get_running_loop().create_future(), self._slots)
+        self._posts[channel_id] = post
         try:
             await self._wait_turn()
-            yield
+            yield post.confirmed
         finally:
-            if self._answered.get(channel_id) is release:
-                del self._answered[channel_id]
-            release()
+            if self._posts.get(channel_id) is post:
+                del self._posts[channel_id]
+            post.release()
 
     async def _wait_turn(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,14 +151,11 @@ class SendGate:
             await asyncio.sleep(wait)
         self._started.append(loop.time())
 
-    def _answer_arrived(self, method: str, url: yarl.URL) -> None:
+    def _post_to(self, method: str, url: yarl.URL) -> _Post | None:
         if method != "POST":
-            return
+            return None
         match = _MESSAGES_PATH.search(url.path)
-        if match is not None:
-            release = self._answered.pop(int(match.group(1)), None)
-            if release is not None:
-                release()
+        return None if match is None else self._posts.get(int(match.group(1)))
 
     async def _on_request_end(
         self,
@@ -174,7 +171,9 @@ class SendGate:
             if not self.paced:
                 log.warning("Discord's global rate limit was hit; pacing alert posts")
             self._pace_until = asyncio.get_running_loop().time() + self._paced_for
-        self._answer_arrived(params.method, params.url)
+        post = self._post_to(params.method, params.url)
+        if post is not None:
+            post.release()  # answered (a retry after a 429 or 5xx goes without a slot)
 
     async def _on_request_exception(
         self,
@@ -182,7 +181,42 @@ class SendGate:
         _ctx: SimpleNamespace,
         params: aiohttp.TraceRequestExceptionParams,
     ) -> None:
-        self._answer_arrived(params.method, params.url)
+        post = self._post_to(params.method, params.url)
+        if post is not None:
+            post.release()
+
+    async def _on_response_body(
+        self,
+        _session: aiohttp.ClientSession,
+        _ctx: SimpleNamespace,
+        params: aiohttp.TraceResponseChunkReceivedParams,
+    ) -> None:
+        # discord.py reads each answer whole, so the "chunk" is the entire JSON body.
+        post = self._post_to(params.method, params.url)
+        if post is None or post.confirmed.done():
+            return
+        try:
+            body = json.loads(params.chunk)
+        except ValueError:
+            return
+        # Error bodies carry no nonce; another post to the channel carries another one.
+        if isinstance(body, dict) and body.get("nonce") == post.nonce and "id" in body:
+            post.confirmed.set_result(int(body["id"]))
+
+
+@dataclass(slots=True)
+class _Post:
+    """One post in flight: its nonce, the message id once confirmed, its slot."""
+
+    nonce: str
+    confirmed: asyncio.Future[int]
+    slots: asyncio.Semaphore
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.slots.release()
 
 
 class Deliverer:
@@ -205,6 +239,8 @@ class Deliverer:
         self._task: asyncio.Task[DeliveryReport] | None = None
         self._dm_channels: dict[int, int] = {}
         self._closing = False
+        # send() calls whose message is confirmed, still inside discord.py's rate-limit sleep.
+        self._finishing: set[asyncio.Task[discord.Message]] = set()
 
     def kick(self) -> None:
         """Start a pass now unless one is running (then it will pick the new rows up)."""
@@ -242,6 +278,8 @@ class Deliverer:
                 await asyncio.wait({task})
         async with self._lock:  # a pass started by someone else
             pass
+        for sending in list(self._finishing):
+            sending.cancel()  # their messages are confirmed and recorded; only a sleep is left
 
     def _scope(self) -> tuple[list[int] | None, bool]:
         """Which deliveries this process owns: its shards' guilds, and DMs on shard 0."""
@@ -317,7 +355,12 @@ class Deliverer:
         destination = items[0].destination
         batch = _Batch(list(items), bound=False)
         try:
+            previous: _Batch | None = None
             for batch in self._batches(items):
+                if previous is not None and previous.finishing is not None:
+                    # The channel's bucket is spent: wait here, not holding a slot in send().
+                    await asyncio.wait({previous.finishing})
+                previous = batch
                 if self._closing:
                     return
                 if not batch.bound:
@@ -348,20 +391,21 @@ class Deliverer:
         nonce = f"pb{min(ids)}"
         try:
             channel = await self._channel_for(destination)
-            async with self.gate.post(channel.id):
-                if destination.digest and len(items) >= DIGEST_MIN_ITEMS:
-                    title = f"{len(items)} new papers on arXiv"
-                    message = await channel.send(
-                        embed=digest_embed([(d.paper, d.matched) for d in items], title=title),
-                        nonce=nonce,
-                        allowed_mentions=discord.AllowedMentions.none(),
-                    )
+            async with self.gate.post(channel.id, nonce) as confirmed:
+                sending = asyncio.create_task(self._post(channel, destination, batch, nonce))
+                either: set[asyncio.Future[Any]] = {sending, confirmed}
+                try:
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    sending.cancel()
+                    raise
+                if sending.done() or not confirmed.done():
+                    message_id = sending.result().id
                 else:
-                    message = await channel.send(
-                        embeds=batch.embeds or [alert_embed(d.paper, d.matched) for d in items],
-                        nonce=nonce,
-                        allowed_mentions=discord.AllowedMentions.none(),
-                    )
+                    message_id = confirmed.result()
+                    self._finishing.add(sending)
+                    sending.add_done_callback(self._finished)
+                    batch.finishing = sending
         except discord.Forbidden as exc:
             await self._pause(destination, exc)
             report.paused_destinations += 1
@@ -385,10 +429,34 @@ class Deliverer:
             await self._retry(items, f"network: {type(exc).__name__}")
             report.retried += len(items)
             return False
-        await outbox.mark_sent(ids, message_id=message.id, at=utcnow())
+        await outbox.mark_sent(ids, message_id=message_id, at=utcnow())
         report.sent += len(items)
         report.messages += 1
         return True
+
+    @staticmethod
+    async def _post(
+        channel: discord.PartialMessageable, destination: Destination, batch: _Batch, nonce: str
+    ) -> discord.Message:
+        items = batch.deliveries
+        if destination.digest and len(items) >= DIGEST_MIN_ITEMS:
+            return await channel.send(
+                embed=digest_embed(
+                    [(d.paper, d.matched) for d in items], title=f"{len(items)} new papers on arXiv"
+                ),
+                nonce=nonce,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        return await channel.send(
+            embeds=batch.embeds or [alert_embed(d.paper, d.matched) for d in items],
+            nonce=nonce,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    def _finished(self, sending: asyncio.Task[discord.Message]) -> None:
+        self._finishing.discard(sending)
+        if not sending.cancelled() and sending.exception() is not None:
+            log.warning("confirmed post ended with an error", exc_info=sending.exception())
 
     async def _channel_for(self, destination: Destination) -> discord.PartialMessageable:
         if destination.kind is DestinationKind.CHANNEL:

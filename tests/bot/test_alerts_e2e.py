@@ -599,3 +599,27 @@ async def test_global_rate_limit_is_hit_once_then_respected(tmp_path: Path) -> N
     refused = [r.at for r in emu.requests if r.status == 429]
     assert 0 < len(refused) <= MAX_IN_FLIGHT
     assert refused[-1] - refused[0] < timedelta(seconds=1)
+
+
+async def test_posts_are_recorded_when_answered_not_after_the_bucket_wait(tmp_path: Path) -> None:
+    """A message that spends the channel's bucket is marked sent as soon as Discord answers,
+    not after the minute discord.py then sleeps: the pass ends and the bot closes at once."""
+    async with (
+        DiscordEmulator(message_rate_limit=BucketConfig(5, 60.0)) as emu,
+        ArxivServer() as arxiv,
+        pointed_at(emu),
+    ):
+        guild = await emu.create_guild("Slow")
+        channel = await emu.create_text_channel(guild.id, "papers")
+        # No scheduled passes: the one timed below is the only one.
+        db_path = tmp_path / "paperbell.db"
+        async with running_bot(emu, db_path, arxiv, delivery_interval_seconds=3600) as bot:
+            await bot.subscriptions.subscribe(
+                actor_id=guild.owner_id, guild_id=guild.id, channel_id=channel.id,
+                kind=SubscriptionKind.CATEGORY, value="cs.LG",
+            )  # fmt: skip
+            await bot.papers.ingest(cs_lg_papers(50))  # 5 messages: the bucket's last one
+            report = await asyncio.wait_for(bot.deliverer.run_once(), timeout=20)
+            assert report.sent == 50 and report.messages == 5
+            await asyncio.wait_for(bot.close(), timeout=20)
+    assert len(emu.channel_messages(channel.id)) == 5
