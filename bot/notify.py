@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from storage.models import Destination
@@ -50,4 +51,7 @@ class Notifier:
                 told += 1
             except discord.HTTPException as exc:
                 log.info("could not notify user=%d status=%s", user_id, exc.status)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                # Best effort: the pause itself is already recorded.
+                log.info("could not notify user=%d error=%s", user_id, type(exc).__name__)
         return told
