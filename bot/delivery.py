@@ -68,7 +68,6 @@ class _Batch:
     deliveries: list[Delivery]
     bound: bool
     embeds: list[discord.Embed] | None = None  # built while grouping, reused for the post
-    finishing: asyncio.Task[discord.Message] | None = None  # send() still in its rate-limit sleep
 
 
 @dataclass(slots=True)
@@ -239,8 +238,9 @@ class Deliverer:
         self._task: asyncio.Task[DeliveryReport] | None = None
         self._dm_channels: dict[int, int] = {}
         self._closing = False
-        # send() calls whose message is confirmed, still inside discord.py's rate-limit sleep.
-        self._finishing: set[asyncio.Task[discord.Message]] = set()
+        # Per destination, a send() whose message is confirmed but which is still inside
+        # discord.py's sleep for the channel's spent bucket.
+        self._finishing: dict[int, asyncio.Task[discord.Message]] = {}
 
     def kick(self) -> None:
         """Start a pass now unless one is running (then it will pick the new rows up)."""
@@ -278,7 +278,7 @@ class Deliverer:
                 await asyncio.wait({task})
         async with self._lock:  # a pass started by someone else
             pass
-        for sending in list(self._finishing):
+        for sending in list(self._finishing.values()):
             sending.cancel()  # their messages are confirmed and recorded; only a sleep is left
 
     def _scope(self) -> tuple[list[int] | None, bool]:
@@ -355,12 +355,11 @@ class Deliverer:
         destination = items[0].destination
         batch = _Batch(list(items), bound=False)
         try:
-            previous: _Batch | None = None
             for batch in self._batches(items):
-                if previous is not None and previous.finishing is not None:
+                spent = self._finishing.get(destination.id)
+                if spent is not None:
                     # The channel's bucket is spent: wait here, not holding a slot in send().
-                    await asyncio.wait({previous.finishing})
-                previous = batch
+                    await asyncio.wait({spent})
                 if self._closing:
                     return
                 if not batch.bound:
@@ -403,9 +402,8 @@ class Deliverer:
                     message_id = sending.result().id
                 else:
                     message_id = confirmed.result()
-                    self._finishing.add(sending)
-                    sending.add_done_callback(self._finished)
-                    batch.finishing = sending
+                    self._finishing[destination.id] = sending
+                    sending.add_done_callback(lambda task: self._finished(destination.id, task))
         except discord.Forbidden as exc:
             await self._pause(destination, exc)
             report.paused_destinations += 1
@@ -453,8 +451,9 @@ class Deliverer:
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
-    def _finished(self, sending: asyncio.Task[discord.Message]) -> None:
-        self._finishing.discard(sending)
+    def _finished(self, destination_id: int, sending: asyncio.Task[discord.Message]) -> None:
+        if self._finishing.get(destination_id) is sending:
+            del self._finishing[destination_id]
         if not sending.cancelled() and sending.exception() is not None:
             log.warning("confirmed post ended with an error", exc_info=sending.exception())
 
