@@ -1,0 +1,147 @@
+"""Helpers shared by the bench scripts: paths, and the production bot on local Discord and arXiv.
+
+`local_bot()` runs the real `PaperbellBot` (cogs, scheduler, deliverer) in this
+process against the Discord emulator and the local arXiv server from `tests/`,
+the way the end-to-end tests do, so a bench measures production code paths.
+Bench scripts put the repository root on `sys.path` before importing this.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.config import Settings
+from bot.discord_bot import PaperbellBot
+from bot.discord_endpoints import configure_endpoints, current_endpoints
+from storage.db import Database
+from tests.arxiv_server import ArxivServer
+from tests.discord_emulator import BucketConfig, DiscordEmulator, running_client
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+FIXTURES = ROOT / "tests" / "fixtures"
+LISTING = FIXTURES / "rss2024_new_all-archives_2024-11-28.xml"
+MESSAGE_ROUTE = "/channels/{channel_id}/messages"
+DISCORD_MESSAGE_LIMIT = BucketConfig(5, 5.0)  # per channel, as Discord documents for bots
+
+_NEW_ID = re.compile(rb"(?<![\d.])2411\.(\d{5})")
+_BUILD = re.compile(rb"<lastBuildDate>[^<]*</lastBuildDate>")
+_PUB = re.compile(rb"<pubDate>[^<]*</pubDate>")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def listing_for_day(data: bytes, day: datetime, yymm: str) -> bytes:
+    """The fixture listing re-dated to `day` (an aware UTC datetime) with ids moved to `yymm`.
+
+    Each day gets fresh paper ids (so they are new to the store) and a new
+    build date (so the poller sees a new listing, not the previous one).
+    """
+    prefix = yymm.encode()
+    body = _NEW_ID.sub(lambda m: prefix + b"." + m.group(1), data)
+    stamp = format_datetime(day, usegmt=False).replace("-0000", "+0000").encode()
+    body = _BUILD.sub(b"<lastBuildDate>" + stamp + b"</lastBuildDate>", body, count=1)
+    return _PUB.sub(b"<pubDate>" + stamp + b"</pubDate>", body)
+
+
+def split_items(data: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """(head, items, tail) of an RSS document, each item with its tags."""
+    if b"<item>" not in data:
+        head, tail = data.rsplit(b"</channel>", 1)
+        return head, [], b"</channel>" + tail
+    head, rest = data.split(b"<item>", 1)
+    body, tail = (b"<item>" + rest).rsplit(b"</item>", 1)
+    items = [b"<item>" + chunk for chunk in body.split(b"<item>") if chunk.strip()]
+    items = [item if item.rstrip().endswith(b"</item>") else item + b"</item>" for item in items]
+    return head, items, tail
+
+
+_CATEGORY = re.compile(rb"<category>([^<]+)</category>")
+
+
+def listing_for_archives(data: bytes, archives: Sequence[str]) -> bytes:
+    """The items of an all-archives listing that a `rss/A+B+...` request would list."""
+    head, items, tail = split_items(data)
+
+    def wanted(item: bytes) -> bool:
+        for raw in _CATEGORY.findall(item):
+            category = raw.decode()
+            if any(category == a or category.startswith(a + ".") for a in archives):
+                return True
+        return False
+
+    return head + b"".join(i for i in items if wanted(i)) + tail
+
+
+@dataclass
+class LocalBot:
+    emu: DiscordEmulator
+    arxiv: ArxivServer
+    bot: PaperbellBot
+    db: Database
+
+
+@asynccontextmanager
+async def local_bot(
+    db_path: Path,
+    *,
+    message_rate_limit: BucketConfig | None = DISCORD_MESSAGE_LIMIT,
+    global_rate_limit: int | None = None,
+    prepare: Callable[[DiscordEmulator, ArxivServer, Database], Awaitable[None]] | None = None,
+    **settings: Any,
+) -> AsyncIterator[LocalBot]:
+    """The production bot, connected to a fresh Discord emulator and local arXiv server.
+
+    `global_rate_limit` (requests per second, all routes) adds Discord's global limit.
+    `prepare` runs before the bot connects (guilds, channels, stored papers);
+    `settings` override `Settings` fields (the arXiv URLs point at the local server).
+    """
+    previous = current_endpoints()
+    db = await Database.open(db_path)
+    try:
+        async with (
+            DiscordEmulator(
+                message_rate_limit=message_rate_limit, global_rate_limit=global_rate_limit
+            ) as emu,
+            ArxivServer() as arxiv,
+            aiohttp.ClientSession() as session,
+        ):
+            configure_endpoints(emu.api_url, emu.gateway_url)
+            if prepare is not None:
+                await prepare(emu, arxiv, db)
+            config = Settings(
+                database=str(db_path),
+                arxiv_rss_url=arxiv.rss_url,
+                arxiv_api_url=arxiv.api_url,
+                arxiv_author_feed_url=arxiv.author_feed_url,
+                **settings,
+            )
+            bot = PaperbellBot(config, db, session, user_agent="paperbell-bench")
+            bot._connection.guild_ready_timeout = 0.1  # on_ready waits this after the guilds
+            async with running_client(bot, emu):
+                yield LocalBot(emu, arxiv, bot, db)
+    finally:
+        configure_endpoints(*previous)
+        await db.close()
+
+
+def message_posts(emu: DiscordEmulator) -> list[tuple[datetime, int]]:
+    """(time, status) of every message POST the emulator answered, in order."""
+    return [
+        (r.at, r.status) for r in emu.requests if r.method == "POST" and r.route == MESSAGE_ROUTE
+    ]

@@ -1,0 +1,447 @@
+"""Matching benchmark: one batch of 2,000 new papers against 1,000 and 1,000,000 subscriptions.
+
+Measures the matching step of `PaperService.ingest` (candidate lookup +
+`match_subscriptions` + outbox enqueue, in one write transaction, commit
+included) on two stores that differ only in the number of subscriptions:
+
+- "1k": 1,000 live subscriptions (10% category, 45% author, 45% keyword)
+  over 10,000 destinations, several of which match papers of the batch;
+- "1M": the same 1,000 plus 999,000 subscriptions (3% category, 50% author,
+  47% keyword) whose keys do not occur in this batch: categories absent from
+  it, surnames none of its authors has, keywords whose indexed token none of
+  its texts contains. Both stores therefore write the same outbox rows, and
+  the ratio shows what the extra subscriptions cost, not a larger output.
+
+The batch is synthetic but shaped like a daily listing: categories drawn with
+the frequencies of the real 2024-11-28 all-archives listing (primary and
+cross-lists), 1-8 authors (mean about 4) from a pool of 200,000 with
+prolific authors and common surnames, titles and abstracts from a
+Zipf-distributed vocabulary of 50,000 words. The papers are stored before the
+timing; after each run the deliveries are deleted. The runs alternate
+between the stores (medians over `--rounds`, after one warm-up each).
+Targets: 1M <= 1 s, 1M / 1k <= 1.5.
+
+The stores are built once and cached under bench/out/ (the 1M one takes
+about a minute to build).
+
+    .venv/bin/python bench/matching.py [--rounds 7] [--rebuild] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._common import LISTING, OUT, median  # noqa: E402
+from bot.arxiv.feeds import parse_rss  # noqa: E402
+from bot.categories import all_categories  # noqa: E402
+from bot.matching import (  # noqa: E402
+    author_match_key,
+    keyword_match_key,
+    match_keys,
+    match_subscriptions,
+)
+from storage.db import Database  # noqa: E402
+from storage.models import AnnounceType, Paper, SubscriptionKind  # noqa: E402
+from storage.names import author_key, keyword_tokens  # noqa: E402
+from storage.outbox import DeliveryOutbox  # noqa: E402
+from storage.papers import PaperRepository  # noqa: E402
+from storage.subscriptions import SubscriptionRepository, to_timestamp  # noqa: E402
+
+SEED = 20261127
+FORMAT = 2  # bump when the generated data changes, so stale caches are not reused
+PAPERS = 2_000
+DESTINATIONS = 10_000
+LIVE = 1_000
+BIG = 1_000_000
+NOW = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "si", "pe", "da", "go", "hu", "ri", "zen",
+             "bar", "tor", "lin", "mor", "quan", "tum", "net", "gra", "dient", "flow", "spec",
+             "ion", "fer", "mag", "tis", "ul", "ox", "ber", "chi", "wen", "yo"]  # fmt: skip
+
+
+def make_words(rng: random.Random, count: int, syllables: tuple[int, int]) -> list[str]:
+    words: set[str] = set()
+    while len(words) < count:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(*syllables))))
+    return sorted(words)
+
+
+def zipf_cum(count: int, exponent: float) -> list[float]:
+    total = 0.0
+    cum: list[float] = []
+    for rank in range(count):
+        total += 1.0 / (rank + 1) ** exponent
+        cum.append(total)
+    return cum
+
+
+class Corpus:
+    """Vocabulary, author pool and category frequencies, all derived from one seed."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        words = make_words(rng, 50_000, (2, 4))
+        rng.shuffle(words)  # rank order unrelated to spelling
+        self.words = words
+        self.word_cum = zipf_cum(len(words), 1.05)
+        first = [w.capitalize() for w in make_words(rng, 4_000, (2, 3))]
+        last = [w.capitalize() for w in make_words(rng, 60_000, (2, 4))]
+        rng.shuffle(last)
+        last_cum = zipf_cum(len(last), 0.9)  # a few surnames are very common
+        self.authors = [
+            f"{rng.choice(first)} {rng.choices(last, cum_weights=last_cum)[0]}"
+            for _ in range(200_000)
+        ]
+        self.first_names = first
+        self.surnames = last
+        self.author_cum = zipf_cum(len(self.authors), 0.6)  # prolific authors
+        primaries: Counter[str] = Counter()
+        crosses: Counter[str] = Counter()
+        for paper in parse_rss(LISTING.read_bytes()).papers:
+            primaries[paper.primary_category] += 1
+            crosses.update(c for c in paper.categories if c != paper.primary_category)
+        self.primaries = primaries
+        self.crosses = crosses
+
+    def text(self, n: int) -> str:
+        return " ".join(self.rng.choices(self.words, cum_weights=self.word_cum, k=n))
+
+    def categories(self) -> tuple[str, ...]:
+        rng = self.rng
+        primary = rng.choices(list(self.primaries), list(self.primaries.values()))[0]
+        extra = rng.choices([0, 1, 2, 3], [45, 33, 15, 7])[0]
+        cats = [primary]
+        for cat in rng.choices(list(self.crosses), list(self.crosses.values()), k=extra):
+            if cat not in cats:
+                cats.append(cat)
+        return tuple(cats)
+
+    def paper(self, index: int) -> Paper:
+        rng = self.rng
+        cats = self.categories()
+        count = min(8, max(1, round(rng.lognormvariate(1.2, 0.6))))
+        authors: list[str] = []
+        while len(authors) < count:
+            name = rng.choices(self.authors, cum_weights=self.author_cum)[0]
+            if name not in authors:
+                authors.append(name)
+        published = NOW - timedelta(hours=5)
+        return Paper(
+            id=f"2611.{index + 1:05d}",
+            version=1,
+            title=self.text(rng.randint(6, 16)).capitalize(),
+            abstract=self.text(rng.randint(100, 220)).capitalize() + ".",
+            authors=tuple(authors),
+            primary_category=cats[0],
+            categories=cats,
+            published=published,
+            updated=published,
+            announce_type=AnnounceType.CROSS if rng.random() < 0.12 else AnnounceType.NEW,
+        )
+
+
+SubRow = tuple[int, str, str, str, str, int, int, int, str]
+
+
+@dataclass
+class Workload:
+    papers: list[Paper]
+    live: list[SubRow]
+    inert: list[SubRow]
+
+
+def _row(
+    rng: random.Random, destination: int, kind: SubscriptionKind, value: str, key: tuple[str, str]
+) -> SubRow:
+    return (
+        destination,
+        kind.value,
+        value,
+        key[0],
+        key[1],
+        int(rng.random() < 0.8),  # include_cross
+        int(rng.random() < 0.1),  # include_replacements
+        rng.randrange(1, 50_000),  # created_by
+        to_timestamp(NOW - timedelta(days=rng.randrange(1, 700))),
+    )
+
+
+def _unique(rows: list[SubRow], row: SubRow, seen: set[tuple[int, str, str, str]]) -> bool:
+    key = (row[0], row[1], row[3], row[4])
+    if key in seen:
+        return False
+    seen.add(key)
+    rows.append(row)
+    return True
+
+
+def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
+    """The batch, the live subscriptions and (with `inert`) the 999,000 others."""
+    rng = corpus.rng
+    papers = [corpus.paper(i) for i in range(PAPERS)]
+    keys = match_keys(papers)
+    seen: set[tuple[int, str, str, str]] = set()
+
+    # -- 1,000 live subscriptions, some of which match the batch --------------------------
+    live: list[SubRow] = []
+    batch_cats = Counter(c for p in papers for c in p.categories)
+    instances = [name for p in papers for name in p.authors]
+    texts = [keyword_tokens(p.abstract) for p in papers]
+    rank = {word: i for i, word in enumerate(corpus.words)}
+    while len(live) < LIVE // 10:
+        cat = rng.choices(list(batch_cats), list(batch_cats.values()))[0]
+        row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.CATEGORY, cat,
+                   (cat, ""))  # fmt: skip
+        _unique(live, row, seen)
+    while len(live) < LIVE // 10 + LIVE * 45 // 100:
+        if rng.random() < 2 / 3:
+            name = rng.choice(instances)  # someone in the batch, as a user might type them
+            first, last = name.rsplit(" ", 1)
+            style = rng.random()
+            if style < 0.3:
+                name = f"{first[0]}. {last}"
+            elif style < 0.4:
+                name = f"{last}, {first}"
+        else:
+            name = rng.choice(corpus.authors)
+        row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.AUTHOR, name,
+                   author_match_key(name))  # fmt: skip
+        _unique(live, row, seen)
+    while len(live) < LIVE:
+        style = rng.random()
+        if style < 0.5:  # a specific term
+            phrase = corpus.words[rng.randrange(300, 20_000)]
+        elif style < 0.8:  # a phrase that occurs in some paper (no stop words: users
+            tokens = rng.choice(texts)  # subscribe to "neural operator", not "of the")
+            starts = [
+                s for s in range(len(tokens) - 1)
+                if min(rank.get(tokens[s], 0), rank.get(tokens[s + 1], 0)) >= 200
+            ]  # fmt: skip
+            if not starts:
+                continue
+            start = rng.choice(starts)
+            phrase = " ".join(tokens[start : start + 2])
+        else:  # a phrase that rarely does
+            phrase = f"{rng.choice(corpus.words[:5_000])} {rng.choice(corpus.words[:20_000])}"
+        row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.KEYWORD, phrase,
+                   keyword_match_key(phrase))  # fmt: skip
+        _unique(live, row, seen)
+
+    # -- 999,000 subscriptions whose keys are not in this batch ---------------------------
+    if not inert:
+        return Workload(papers, live, [])
+    others: list[SubRow] = []
+    ids = [c.id for c in all_categories()]
+    # Paper categories: subject classes, and archives that have none (hep-th, quant-ph).
+    paper_cats = [i for i in ids if "." in i or not any(j.startswith(i + ".") for j in ids)]
+    absent_cats = [c for c in paper_cats if c not in keys.categories]
+    absent_surnames = [s for s in corpus.surnames if author_key(s).surname not in keys.surnames]
+    absent_words = [w for w in corpus.words if w not in keys.keyword_tokens]
+    inert_total = BIG - LIVE
+    targets = (
+        (SubscriptionKind.CATEGORY, inert_total * 3 // 100),
+        (SubscriptionKind.AUTHOR, inert_total * 50 // 100),
+        (SubscriptionKind.KEYWORD, inert_total - inert_total * 3 // 100 - inert_total // 2),
+    )
+    for kind, target in targets:
+        goal = len(others) + target
+        while len(others) < goal:
+            destination = rng.randrange(1, DESTINATIONS + 1)
+            if kind is SubscriptionKind.CATEGORY:
+                cat = rng.choice(absent_cats)
+                row = _row(rng, destination, kind, cat, (cat, ""))
+            elif kind is SubscriptionKind.AUTHOR:
+                last = rng.choice(absent_surnames)
+                first = rng.choice(corpus.first_names)
+                name = f"{first[0]}. {last}" if rng.random() < 0.3 else f"{first} {last}"
+                row = _row(rng, destination, kind, name, author_match_key(name))
+            else:
+                # The longest token is the indexed one: it must be absent from the batch.
+                anchor = rng.choice(absent_words)
+                words = [anchor]
+                for _ in range(rng.choices([0, 1, 2], [50, 35, 15])[0]):
+                    other = rng.choice(corpus.words)
+                    if len(other) < len(anchor):
+                        words.insert(rng.randrange(len(words) + 1), other)
+                phrase = " ".join(words)
+                row = _row(rng, destination, kind, phrase, keyword_match_key(phrase))
+            _unique(others, row, seen)
+    return Workload(papers, live, others)
+
+
+_INSERT_SUB = (
+    "INSERT INTO subscriptions (destination_id, kind, value, match_key, given_key,"
+    " include_cross, include_replacements, created_by, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> None:
+    """A fresh store: 10,000 destinations, `subs` and the batch's papers (bulk inserts)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(tmp) + suffix).unlink(missing_ok=True)
+    db = await Database.open(tmp)
+    try:
+        async with db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO destinations (id, kind, target_id, guild_id)"
+                " VALUES (?, 'channel', ?, ?)",
+                [(i, 10**15 + i, 10**14 + i) for i in range(1, DESTINATIONS + 1)],
+            )
+            for start in range(0, len(subs), 100_000):
+                await conn.executemany(_INSERT_SUB, subs[start : start + 100_000])
+        await PaperRepository(db).upsert_many(papers, now=NOW)
+        await db.conn.execute("ANALYZE")
+        await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await db.close()
+    tmp.rename(path)
+
+
+@dataclass
+class RunResult:
+    seconds: float
+    candidates: int
+    matches: int
+    rows: int
+
+
+async def matching_step(db: Database, papers: Sequence[Paper]) -> RunResult:
+    """What `PaperService.ingest` does after the upsert, timed from BEGIN to COMMIT."""
+    subscriptions = SubscriptionRepository(db)
+    outbox = DeliveryOutbox(db)
+    started = time.perf_counter()
+    async with db.transaction() as conn:
+        keys = match_keys(papers)
+        candidates = await subscriptions.candidates(
+            conn,
+            categories=keys.categories,
+            surnames=keys.surnames,
+            keyword_tokens=keys.keyword_tokens,
+        )
+        matches = match_subscriptions(papers, candidates)
+        rows = await outbox.enqueue(
+            conn, [(m.destination.id, m.paper.id, m.matched) for m in matches], now=NOW
+        )
+    elapsed = time.perf_counter() - started
+    await db.execute("DELETE FROM deliveries")  # reset for the next run (not timed)
+    return RunResult(elapsed, len(candidates), len(matches), rows)
+
+
+async def profile_step(db: Database, papers: Sequence[Paper], label: str) -> None:
+    """cProfile of one matching step, plus the step's parts timed separately."""
+    subscriptions = SubscriptionRepository(db)
+    outbox = DeliveryOutbox(db)
+    profiler = cProfile.Profile()
+    parts: dict[str, float] = {}
+    profiler.enable()
+    started = time.perf_counter()
+    async with db.transaction() as conn:
+        mark = time.perf_counter()
+        keys = match_keys(papers)
+        parts["match_keys"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        candidates = await subscriptions.candidates(
+            conn,
+            categories=keys.categories,
+            surnames=keys.surnames,
+            keyword_tokens=keys.keyword_tokens,
+        )
+        parts["candidates"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        matches = match_subscriptions(papers, candidates)
+        parts["match_subscriptions"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        await outbox.enqueue(
+            conn, [(m.destination.id, m.paper.id, m.matched) for m in matches], now=NOW
+        )
+        parts["enqueue"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+    parts["commit"] = time.perf_counter() - mark
+    total = time.perf_counter() - started
+    profiler.disable()
+    await db.execute("DELETE FROM deliveries")
+    print(f"\n--- profile {label}: total {total:.3f}s")
+    print("    " + "  ".join(f"{k}={v:.3f}s" for k, v in parts.items()))
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
+    print(out.getvalue())
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of each")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "1k": OUT / f"matching-v{FORMAT}-{SEED}-{LIVE}.db",
+        "1M": OUT / f"matching-v{FORMAT}-{SEED}-{BIG}.db",
+    }
+    started = time.perf_counter()
+    build_big = args.rebuild or not paths["1M"].exists()
+    workload = make_workload(Corpus(random.Random(SEED)), inert=build_big)
+    print(f"workload: {len(workload.papers):,} papers, {len(workload.live):,} live "
+          f"subscriptions ({time.perf_counter() - started:.1f}s)")  # fmt: skip
+    for label, subs in (("1k", workload.live), ("1M", workload.live + workload.inert)):
+        path = paths[label]
+        if args.rebuild or not path.exists():
+            print(f"building {path.name} ...")
+            started = time.perf_counter()
+            await build(path, workload.papers, subs)
+            print(f"built {path.name}: {len(subs):,} subscriptions "
+                  f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+    dbs = {label: await Database.open(path) for label, path in paths.items()}
+    try:
+        results: dict[str, list[RunResult]] = {label: [] for label in dbs}
+        for db in dbs.values():  # warm-up: page cache and statement caches
+            await matching_step(db, workload.papers)
+        for run in range(args.rounds):
+            order = list(dbs) if run % 2 == 0 else list(reversed(dbs))
+            for label in order:
+                results[label].append(await matching_step(dbs[label], workload.papers))
+        for label, runs in results.items():
+            last = runs[-1]
+            seconds = [r.seconds for r in runs]
+            stored = await dbs[label].fetchone("SELECT count(*) FROM subscriptions")
+            assert stored is not None
+            print(
+                f"{label:>2} ({int(stored[0]):>9,} subscriptions)  "
+                f"candidates={last.candidates:>5,}  matches={last.matches:>6,}  "
+                f"outbox rows={last.rows:>6,}  "
+                f"median={median(seconds):.3f}s  (min {min(seconds):.3f}s, max {max(seconds):.3f}s)"
+            )
+        small = median([r.seconds for r in results["1k"]])
+        big = median([r.seconds for r in results["1M"]])
+        if results["1k"][-1].rows != results["1M"][-1].rows:
+            print("warning: the two stores wrote different outbox rows; the ratio is not fair")
+        print(f"1M: {big:.3f}s (target <= 1 s)   1M / 1k = {big / small:.2f} (target <= 1.5)")
+        if args.profile:
+            for label, db in dbs.items():
+                await profile_step(db, workload.papers, label)
+    finally:
+        for db in dbs.values():
+            await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
