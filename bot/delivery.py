@@ -98,8 +98,9 @@ class SendGate:
     a bot to about 50 requests per second in all; bursts under that are fine and
     the per-channel buckets usually bind first, so posts are not paced until a
     429 with the global scope arrives. From then on, for `paced_for` seconds
-    after the last one, at most `per_second` posts start in any second: retrying
-    into the global limit would count toward Discord's invalid-request ban.
+    after the last one, at most `per_second` posts start in any second (the
+    retries discord.py makes on its own count too): retrying into the global
+    limit would count toward Discord's invalid-request ban.
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class SendGate:
 
     def attach(self, trace: aiohttp.TraceConfig) -> None:
         """Watch discord.py's requests (the trace passed as the client's `http_trace`)."""
+        trace.on_request_start.append(self._on_request_start)
         trace.on_request_end.append(self._on_request_end)
         trace.on_request_exception.append(self._on_request_exception)
         trace.on_response_chunk_received.append(self._on_response_body)
@@ -127,7 +129,7 @@ class SendGate:
         """Wait for a slot (and a turn when paced), then let the body post to `channel_id`.
 
         Yields a future that gets the id of the message Discord created with `nonce`
-        as soon as its answer is read (None of this needs discord.py's return).
+        as soon as the answer is read, before discord.py's `send()` returns.
         """
         await self._slots.acquire()
         post = _Post(nonce, asyncio.get_running_loop().create_future(), self._slots)
@@ -155,6 +157,22 @@ class SendGate:
             return None
         match = _MESSAGES_PATH.search(url.path)
         return None if match is None else self._posts.get(int(match.group(1)))
+
+    async def _on_request_start(
+        self,
+        _session: aiohttp.ClientSession,
+        _ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        if params.method != "POST" or _MESSAGES_PATH.search(params.url.path) is None:
+            return
+        post = self._post_to(params.method, params.url)
+        if post is not None and not post.started:
+            post.started = True  # counted when it got its turn
+        else:
+            # discord.py retrying after a 429 or 5xx (it needs no turn), or a post of
+            # someone else's: it still counts against the global limit.
+            self._started.append(asyncio.get_running_loop().time())
 
     async def _on_request_end(
         self,
@@ -211,6 +229,7 @@ class _Post:
     confirmed: asyncio.Future[int]
     slots: asyncio.Semaphore
     released: bool = False
+    started: bool = False  # its first request went out (retries are counted separately)
 
     def release(self) -> None:
         if not self.released:
