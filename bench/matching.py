@@ -400,8 +400,9 @@ async def main() -> None:
     started = time.perf_counter()
     build_big = args.rebuild or not paths["1M"].exists()
     workload = make_workload(Corpus(random.Random(SEED)), inert=build_big)
-    print(f"workload: {len(workload.papers):,} papers, {len(workload.live):,} live "
-          f"subscriptions ({time.perf_counter() - started:.1f}s)")  # fmt: skip
+    others = f" + {len(workload.inert):,} others" if workload.inert else ""
+    print(f"workload: {len(workload.papers):,} papers, {len(workload.live):,} live"
+          f"{others} subscriptions ({time.perf_counter() - started:.1f}s)")  # fmt: skip
     for label, subs in (("1k", workload.live), ("1M", workload.live + workload.inert)):
         path = paths[label]
         if args.rebuild or not path.exists():
