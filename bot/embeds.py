@@ -32,6 +32,7 @@ CONTENT_LIMIT = 2000
 
 # Our own budget per alert embed, so a full message of 10 alerts stays under 6,000.
 ALERT_ABSTRACT_CHARS = 300
+ALERT_EMBED_BUDGET = EMBED_TOTAL_LIMIT // EMBEDS_PER_MESSAGE  # 600
 LOOKUP_ABSTRACT_CHARS = 1500
 ARXIV_RED = discord.Colour(0xB31B1B)
 
@@ -40,6 +41,8 @@ def truncate(text: str, limit: int) -> str:
     """Cut `text` to at most `limit` characters, ending with an ellipsis when cut."""
     if len(text) <= limit:
         return text
+    if limit <= 1:
+        return "…"[:limit]
     cut = text[: limit - 1]
     # Don't leave a dangling escape backslash that would swallow the ellipsis.
     while cut.endswith("\\"):
@@ -51,8 +54,12 @@ def truncate(text: str, limit: int) -> str:
 
 
 def safe(text: str) -> str:
-    """Escape markdown and neutralise mention syntax in untrusted text."""
-    return escape_mentions(escape_markdown(" ".join(text.split())))
+    """Escape markdown and neutralise mention syntax in untrusted text.
+
+    escape_mentions only covers real-length ids; `<@` is broken up as well so no
+    `<@...>`/`<@&...>` of any length renders as a mention pill.
+    """
+    return escape_mentions(escape_markdown(" ".join(text.split()))).replace("<@", "<\u200b@")
 
 
 def authors_line(authors: Sequence[str], limit: int = 8) -> str:
@@ -102,13 +109,22 @@ def paper_embed(
 
 
 def alert_embed(paper: Paper, matched: Sequence[str]) -> discord.Embed:
-    """A compact alert embed (about 600 characters at most, so 10 fit in one message)."""
-    embed = paper_embed(paper, matched=matched, abstract_chars=ALERT_ABSTRACT_CHARS)
-    # Alerts keep the essentials; comment/journal are one click away.
-    for index in reversed(range(len(embed.fields))):
-        if embed.fields[index].name in ("Comment", "Journal"):
-            embed.remove_field(index)
-    return embed
+    """A compact alert embed, within `ALERT_EMBED_BUDGET` characters where possible (10 a message).
+
+    The abstract gives way first: it is cut until the whole embed fits, and
+    dropped entirely only for papers whose title and authors alone are long.
+    """
+    abstract_chars = ALERT_ABSTRACT_CHARS
+    while True:
+        embed = paper_embed(paper, matched=matched, abstract_chars=abstract_chars)
+        # Alerts keep the essentials; comment/journal are one click away.
+        for index in reversed(range(len(embed.fields))):
+            if embed.fields[index].name in ("Comment", "Journal"):
+                embed.remove_field(index)
+        excess = len(embed) - ALERT_EMBED_BUDGET
+        if excess <= 0 or abstract_chars <= 0:
+            return embed
+        abstract_chars = max(0, abstract_chars - excess - 1) if abstract_chars > excess else 0
 
 
 def digest_embed(items: Sequence[tuple[Paper, Sequence[str]]], *, title: str) -> discord.Embed:
