@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 UNIT = DEPLOY / "paperbell.service"
-README_DEPLOY = DEPLOY / "README-deploy.md"
+README_DEPLOY = DEPLOY.parent / "README.md"  # its Deploy section
 
 # Image paths the Dockerfile's steps may touch; each is re-rooted under a temp dir.
 MAPPED_ROOTS = ("/opt/paperbell", "/src", "/data")
@@ -681,7 +681,7 @@ def test_compose_reads_only_documented_variables() -> None:
     assert "POSTGRES_PASSWORD" in README_DEPLOY.read_text("utf-8")
 
 
-# ---- README-deploy.md -------------------------------------------------------------------
+# ---- README.md, Deploy ---------------------------------------------------------------------
 
 
 def test_readme_invite_url_asks_for_exactly_the_needed_permissions() -> None:
