@@ -29,7 +29,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +57,13 @@ log = logging.getLogger(__name__)
 
 FTS_NORMALIZER = "fold_keyword-1"  # bump when fold_keyword changes: the index is rebuilt
 MAX_SEARCH_TERMS = 32
-SEARCH_CANDIDATES = 2000
+SEARCH_CANDIDATES = 2000  # newest matches ranked by bm25
+COMMON_CANDIDATES = 200  # newest matches ranked by title and recency otherwise
+BM25_BUDGET = 20_000  # postings all words together may have for bm25 ranking
+DENSITY_WINDOW = 2_000  # newest papers on which a word's frequency is estimated
+HUGE_DENSITY = 0.2  # a word in this share of recent papers is checked, not scanned
+MAX_CHECKS = 2_000  # candidates checked for such words, at most
+FILTER_WINDOW = 500  # newest papers on which the share passing the filters is estimated
 _META_KEY = "papers_fts_normalizer"
 _CHUNK = 500  # bound parameters per IN (...) list
 _BM25 = "bm25(papers_fts, 5.0, 1.0, 2.0)"  # title, abstract, authors_text
@@ -231,6 +237,16 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
 # ---- search helpers ---------------------------------------------------------------------
 
 
+def search_tokens(text: str) -> tuple[str, ...]:
+    """The distinct folded words of a search, at most `MAX_SEARCH_TERMS` of them."""
+    return tuple(dict.fromkeys(keyword_tokens(text)))[:MAX_SEARCH_TERMS]
+
+
+def _match(tokens: Sequence[str], column: str | None = None, operator: str = "AND") -> str:
+    expression = f" {operator} ".join('"' + t.replace('"', '""') + '"' for t in tokens)
+    return f"{column} : ({expression})" if column else expression
+
+
 def match_expression(text: str) -> str | None:
     """An FTS5 MATCH expression for plain user text, or None when it has no words.
 
@@ -238,10 +254,8 @@ def match_expression(text: str) -> str | None:
     `NEAR`), column filters (`title:`), `*`, `-` and quotes in the input are
     only ever words. At most `MAX_SEARCH_TERMS` distinct tokens are kept.
     """
-    tokens = list(dict.fromkeys(keyword_tokens(text)))[:MAX_SEARCH_TERMS]
-    if not tokens:
-        return None
-    return " AND ".join('"' + token.replace('"', '""') + '"' for token in tokens)
+    tokens = search_tokens(text)
+    return _match(tokens) if tokens else None
 
 
 def _category_clause(category: str, alias: str) -> tuple[str, list[Any]]:
@@ -260,12 +274,17 @@ def _category_clause(category: str, alias: str) -> tuple[str, list[Any]]:
 
 
 def _filters(
-    category: str | None, since: datetime | None, until: datetime | None, alias: str
+    category: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    alias: str,
+    category_alias: str | None = None,
 ) -> tuple[str, list[Any]]:
+    """ " AND ..." clauses on paper `alias` (its rowid may be `category_alias`'s)."""
     clauses: list[str] = []
     params: list[Any] = []
     if category:
-        clause, extra = _category_clause(category, alias)
+        clause, extra = _category_clause(category, category_alias or alias)
         clauses.append(clause)
         params += extra
     if since is not None:
@@ -299,15 +318,76 @@ def _typed_given_ok(typed: tuple[str, ...], stored: tuple[str, ...]) -> bool:
     return any(t.startswith(last) or (len(t) == 1 and last.startswith(t)) for t in stored)
 
 
+def _category_source(category: str) -> tuple[str, list[Any]]:
+    """SQL for the rowids (`r`) of one class's papers, or of a whole archive's (no repeats)."""
+    if "." in category:
+        return "SELECT paper_rowid AS r FROM paper_categories WHERE category = ?", [category]
+    return (
+        "SELECT DISTINCT paper_rowid AS r FROM paper_categories "
+        "WHERE category = ? OR (category > ? AND category < ?)",
+        [category, category + ".", category + "/"],  # "cs.*" sorts between "cs." and "cs/"
+    )
+
+
+def _filtered_rows_sql(
+    category: str | None, since: datetime | None, until: datetime | None
+) -> tuple[str, list[Any]]:
+    """Papers passing the filters, newest first, read through the filter's own index.
+
+    Parameters: the returned ones, then LIMIT and OFFSET.
+    """
+    dates, params = _filters(None, since, until, "p")
+    columns = "p.rowid, p.published, p.id, p.title, p.abstract, p.authors_text"
+    if category:
+        source, source_params = _category_source(category)
+        return (
+            f"SELECT {columns} FROM ({source}) c CROSS JOIN papers p ON p.rowid = c.r "
+            f"WHERE 1{dates} ORDER BY c.r DESC LIMIT ? OFFSET ?",
+            [*source_params, *params],
+        )
+    return (
+        f"SELECT {columns} FROM papers p INDEXED BY papers_published "
+        f"WHERE 1{dates} ORDER BY p.published DESC, p.id LIMIT ? OFFSET ?",
+        params,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one search runs; see `PaperRepository._plan`."""
+
+    bm25: bool  # rank with bm25, or title-has-every-word first, then newest
+    tokens: tuple[str, ...]  # every word, all of which a hit contains
+    scan: tuple[str, ...]  # the words whose FTS match drives the candidate scan
+    check: tuple[str, ...]  # very common words, checked on each candidate's text
+
+
+def _has_words(words: Iterable[str], *texts: str | None) -> bool:
+    """Whether the folded `texts` contain every word: what a MATCH on the index would say."""
+    found: set[str] = set()
+    for text in texts:
+        found.update(keyword_tokens(text or ""))
+    return all(w in found for w in words)
+
+
 # ---- the repository ---------------------------------------------------------------------
 
 
 class PaperRepository:
     """Papers keyed by versionless arXiv id, with author, category and full-text look-ups."""
 
-    def __init__(self, db: Database, *, search_candidates: int = SEARCH_CANDIDATES) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        search_candidates: int = SEARCH_CANDIDATES,
+        common_candidates: int = COMMON_CANDIDATES,
+        bm25_budget: int = BM25_BUDGET,
+    ) -> None:
         self._db = db
         self._search_candidates = search_candidates
+        self._common_candidates = common_candidates
+        self._bm25_budget = bm25_budget
         self._index_checked = False
 
     # ---- writing ----
@@ -504,16 +584,51 @@ class PaperRepository:
         return int(row[0]) if row else 0
 
     async def latest(self, limit: int = 10, category: str | None = None) -> list[Paper]:
-        """The most recently published papers, optionally of one category (or archive)."""
-        where, params = "", list[Any]()
-        if category:
+        """The most recently published papers, optionally of one class (`cs.LG`) or archive."""
+        limit = max(0, limit)
+        if not category:
+            rows = await self._db.fetchall(
+                f"SELECT {_COLUMNS} FROM papers p ORDER BY p.published DESC, p.id LIMIT ?",
+                [limit],
+            )
+        elif await self._recent_share(category, None, None) * 100 < FILTER_WINDOW:
+            # A rare (or unknown) category: sort its own papers rather than walk
+            # every paper by date looking for it.
+            source, params = _category_source(category)
+            rows = await self._db.fetchall(
+                f"SELECT {_COLUMNS} FROM ({source}) c CROSS JOIN papers p ON p.rowid = c.r "
+                "ORDER BY p.published DESC, p.id LIMIT ?",
+                [*params, limit],
+            )
+        else:
             clause, params = _category_clause(category, "p")
-            where = f"WHERE {clause}"
-        rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM papers p {where} ORDER BY p.published DESC, p.id LIMIT ?",
-            [*params, max(0, limit)],
-        )
+            rows = await self._db.fetchall(
+                f"SELECT {_COLUMNS} FROM papers p WHERE {clause} "
+                "ORDER BY p.published DESC, p.id LIMIT ?",
+                [*params, limit],
+            )
         return [_paper(row) for row in rows]
+
+    async def _recent_share(
+        self, category: str | None, since: datetime | None, until: datetime | None
+    ) -> int:
+        """How many of the newest `FILTER_WINDOW` papers pass the filters."""
+        filters, params = _filters(category, since, until, "p")
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM papers p "
+            f"WHERE p.rowid > (SELECT coalesce(max(rowid), 0) FROM papers) - ?{filters}",
+            [FILTER_WINDOW, *params],
+        )
+        return int(row[0]) if row else 0
+
+    async def _recent_matches(self, words: Sequence[str]) -> int:
+        """How many of the newest `FILTER_WINDOW` papers contain all `words`."""
+        rows = await self._fts_rows(
+            "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ? "
+            "AND rowid > (SELECT coalesce(max(rowid), 0) FROM papers) - ?",
+            [_match(words), FILTER_WINDOW],
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def search(
         self,
@@ -525,32 +640,28 @@ class PaperRepository:
         limit: int = 10,
         offset: int = 0,
     ) -> list[SearchHit]:
-        """Papers containing every word of `query` (plain text), best bm25 rank first.
+        """Papers containing every word of `query` (plain text), best first.
 
         `since`/`until` bound `published` (inclusive/exclusive); `category` is a
         class (`cs.LG`) or a whole archive (`cs`). Never raises on odd input.
+        Searches of rare words are ranked by bm25 among the newest
+        `search_candidates` matches (rank < 0, lower is better). Otherwise, among
+        the newest `common_candidates` matches, papers whose title has every word
+        (rank -1) come before the others (rank 0); see `_plan` for why.
+        Equal ranks go newest first.
         """
-        match = match_expression(query)
-        if match is None or limit <= 0:
+        tokens = search_tokens(query)
+        if not tokens or limit <= 0:
             return []
         await self._ensure_index_ready()
-        filters, params = _filters(category, since, until, "f")
-        join = " JOIN papers f ON f.rowid = papers_fts.rowid" if filters else ""
-        sql = f"""
-            WITH hits AS MATERIALIZED (
-                SELECT papers_fts.rowid AS hit, {_BM25} AS rank
-                FROM papers_fts{join}
-                WHERE papers_fts MATCH ?{filters}
-                ORDER BY papers_fts.rowid DESC
-                LIMIT ?
-            )
-            SELECT {_COLUMNS}, hits.rank FROM hits CROSS JOIN papers p ON p.rowid = hits.hit
-            ORDER BY hits.rank, p.published DESC, p.id
-            LIMIT ? OFFSET ?
-        """
-        args = [match, *params, self._search_candidates, limit, max(0, offset)]
-        rows = await self._fts_rows(sql, args)
-        return [SearchHit(_paper(row), float(row[15])) for row in rows]
+        plan = await self._plan(tokens)
+        offset = max(0, offset)
+        if plan.bm25:
+            return await self._search_bm25(plan, category, since, until, limit, offset)
+        hits = await self._ranked_by_title(plan, category, since, until)
+        page = hits[offset : offset + limit]
+        papers = await self._by_rowid([rowid for _, rowid in page])
+        return [SearchHit(papers[rowid], rank) for rank, rowid in page if rowid in papers]
 
     async def count_search(
         self,
@@ -560,22 +671,204 @@ class PaperRepository:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> int:
-        """How many hits `search` can page through (at most `search_candidates`)."""
-        match = match_expression(query)
-        if match is None:
+        """How many hits `search` can page through (it ranks only the newest matches)."""
+        tokens = search_tokens(query)
+        if not tokens:
             return 0
         await self._ensure_index_ready()
-        filters, params = _filters(category, since, until, "f")
-        join = " JOIN papers f ON f.rowid = papers_fts.rowid" if filters else ""
-        sql = f"""
-            SELECT count(*) FROM (
-                SELECT papers_fts.rowid FROM papers_fts{join}
-                WHERE papers_fts MATCH ?{filters}
-                LIMIT ?
-            )
-        """
-        rows = await self._fts_rows(sql, [match, *params, self._search_candidates])
+        plan = await self._plan(tokens)
+        if not plan.bm25:
+            return len(await self._ranked_by_title(plan, category, since, until))
+        candidates, params = self._candidates_sql(plan.scan, category, since, until, "")
+        rows = await self._fts_rows(
+            f"SELECT count(*) FROM ({candidates})", [*params, self._search_candidates]
+        )
         return int(rows[0][0]) if rows else 0
+
+    async def _plan(self, tokens: tuple[str, ...]) -> _Plan:
+        """Choose the ranking and the words that drive the scan.
+
+        FTS5's bm25 computes each word's IDF by walking the word's whole posting
+        list on every query: over a million papers one common word costs tens of
+        milliseconds. So bm25 ranks only searches whose words have few postings
+        in all, counted with a LIMIT. And an FTS5 AND seeks into every word's
+        posting list once per posting of the rarer words: with a word that is in
+        a fifth of all papers ("model") next to rarer ones, the rarer words alone
+        drive the scan and the very common word is checked on the few candidates'
+        text instead. Word frequencies are estimated on the newest papers, which
+        are the ones the scan reads first.
+        """
+        row = await self._db.fetchone("SELECT coalesce(max(rowid), 0) FROM papers")
+        top = int(row[0]) if row else 0
+        window = min(DENSITY_WINDOW, top) or 1
+        probes = ", ".join(
+            "(SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ? AND rowid > ?)"
+            for _ in tokens
+        )
+        rows = await self._fts_rows(
+            f"SELECT {probes}", [x for t in tokens for x in (_match((t,)), top - window)]
+        )
+        recent = [int(v) for v in rows[0]] if rows else [0] * len(tokens)
+        estimated = [count * top / window for count in recent]
+        huge = tuple(
+            t
+            for t, count, est in zip(tokens, recent, estimated, strict=True)
+            if count >= HUGE_DENSITY * window and est > self._bm25_budget
+        )
+        if (
+            not huge
+            and sum(estimated) <= 2 * self._bm25_budget
+            and await self._few_postings(tokens)
+        ):
+            return _Plan(True, tokens, tokens, ())
+        scan = tuple(t for t in tokens if t not in huge)
+        if len(scan) < 2:
+            # One rarer word: FTS5's own seeks (one per posting of it) beat reading
+            # and checking that many candidates' text.
+            return _Plan(False, tokens, tokens, ())
+        return _Plan(False, tokens, scan, huge)
+
+    async def _few_postings(self, tokens: Sequence[str]) -> bool:
+        """Whether all the words together have at most `bm25_budget` postings."""
+        budget = self._bm25_budget
+        for token in tokens:
+            rows = await self._fts_rows(
+                "SELECT count(*) FROM (SELECT 1 FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?)",
+                (_match((token,)), budget + 1),
+            )
+            budget -= int(rows[0][0]) if rows else 0
+            if budget < 0:
+                return False
+        return True
+
+    def _candidates_sql(
+        self,
+        words: Sequence[str],
+        category: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        extra: str,
+        *,
+        below: bool = False,
+    ) -> tuple[str, list[Any]]:
+        """Newest matches of `words` (`hit`, plus the `extra` columns) with the filters.
+
+        Parameters: the returned ones, then (with `below`) the rowid to read
+        below, then the LIMIT.
+        """
+        # The category is tested on the index's rowid: no need to read the paper row.
+        filters, params = _filters(category, since, until, "f", "papers_fts")
+        dated = since is not None or until is not None
+        join = " JOIN papers f ON f.rowid = papers_fts.rowid" if dated else ""
+        if below:
+            filters += " AND papers_fts.rowid < ?"
+        sql = f"""
+            SELECT papers_fts.rowid AS hit{extra} FROM papers_fts{join}
+            WHERE papers_fts MATCH ?{filters}
+            ORDER BY papers_fts.rowid DESC
+            LIMIT ?
+        """
+        return sql, [_match(words), *params]
+
+    async def _search_bm25(
+        self,
+        plan: _Plan,
+        category: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> list[SearchHit]:
+        candidates, params = self._candidates_sql(
+            plan.scan, category, since, until, f", {_BM25} AS rank"
+        )
+        rows = await self._fts_rows(
+            f"""
+            WITH candidates AS MATERIALIZED ({candidates}),
+            page AS MATERIALIZED (
+                SELECT hit, rank, q.published, q.id
+                FROM candidates CROSS JOIN papers q ON q.rowid = candidates.hit
+                ORDER BY rank, q.published DESC, q.id DESC
+                LIMIT ? OFFSET ?
+            )
+            SELECT {_COLUMNS}, page.rank FROM page CROSS JOIN papers p ON p.rowid = page.hit
+            ORDER BY page.rank, page.published DESC, page.id DESC
+            """,
+            [*params, self._search_candidates, limit, offset],
+        )
+        return [SearchHit(_paper(row), float(row[15])) for row in rows]
+
+    async def _ranked_by_title(
+        self,
+        plan: _Plan,
+        category: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[tuple[float, int]]:
+        """(rank, rowid) of the newest `common_candidates` hits, best first.
+
+        The words drive the scan unless filters are given that pass far fewer
+        papers than the words match (a rare category, a date range in the past):
+        then the filter's index drives and the words are checked on each paper's
+        text, instead of walking most of the words' matches to find a few.
+        """
+        filtered = bool(category or since or until)
+        if filtered and await self._recent_share(category, since, until) * 10 < (
+            await self._recent_matches(plan.tokens)
+        ):
+            sql, params = _filtered_rows_sql(category, since, until)
+            return await self._collect(plan, plan.tokens, sql, params, offset_paging=True)
+        text = ", p.abstract, p.authors_text" if plan.check else ", NULL, NULL"
+        # With words to check, read on page by page below the last rowid seen.
+        candidates, params = self._candidates_sql(
+            plan.scan, category, since, until, "", below=bool(plan.check)
+        )
+        sql = f"""
+            WITH candidates AS MATERIALIZED ({candidates})
+            SELECT c.hit, p.published, p.id, p.title{text}
+            FROM candidates c CROSS JOIN papers p ON p.rowid = c.hit
+        """
+        return await self._collect(plan, plan.check, sql, params, offset_paging=False)
+
+    async def _collect(
+        self,
+        plan: _Plan,
+        check: Sequence[str],
+        sql: str,
+        params: Sequence[Any],
+        *,
+        offset_paging: bool,
+    ) -> list[tuple[float, int]]:
+        """Read candidate rows (rowid, published, id, title, abstract, authors_text) in
+        chunks, keep those containing the `check` words, and rank them."""
+        cap = self._common_candidates
+        words = set(plan.tokens)
+        found: list[tuple[float, int, str, str]] = []
+        below, read = (1 << 62), 0
+        while len(found) < cap and read < MAX_CHECKS:
+            chunk = cap - len(found)
+            paging = [chunk, read] if offset_paging else [below, chunk] if check else [chunk]
+            rows = await self._fts_rows(sql, [*params, *paging])
+            for rowid, published, paper_id, title, abstract, authors_text in rows:
+                read += 1
+                if check and not _has_words(check, title, abstract, authors_text):
+                    continue
+                rank = -1.0 if words <= set(keyword_tokens(title)) else 0.0
+                found.append((rank, int(rowid), published or "", paper_id))
+            if not check or len(rows) < chunk:
+                break
+            below = int(rows[-1][0])
+        found.sort(key=lambda h: (h[2], h[3]), reverse=True)  # newest first...
+        found.sort(key=lambda h: h[0])  # ...then, stably, full title matches first
+        return [(rank, rowid) for rank, rowid, _, _ in found]
+
+    async def _by_rowid(self, rowids: Sequence[int]) -> dict[int, Paper]:
+        if not rowids:
+            return {}
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM papers p WHERE p.rowid IN ({_marks(len(rowids))})", rowids
+        )
+        return {int(row[0]): _paper(row) for row in rows}
 
     async def _fts_rows(self, sql: str, params: Sequence[Any]) -> list[aiosqlite.Row]:
         try:
@@ -602,7 +895,7 @@ class PaperRepository:
                 WHERE pa.author_id IN (SELECT value FROM json_each(?))
             )
             SELECT {_COLUMNS} FROM theirs CROSS JOIN papers p ON p.rowid = theirs.r
-            ORDER BY p.published DESC, p.id
+            ORDER BY p.published DESC, p.id DESC
             LIMIT ? OFFSET ?
             """,
             (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset)),
