@@ -53,6 +53,10 @@ _APOSTROPHES = "'’‘ʼʻ`´"
 _NAME_TABLE = str.maketrans({**_PLAIN_LETTERS, **dict.fromkeys(_APOSTROPHES, "")})
 _KEYWORD_TABLE = str.maketrans({**_PLAIN_LETTERS, **dict.fromkeys(_APOSTROPHES, " ")})
 _NON_WORD = re.compile(r"[\W_]+")
+# One pass for ASCII keyword text: letters and digits lowercased, everything else a space.
+_ASCII_KEYWORD_FOLD = str.maketrans(
+    {c: c.lower() if c.isalnum() else " " for c in map(chr, range(128))}
+)
 # The ASCII fast path: every ASCII character that is not a letter or digit separates words.
 _ASCII_SEPARATORS = str.maketrans(
     {c: " " for c in map(chr, range(128)) if not (c.isascii() and c.isalnum())}
@@ -71,14 +75,25 @@ def strip_tex(text: str) -> str:
     return text
 
 
-def _fold(text: str, table: dict[int, str]) -> str:
+def _fold_chars(text: str, table: dict[int, str]) -> str:
+    """Everything `fold` does but turning punctuation into spaces."""
     text = strip_tex(text).translate(table)
     if text.isascii():
-        return " ".join(text.lower().translate(_ASCII_SEPARATORS).split())
+        return text.lower()
     # casefold can itself produce combining marks ("İ" -> "i̇"), so decompose after it too.
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c)).translate(table)
+    return "".join(c for c in text if not unicodedata.combining(c)).translate(table)
+
+
+def _separate(text: str) -> str:
+    """Runs of anything but letters and digits become single spaces."""
+    if text.isascii():
+        return " ".join(text.translate(_ASCII_SEPARATORS).split())
     return _NON_WORD.sub(" ", text).strip()
+
+
+def _fold(text: str, table: dict[int, str]) -> str:
+    return _separate(_fold_chars(text, table))
 
 
 def fold(text: str) -> str:
@@ -92,6 +107,14 @@ def fold(text: str) -> str:
 def fold_keyword(text: str) -> str:
     """Fold free text (titles, abstracts, keywords) like `fold`, apostrophes included as spaces."""
     return _fold(text, _KEYWORD_TABLE)
+
+
+def fold_for_index(text: str) -> str:
+    """`fold_keyword`'s tokens, but separated by runs of spaces: cheaper, for the search index."""
+    text = strip_tex(text)
+    if text.isascii():
+        return text.translate(_ASCII_KEYWORD_FOLD)
+    return fold_keyword(text)
 
 
 def keyword_tokens(text: str) -> list[str]:
@@ -147,8 +170,8 @@ def _strip_affiliations(text: str) -> str:
 
 def _words(text: str) -> list[_Word]:
     words: list[_Word] = []
-    for raw in _WORD_BREAK.split(text):
-        tokens = tuple(fold(raw).split())
+    for raw in _WORD_BREAK.split(_fold_chars(text, _NAME_TABLE)):
+        tokens = tuple(_separate(raw).split())
         if tokens:
             words.append(tokens)
     return words
@@ -207,13 +230,35 @@ def _key(text: str, *, surname_first: bool) -> AuthorKey:
     return _make_key(words[-1:], words[:-1], typed=surname_first)
 
 
+# Plain ASCII names ("Pedro A. Ortega", "Jordi Grau-Moya", "Sean O'Brien") take a
+# shortcut: lowercased, apostrophes dropped, other punctuation a space.
+_ASCII_NAME_FOLD = str.maketrans(
+    {
+        c: c.lower() if c.isalnum() else "" if c in _APOSTROPHES else " "
+        for c in map(chr, range(128))
+    }
+)
+_NOT_PLAIN = frozenset(",()[]{}\\~")
+
+
 def author_key(name: str) -> AuthorKey:
     """Key of a stored arXiv name: "Firstname Lastname", or "Last, First" when it has a comma.
 
     Parenthesised affiliations and the suffixes Jr/Sr/II/III/IV are ignored;
     `Jordi Grau-Moya` and `Jordi Grau Moya` get compatible keys. Never raises.
     """
-    return _key(name, surname_first=False)
+    if not (name.isascii() and _NOT_PLAIN.isdisjoint(name)):
+        return _key(name, surname_first=False)
+    # The same steps as _key for a name without commas, groups or TeX; every stored
+    # name goes through here, so this is worth the duplication.
+    words = [
+        w
+        for w in (tuple(raw.translate(_ASCII_NAME_FOLD).split()) for raw in _WORD_BREAK.split(name))
+        if w
+    ]
+    while len(words) > 1 and words[-1] in _SUFFIX_WORDS:
+        words.pop()
+    return _make_key(words[-1:], words[:-1]) if words else _EMPTY
 
 
 def query_key(text: str) -> AuthorKey:

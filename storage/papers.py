@@ -29,7 +29,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ from storage.models import (
 from storage.names import (
     author_key,
     fold,
-    fold_keyword,
+    fold_for_index,
     given_compatible,
     keyword_tokens,
     query_key,
@@ -153,7 +153,7 @@ def _values(paper: Paper) -> tuple[Any, ...]:
 
 
 def _fts_row(rowid: int, title: str, abstract: str, authors_text: str) -> tuple[Any, ...]:
-    return (rowid, fold_keyword(title), fold_keyword(abstract), fold_keyword(authors_text))
+    return (rowid, fold_for_index(title), fold_for_index(abstract), fold_for_index(authors_text))
 
 
 def _fts_paper(rowid: int, paper: Paper) -> tuple[Any, ...]:
@@ -172,18 +172,47 @@ def _marks(count: int) -> str:
 # ---- merging ----------------------------------------------------------------------------
 
 
-def _normalized(paper: Paper) -> Paper:
-    """Names with single spaces and no blanks, categories primary-first without repeats, UTC."""
-    authors = tuple(n for n in (" ".join(a.split()) for a in paper.authors) if n)
-    categories = tuple(c for c in dict.fromkeys((paper.primary_category, *paper.categories)) if c)
-    return replace(
-        paper,
+def _is_utc(value: datetime | None) -> bool:
+    return value is None or value.tzinfo is UTC
+
+
+def _normalized(paper: Paper, first_seen: datetime | None = None) -> Paper:
+    """Names with single spaces and no blanks, categories primary-first without repeats, UTC.
+
+    `first_seen`, when given, replaces the paper's. Already normal papers (what the
+    feed parser produces) are returned as they are: this runs for every paper stored.
+    """
+    authors, categories, primary = paper.authors, paper.categories, paper.primary_category
+    if (
+        first_seen is None
+        and categories
+        and categories[0] == primary
+        and len(set(categories)) == len(categories)
+        and all(categories)
+        and all(a and " ".join(a.split()) == a for a in authors)
+        and _is_utc(paper.published)
+        and _is_utc(paper.updated)
+        and _is_utc(paper.first_seen)
+    ):
+        return paper
+    authors = tuple(n for n in (" ".join(a.split()) for a in authors) if n)
+    categories = tuple(c for c in dict.fromkeys((primary, *categories)) if c)
+    first_seen = first_seen or paper.first_seen
+    return Paper(
+        id=paper.id,
+        version=paper.version,
+        title=paper.title,
+        abstract=paper.abstract,
         authors=authors,
-        primary_category=paper.primary_category or (categories[0] if categories else ""),
+        primary_category=primary or (categories[0] if categories else ""),
         categories=categories,
         published=paper.published.astimezone(UTC) if paper.published else None,
         updated=paper.updated.astimezone(UTC) if paper.updated else None,
-        first_seen=paper.first_seen.astimezone(UTC) if paper.first_seen else None,
+        comment=paper.comment,
+        journal_ref=paper.journal_ref,
+        doi=paper.doi,
+        announce_type=paper.announce_type,
+        first_seen=first_seen.astimezone(UTC) if first_seen else None,
     )
 
 
@@ -433,7 +462,7 @@ class PaperRepository:
                 else:
                     updates.append((rowid, old, merged))
             else:
-                inserts.append((next_rowid, replace(paper, first_seen=now)))
+                inserts.append((next_rowid, _normalized(paper, first_seen=now)))
                 next_rowid += 1
 
         if inserts:

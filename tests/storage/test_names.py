@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from storage.names import (
     AuthorKey,
+    _key,
     author_key,
     fold,
+    fold_for_index,
     fold_keyword,
     given_compatible,
     keys_match,
@@ -245,6 +247,23 @@ def test_keys_never_raise_and_fold_is_idempotent(text: str) -> None:
         assert keys_match(key, key) is bool(key.surname)
     assert fold(fold(text)) == fold(text)
     assert fold_keyword(fold_keyword(text)) == fold_keyword(text)
+
+
+NAMEISH = st.text(alphabet=string.ascii_letters + " .-'`,()[]{}\\~\"^", max_size=40) | NAMES
+
+
+@settings(max_examples=500)
+@given(NAMEISH | st.text(max_size=60))
+def test_plain_name_shortcut_agrees_with_the_general_path(name: str) -> None:
+    """author_key's ASCII shortcut gives exactly what the general parser gives."""
+    assert author_key(name) == _key(name, surname_first=False)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=200) | st.text(alphabet=string.printable, max_size=200))
+def test_index_text_has_the_keyword_tokens(text: str) -> None:
+    """What the search index stores splits into exactly the keyword tokens."""
+    assert fold_for_index(text).split() == keyword_tokens(text)
 
 
 @settings(max_examples=50, deadline=None)
