@@ -355,6 +355,50 @@ async def test_search_filters(corpus: PaperRepository) -> None:
     assert sorted(await ids(corpus, "quantum", until=since)) == ["1", "2"]
 
 
+async def test_rare_filters_drive_the_scan(db: Database) -> None:
+    """A filter passing few papers (rare class, old dates) still finds every hit, newest first."""
+    repo = PaperRepository(db, bm25_budget=0)  # common words: ranked by title, then recency
+    day = timedelta(days=1)
+    papers = [build_paper(n, title=f"Common {n}", published=T0 - n * day) for n in range(1, 41)]
+    math = {"primary_category": "math.AP", "categories": ("math.AP", "math.CA")}
+    papers[4] = build_paper(5, title="Common math", published=T0 - 5 * day, **math)
+    papers[16] = build_paper(17, abstract="common", published=T0 - 17 * day, **math)
+    await repo.upsert_many(papers, now=T0)
+    assert await repo._recent_share("math.AP", None, None) * 10 < await repo._recent_matches(
+        ("common",)
+    )  # the filter-driven path is the one under test
+
+    async def numbers(**kwargs: object) -> list[int]:
+        hits = await repo.search("common", **kwargs)  # type: ignore[arg-type]
+        return [int(h.paper.id.split(".")[1]) for h in hits]
+
+    assert await numbers(category="math.AP") == [5, 17]
+    assert await numbers(category="math") == [5, 17]
+    assert await numbers(category="math.CA", limit=1, offset=1) == [17]
+    assert await numbers(category="hep-th") == []
+    assert await numbers(since=T0 + day) == []
+    assert await numbers(until=T0 - 16 * day, limit=3) == [18, 19, 20]  # title matches first
+    assert (await numbers(until=T0 - 16 * day, limit=100))[-1] == 17
+    assert await repo.count_search("common", until=T0 - 16 * day) == 24
+    assert await numbers(category="math.AP", until=T0 - 6 * day) == [17]
+    assert await repo.count_search("common", category="math") == 2
+
+
+async def test_latest_reads_dense_and_rare_categories(db: Database) -> None:
+    """latest finds a category's newest papers whether it is most of the store or a sliver."""
+    repo = PaperRepository(db)
+    day = timedelta(days=1)
+    papers = [build_paper(n, published=T0 - n * day) for n in range(1, 9)]
+    papers[3] = build_paper(4, primary_category="hep-th", categories=("hep-th",),
+                            published=T0 - 4 * day)  # fmt: skip
+    await repo.upsert_many(papers, now=T0)
+    assert [p.id[-1] for p in await repo.latest(3, category="cs.LG")] == ["1", "2", "3"]
+    assert [p.id[-1] for p in await repo.latest(3, category="stat")] == ["1", "2", "3"]
+    assert [p.id[-1] for p in await repo.latest(3, category="hep-th")] == ["4"]
+    assert await repo.latest(3, category="astro-ph") == []
+    assert await repo.latest(0) == []
+
+
 async def test_search_pagination(corpus: PaperRepository) -> None:
     """limit/offset page through the ranked hits; count_search counts them."""
     everything = await ids(corpus, "quantum", limit=10)
