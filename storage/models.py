@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from storage.names import names_ambiguous
+
 
 def _require_utc(name: str, value: datetime | None) -> None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
@@ -82,8 +84,11 @@ class AuthorMatch:
 
     @property
     def ambiguous(self) -> bool:
-        """True when the query matched several distinct full names (likely several people)."""
-        return len(self.matched_names) > 1
+        """True when some two matched spellings cannot be one person (Shane vs Sarah Legg).
+
+        Spellings of one person (`Grégoire Delétang`, `Gregoire Deletang`) are not ambiguous.
+        """
+        return names_ambiguous(self.matched_names)
 
 
 @dataclass(frozen=True, slots=True)
