@@ -33,9 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database
+from storage.backend import AnyDatabase, Connection, Row, json_ids
 from storage.models import (
     AnnounceType,
     AuthorMatch,
@@ -89,6 +87,15 @@ _FTS_DELETE = (
     "INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors_text) "
     "VALUES ('delete', ?, ?, ?, ?)"
 )
+# PostgreSQL: a tsvector per paper (title A, authors B, abstract C) over the same folded text.
+_PG_FTS_INSERT = (
+    "INSERT INTO papers_fts (rowid, tsv) VALUES (?, "
+    "setweight(to_tsvector('simple', ?), 'A') || setweight(to_tsvector('simple', ?), 'C') "
+    "|| setweight(to_tsvector('simple', ?), 'B')) "
+    "ON CONFLICT (rowid) DO UPDATE SET tsv = excluded.tsv"
+)
+_PG_FTS_DELETE = "DELETE FROM papers_fts WHERE rowid = ?"
+_PG_INGEST_LOCK = 0x7062696E  # "pbin": one ingest at a time assigns rowids and author ids
 _CROSS_TYPES = frozenset({AnnounceType.CROSS, AnnounceType.REPLACE_CROSS})
 
 
@@ -407,7 +414,7 @@ class PaperRepository:
 
     def __init__(
         self,
-        db: Database,
+        db: AnyDatabase,
         *,
         search_candidates: int = SEARCH_CANDIDATES,
         common_candidates: int = COMMON_CANDIDATES,
@@ -430,7 +437,7 @@ class PaperRepository:
 
     async def upsert_many_in(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         papers: Sequence[Paper],
         *,
         now: datetime | None = None,
@@ -444,6 +451,9 @@ class PaperRepository:
             incoming[paper.id] = merge_papers(earlier, paper) if earlier else paper
         if not incoming:
             return IngestResult((), 0, 0)
+        if self._db.dialect == "postgres":
+            # rowids and author ids are max + 1: serialise ingests across processes.
+            await conn.execute("SELECT pg_advisory_xact_lock(?)", (_PG_INGEST_LOCK,))
         await self._ensure_index(conn)
         stored = await self._stored(conn, list(incoming))
 
@@ -478,17 +488,16 @@ class PaperRepository:
             for rowid, old, new in updates
             if (old.title, old.abstract, old.authors) != (new.title, new.abstract, new.authors)
         ]
-        if text_changed:
+        postgres = self._db.dialect == "postgres"
+        if text_changed and not postgres:  # PostgreSQL's insert below is an upsert
             await conn.executemany(_FTS_DELETE, [_fts_paper(r, old) for r, old, _ in text_changed])
         fts_rows = [_fts_paper(r, p) for r, p in inserts]
         fts_rows += [_fts_paper(r, new) for r, _, new in text_changed]
         if fts_rows:
-            await conn.executemany(_FTS_INSERT, fts_rows)
+            await conn.executemany(_PG_FTS_INSERT if postgres else _FTS_INSERT, fts_rows)
         return IngestResult(tuple(p for _, p in inserts), len(updates), unchanged)
 
-    async def _stored(
-        self, conn: aiosqlite.Connection, ids: Sequence[str]
-    ) -> dict[str, tuple[int, Paper]]:
+    async def _stored(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Paper]]:
         found: dict[str, tuple[int, Paper]] = {}
         for chunk in _chunks(ids):
             sql = f"SELECT {_COLUMNS} FROM papers p WHERE p.id IN ({_marks(len(chunk))})"
@@ -499,7 +508,7 @@ class PaperRepository:
 
     async def _link(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         inserts: Sequence[tuple[int, Paper]],
         updates: Sequence[tuple[int, Paper, Paper]],
     ) -> None:
@@ -530,7 +539,7 @@ class PaperRepository:
                 [(c, r) for r, p in category_lists for c in p.categories],
             )
 
-    async def _author_ids(self, conn: aiosqlite.Connection, names: Iterable[str]) -> dict[str, int]:
+    async def _author_ids(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
         """Ids of `names`, creating authors (with their match keys) that are not stored yet.
 
         Not cached across calls: ids handed out in a transaction that is later
@@ -560,18 +569,24 @@ class PaperRepository:
 
     # ---- the full-text index ----
 
-    async def _ensure_index(self, conn: aiosqlite.Connection) -> None:
+    async def _ensure_index(self, conn: Connection) -> None:
         """Rebuild papers_fts inside `conn`'s transaction if another normalizer built it."""
         async with conn.execute("SELECT value FROM meta WHERE key = ?", (_META_KEY,)) as cursor:
             row = await cursor.fetchone()
         if row is not None and row[0] == FTS_NORMALIZER:
             return
         log.info("rebuilding the search index normalizer=%s", FTS_NORMALIZER)
-        await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
+        postgres = self._db.dialect == "postgres"
+        if postgres:
+            await conn.execute("DELETE FROM papers_fts")
+        else:
+            await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
         indexed = 0
         async with conn.execute("SELECT rowid, title, abstract, authors_text FROM papers") as cur:
             while batch := list(await cur.fetchmany(2000)):
-                await conn.executemany(_FTS_INSERT, [_fts_row(*r) for r in batch])
+                await conn.executemany(
+                    _PG_FTS_INSERT if postgres else _FTS_INSERT, [_fts_row(*r) for r in batch]
+                )
                 indexed += len(batch)
         await conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -683,8 +698,10 @@ class PaperRepository:
         if not tokens or limit <= 0:
             return []
         await self._ensure_index_ready()
-        plan = await self._plan(tokens)
         offset = max(0, offset)
+        if self._db.dialect == "postgres":
+            return await self._search_pg(tokens, category, since, until, limit, offset)
+        plan = await self._plan(tokens)
         if plan.bm25:
             return await self._search_bm25(plan, category, since, until, limit, offset)
         hits = await self._ranked_by_title(plan, category, since, until)
@@ -705,6 +722,14 @@ class PaperRepository:
         if not tokens:
             return 0
         await self._ensure_index_ready()
+        if self._db.dialect == "postgres":
+            filters, params = _filters(category, since, until, "p")
+            row = await self._db.fetchone(
+                "SELECT count(*) FROM papers_fts f JOIN papers p ON p.rowid = f.rowid "
+                f"WHERE f.tsv @@ plainto_tsquery('simple', ?){filters}",
+                [" ".join(tokens), *params],
+            )
+            return int(row[0]) if row else 0
         plan = await self._plan(tokens)
         if not plan.bm25:
             return len(await self._ranked_by_title(plan, category, since, until))
@@ -899,7 +924,36 @@ class PaperRepository:
         )
         return {int(row[0]): _paper(row) for row in rows}
 
-    async def _fts_rows(self, sql: str, params: Sequence[Any]) -> list[aiosqlite.Row]:
+    async def _search_pg(
+        self,
+        tokens: tuple[str, ...],
+        category: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> list[SearchHit]:
+        """PostgreSQL: the GIN index finds papers with every word; ts_rank orders them.
+
+        The folded words go in as one parameter to plainto_tsquery, which reads
+        them as plain terms (ANDed), so no user text is ever query syntax.
+        """
+        filters, params = _filters(category, since, until, "p")
+        rows = await self._db.fetchall(
+            f"""
+            WITH q AS (SELECT plainto_tsquery('simple', ?) AS q)
+            SELECT {_COLUMNS}, ts_rank(f.tsv, q.q, 1) AS rank
+            FROM q, papers_fts f JOIN papers p ON p.rowid = f.rowid
+            WHERE f.tsv @@ q.q{filters}
+            ORDER BY rank DESC, p.published DESC NULLS LAST, p.rowid DESC
+            LIMIT ? OFFSET ?
+            """,
+            [" ".join(tokens), *params, limit, offset],
+        )
+        # Lower rank is better, as with SQLite's bm25.
+        return [SearchHit(_paper(row), -float(row["rank"])) for row in rows]
+
+    async def _fts_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
         try:
             return await self._db.fetchall(sql, params)
         except sqlite3.OperationalError as exc:
@@ -921,7 +975,7 @@ class PaperRepository:
             f"""
             WITH theirs AS MATERIALIZED (
                 SELECT DISTINCT pa.paper_rowid AS r FROM paper_authors pa
-                WHERE pa.author_id IN (SELECT value FROM json_each(?))
+                WHERE pa.author_id IN ({json_ids(self._db.dialect)})
             )
             SELECT {_COLUMNS} FROM theirs CROSS JOIN papers p ON p.rowid = theirs.r
             ORDER BY p.published DESC, p.id DESC
@@ -1014,8 +1068,6 @@ class PaperRepository:
                 "SELECT count(*) FROM deliveries WHERE status = 'pending'"
             ),
             sent_deliveries=await scalar("SELECT count(*) FROM deliveries WHERE status = 'sent'"),
-            database_bytes=await scalar(
-                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
-            ),
+            database_bytes=await self._db.database_bytes(),
             per_category=per_category,
         )

@@ -48,6 +48,7 @@ def load_pg_migrations() -> list[Migration]:
 
 
 _PLACEHOLDER = re.compile(r"\?|'(?:[^']|'')*'")
+_CROSS_JOIN_ON = re.compile(r"\bCROSS JOIN\b(?=[^()]*?\bON\b)", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 
 
@@ -63,6 +64,8 @@ def translate(sql: str) -> str:
         return f"${counter}"
 
     out = _PLACEHOLDER.sub(number, sql)
+    # SQLite pins join order with CROSS JOIN ... ON; PostgreSQL spells that JOIN.
+    out = _CROSS_JOIN_ON.sub("JOIN", out)
     if _INSERT_OR_IGNORE.match(out):
         out = _INSERT_OR_IGNORE.sub("INSERT INTO", out, count=1).rstrip().rstrip(";")
         out += " ON CONFLICT DO NOTHING"

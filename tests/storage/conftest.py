@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.arxiv.feeds import parse_rss
-from storage.db import Database
+from storage.backend import AnyDatabase
 from storage.models import AnnounceType, Paper
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -45,10 +45,9 @@ def rss_listing_papers() -> tuple[Paper, ...]:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "paperbell.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: AnyDatabase) -> AnyDatabase:
+    """Each storage test runs on SQLite and on PostgreSQL (see tests/backends.py)."""
+    return any_db
 
 
 @pytest.fixture
