@@ -134,7 +134,7 @@ async def test_a_failing_batch_stores_nothing(db: Database, make_paper: PaperFac
     """One bad paper rolls back the whole batch."""
     repo = PaperRepository(db)
     bad = replace(make_paper(3), title=None)  # NOT NULL violation
-    with pytest.raises(Exception, match="(?i)not.null"):
+    with pytest.raises(Exception, match=r"(?i)not.null"):
         await repo.upsert_many([make_paper(1), make_paper(2), bad], now=T0)
     assert await repo.count() == 0
     assert (await repo.stats()).authors == 0

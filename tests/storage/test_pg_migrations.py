@@ -1,4 +1,4 @@
-"""PostgreSQL migrations: numbered like SQLite's, and every earlier version upgrades with its data."""
+"""PostgreSQL migrations: numbered like SQLite's; every earlier version upgrades with its data."""
 
 from __future__ import annotations
 
