@@ -19,9 +19,12 @@ with `SELECT ... FOR UPDATE SKIP LOCKED` so that several workers can share it.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 import logging
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from storage.backend import AnyDatabase, Connection, Row, json_ids
@@ -36,6 +39,7 @@ from storage.subscriptions import (
 
 log = logging.getLogger(__name__)
 
+CLAIM_LEASE = timedelta(minutes=2)  # PostgreSQL: how long a claimed row stays with its process
 _CHUNK = 500  # bound parameters per IN list, well under SQLite's limit
 
 _PAPER_COLUMNS = (
@@ -65,6 +69,8 @@ class DeliveryOutbox:
 
     def __init__(self, db: AnyDatabase) -> None:
         self.db = db
+        # Whose leases are whose when several processes share a PostgreSQL outbox.
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def enqueue(self, conn: Connection, items: Sequence[OutboxItem], *, now: datetime) -> int:
         """Queue deliveries inside the caller's transaction; returns how many rows were new.
@@ -147,14 +153,17 @@ class DeliveryOutbox:
         if not scopes:
             return []
         where.append("(" + " OR ".join(scopes) + ")")
-        params.append(limit)
-        rows = await self.db.fetchall(
-            _DELIVERY_SELECT
-            + " WHERE "
-            + " AND ".join(where)
-            + " ORDER BY dl.created_at, dl.id LIMIT ?",
-            params,
-        )
+        if self.db.dialect == "postgres":
+            rows = await self._claim_leased(where, params, now=now, limit=limit)
+        else:
+            # SQLite: one process owns the file (the runner's lock), so selecting is claiming.
+            rows = await self.db.fetchall(
+                _DELIVERY_SELECT
+                + " WHERE "
+                + " AND ".join(where)
+                + " ORDER BY dl.created_at, dl.id LIMIT ?",
+                [*params, limit],
+            )
         deliveries = [_delivery_from_row(row) for row in rows]
         deliveries += await self._rest_of_batches(deliveries)
         groups: dict[int, list[Delivery]] = {}
@@ -165,6 +174,37 @@ class DeliveryOutbox:
             for group in groups.values()
             for delivery in sorted(group, key=lambda d: (d.created_at, d.id))
         ]
+
+    async def _claim_leased(
+        self, where: list[str], params: list[Any], *, now: datetime, limit: int
+    ) -> list[Row]:
+        """PostgreSQL: lock due rows FOR UPDATE SKIP LOCKED and lease them to this process.
+
+        Rows another process is claiming right now are skipped, not waited for;
+        rows it leased stay with it until `CLAIM_LEASE` runs out (it died, or
+        is slow), so no alert is sent by two processes, and none is lost. This
+        outbox's own leases are its to take again (its next delivery pass).
+        """
+        stamp = to_timestamp(now)
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET claimed_until = ?, claimed_by = ? WHERE id IN ("
+                " SELECT dl.id FROM deliveries AS dl"
+                " JOIN destinations AS d ON d.id = dl.destination_id"
+                " WHERE " + " AND ".join(where) + " AND (dl.claimed_until IS NULL"
+                " OR dl.claimed_until <= ? OR dl.claimed_by = ?)"
+                " ORDER BY dl.created_at, dl.id LIMIT ? FOR UPDATE OF dl SKIP LOCKED"
+                ") RETURNING id",
+                (to_timestamp(now + CLAIM_LEASE), self.owner, *params, stamp, self.owner, limit),
+            )
+            ids = sorted(int(row[0]) for row in await cursor.fetchall())
+        if not ids:
+            return []
+        return await self.db.fetchall(
+            _DELIVERY_SELECT
+            + f" WHERE dl.id IN ({json_ids(self.db.dialect)}) ORDER BY dl.created_at, dl.id",
+            (json.dumps(ids),),
+        )
 
     async def _rest_of_batches(self, claimed: Sequence[Delivery]) -> list[Delivery]:
         """Pending members of the claimed rows' batches that the LIMIT cut off.
@@ -221,7 +261,7 @@ class DeliveryOutbox:
         """A failed attempt that may succeed later: stays pending until `next_attempt_at`."""
         return await self._update(
             delivery_ids,
-            "attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
+            "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL",
             (error, to_timestamp(next_attempt_at)),
         )
 

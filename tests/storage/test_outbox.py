@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,9 @@ import pytest
 from storage.backend import AnyDatabase
 from storage.db import Database
 from storage.models import AnnounceType, DeliveryStatus, DestinationKind, Paper
-from storage.outbox import DeliveryOutbox
+from storage.outbox import CLAIM_LEASE, DeliveryOutbox
 from storage.papers import PaperRepository
+from storage.pg import PgDatabase
 from storage.subscriptions import SubscriptionRepository
 
 NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
@@ -337,3 +339,36 @@ async def test_claim_due_keeps_batches_whole(
     await outbox.mark_retry(ids[:3], error="503", next_attempt_at=later)
     assert [d.id for d in await outbox.claim_due(now=later, limit=1)] == ids[:3]
     assert [d.id for d in await outbox.claim_due(now=NOW, limit=1)] == [ids[3]]
+
+
+@pytest.mark.parametrize("any_db", ["postgres"], indirect=True)  # leases are PostgreSQL's
+async def test_concurrent_claims_on_postgres_are_disjoint(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository
+) -> None:
+    """Two processes claiming at once (SKIP LOCKED + lease) never get the same delivery."""
+    stored = [make_paper(n) for n in range(10, 70)]
+    await PaperRepository(db).upsert_many(stored)
+    dest = await subs.ensure_destination(DM, 555, None)
+    await enqueue(db, outbox, [(dest.id, p.id, ("keyword: x",)) for p in stored])
+    assert isinstance(db, PgDatabase)
+    other_db = await PgDatabase.open(db.url, schema=db.schema)
+    try:
+        # Four "processes": two outboxes on each of two connection pools.
+        boxes = [DeliveryOutbox(d) for d in (db, other_db, db, other_db)]
+        results = await asyncio.gather(*(box.claim_due(now=NOW, limit=7) for box in boxes))
+        claimed = [d.id for batch in results for d in batch]
+        assert len(claimed) == len(set(claimed)) == 28
+        # Leased rows stay with their claimer until the lease runs out...
+        other = DeliveryOutbox(other_db)
+        rest = await other.claim_due(now=NOW, limit=100)
+        assert {d.id for d in rest}.isdisjoint(claimed) and len(rest) == 32
+        # A claimer may always take its own leased rows again (its next pass).
+        again = await boxes[0].claim_due(now=NOW, limit=100)
+        assert {d.id for d in again} == {d.id for d in results[0]}
+        # ...and then another process may take them over (its owner died).
+        later = await DeliveryOutbox(db).claim_due(
+            now=NOW + CLAIM_LEASE + timedelta(seconds=1), limit=100
+        )
+        assert {d.id for d in later} == set(claimed) | {d.id for d in rest}
+    finally:
+        await other_db.close()
