@@ -19,10 +19,10 @@ with `SELECT ... FOR UPDATE SKIP LOCKED` so that several workers can share it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import uuid
-import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
