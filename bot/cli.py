@@ -27,7 +27,8 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.errors import UserError
 from bot.logs import configure_logging
 from bot.services import PaperService
-from storage.db import Database, StorageError
+from storage.backend import open_database
+from storage.db import StorageError
 from storage.models import Paper
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def _dump(obj: Any, out: TextIO) -> None:
 @asynccontextmanager
 async def open_service(settings: Settings, *, network: bool) -> AsyncIterator[PaperService]:
     """Database (+ HTTP session and arXiv client when `network`) for one CLI command."""
-    db = await Database.open(settings.database)
+    db = await open_database(settings.database)
     try:
         if not network:
             yield PaperService(db, None)
@@ -292,7 +293,7 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
         restore_database(settings, args.path)
         out.write(f"restored {settings.database_for_display()} from {args.path}\n")
         return EXIT_OK
-    db = await Database.open(settings.database, migrate=False)
+    db = await open_database(settings.database, migrate=False)
     try:
         if args.db_command == "migrate":
             applied = await db.migrate()

@@ -21,7 +21,7 @@ from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys, match_subscriptions
-from storage.db import Database
+from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
 from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
@@ -112,7 +112,7 @@ class PaperService:
 
     def __init__(
         self,
-        db: Database,
+        db: AnyDatabase,
         client: ArxivClient | None,
         *,
         clock: Callable[[], datetime] = utcnow,
