@@ -49,6 +49,7 @@ MAX_IN_FLIGHT = 16  # message posts awaiting Discord's answer at once
 # Discord allows a bot about 50 requests per second in all; once it has said so (a
 # global 429), alerts take most of that and leave room for commands and DM look-ups.
 PACED_POSTS_PER_SECOND = 45
+MIN_PACED_POSTS_PER_SECOND = 10
 GLOBAL_PACE_SECONDS = 60.0
 SHUTDOWN_GRACE = 15.0  # seconds a shutdown waits for the posts in flight
 
@@ -99,14 +100,16 @@ class SendGate:
     the per-channel buckets usually bind first, so posts are not paced until a
     429 with the global scope arrives. From then on, for `paced_for` seconds
     after the last one, at most `per_second` posts start in any second (the
-    retries discord.py makes on its own count too): retrying into the global
-    limit would count toward Discord's invalid-request ban.
+    retries discord.py makes on its own count too), a fifth fewer each time the
+    limit is hit again: retrying into the global limit would count toward
+    Discord's invalid-request ban.
     """
 
     def __init__(
         self, *, max_in_flight: int, per_second: int, paced_for: float = GLOBAL_PACE_SECONDS
     ) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._full_rate = per_second
         self._per_second = per_second
         self._paced_for = paced_for
         self._pace_until = float("-inf")
@@ -144,9 +147,10 @@ class SendGate:
 
     async def _wait_turn(self) -> None:
         loop = asyncio.get_running_loop()
-        while loop.time() < self._pace_until and len(self._started) == self._per_second:
-            # The deque holds the last `per_second` starts: wait until the oldest is a second old.
-            wait = self._started[0] + 1.0 - loop.time()
+        while loop.time() < self._pace_until and len(self._started) >= self._per_second:
+            # The deque holds the latest starts: wait until the `per_second`-th latest
+            # is a second old.
+            wait = self._started[-self._per_second] + 1.0 - loop.time()
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
@@ -186,7 +190,12 @@ class SendGate:
             or response.headers.get("X-RateLimit-Scope") == "global"
         ):
             if not self.paced:
+                self._per_second = self._full_rate
                 log.warning("Discord's global rate limit was hit; pacing alert posts")
+            else:
+                # Hit again while paced (clock jitter, other traffic): slow down further.
+                self._per_second = max(MIN_PACED_POSTS_PER_SECOND, self._per_second * 4 // 5)
+                log.warning("global rate limit hit while paced; %d posts/s", self._per_second)
             self._pace_until = asyncio.get_running_loop().time() + self._paced_for
         post = self._post_to(params.method, params.url)
         if post is not None:

@@ -574,15 +574,16 @@ async def test_shutdown_cancels_a_stuck_poll_after_its_grace(world: World) -> No
 
 
 async def test_global_rate_limit_is_hit_once_then_respected(tmp_path: Path) -> None:
-    """1,500 alerts to 30 channels against Discord's global limit of 50 requests/s: after
-    the first global 429 the bot paces its posts, so 429s come only in that first burst."""
+    """2,000 alerts to 40 channels (200 messages) against Discord's global limit of 50
+    requests/s: after the first global 429 the bot paces its posts, where an unpaced
+    sender would be refused again in each of the four seconds."""
     async with (
         DiscordEmulator(message_rate_limit=None, global_rate_limit=50) as emu,
         ArxivServer() as arxiv,
         pointed_at(emu),
     ):
         guild = await emu.create_guild("Busy")
-        channels = [await emu.create_text_channel(guild.id, f"c{i}") for i in range(30)]
+        channels = [await emu.create_text_channel(guild.id, f"c{i}") for i in range(40)]
         async with running_bot(emu, tmp_path / "paperbell.db", arxiv) as bot:
             for channel in channels:
                 await bot.subscriptions.subscribe(
@@ -598,9 +599,10 @@ async def test_global_rate_limit_is_hit_once_then_respected(tmp_path: Path) -> N
 
     for channel in channels:
         assert posted(emu.channel_messages(channel.id)) == Counter(p.id for p in papers)
-    refused = [r.at for r in emu.requests if r.status == 429]
-    assert 0 < len(refused) <= MAX_IN_FLIGHT
-    assert refused[-1] - refused[0] < timedelta(seconds=1)
+    refused = [r for r in emu.requests if r.status == 429]
+    # One burst at discovery; a second only if load delays posts past the margin.
+    assert 1 <= len({int((r.at - refused[0].at).total_seconds()) for r in refused}) <= 2
+    assert len(refused) <= MAX_IN_FLIGHT
 
 
 async def test_posts_are_recorded_when_answered_not_after_the_bucket_wait(tmp_path: Path) -> None:
