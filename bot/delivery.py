@@ -336,6 +336,7 @@ class Deliverer:
                     break
             self.passes += 1
         self._add_totals(report)
+        self.bot.metrics.observe_delivery(report)
         if report.sent or report.failed or report.retried:
             log.info(
                 "delivery pass sent=%d messages=%d retried=%d failed=%d paused=%d",

@@ -24,8 +24,10 @@ from discord.ext import commands
 from bot.arxiv.client import ArxivClient, RequestLimiter
 from bot.config import Settings
 from bot.errors import UserError
+from bot.health import FeedAlerts
+from bot.metrics import Metrics
 from bot.services import PaperService, PollReport, utcnow
-from storage.db import Database
+from storage.backend import AnyDatabase
 from storage.models import FeedState
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,14 @@ class PaperbellBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        db: AnyDatabase,
         session: aiohttp.ClientSession,
         *,
         shard_count: int | None = None,
         shard_ids: Sequence[int] | None = None,
         user_agent: str,
+        metrics: Metrics | None = None,
+        guild_ready_timeout: float = 2.0,
     ) -> None:
         shard_kwargs: dict[str, Any] = {"shard_count": shard_count}
         if shard_ids is not None:
@@ -111,6 +115,8 @@ class PaperbellBot(commands.AutoShardedBot):
         discord.VoiceClient.warn_dave = False
         # discord.py takes one aiohttp trace; the deliverer watches message answers through it.
         self.http_trace = aiohttp.TraceConfig()
+        self.metrics = metrics or Metrics()
+        self.metrics.attach_discord(self.http_trace)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -121,6 +127,9 @@ class PaperbellBot(commands.AutoShardedBot):
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
             http_trace=self.http_trace,
+            # With only the guilds intent GUILD_CREATEs arrive right after READY;
+            # tests shorten the wait for stragglers.
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db
@@ -136,6 +145,9 @@ class PaperbellBot(commands.AutoShardedBot):
             max_retries=settings.arxiv_max_retries,
         )
         self.papers = PaperService(db, self.arxiv)
+        self.metrics.track_backlog(self.papers.outbox.pending_count)
+        self.metrics.track_gateway_latency(lambda: self.latency)
+        self.feed_alerts = FeedAlerts()
         from bot.subscribing import SubscriptionService
 
         self.subscriptions = SubscriptionService(self.papers, settings)

@@ -99,3 +99,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # discord.py's gateway chatter is useful only when debugging.
     logging.getLogger("discord").setLevel(max(logging.INFO, root.level))
+    # APScheduler logs two INFO lines per job run (thousands a day at the delivery interval).
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

@@ -138,13 +138,7 @@ class Metrics:
         for feed in report.feeds:
             label = feed_label(feed.url)
             self.polls.labels(feed=label, result=feed.outcome.value).inc()
-            # Per-URL timing comes from FeedPoll.seconds once services records it;
-            # a pass over a single URL is that URL's time anyway.
-            feed_seconds = getattr(feed, "seconds", None)
-            if not isinstance(feed_seconds, int | float) and len(report.feeds) == 1:
-                feed_seconds = seconds
-            if isinstance(feed_seconds, int | float):
-                self.poll_duration.labels(feed=label).observe(feed_seconds)
+            self.poll_duration.labels(feed=label).observe(feed.seconds)
         self.papers_ingested.inc(len(report.new))
         self.alerts_queued.inc(report.deliveries)
         if not report.feeds or len(report.errors) < len(report.feeds):

@@ -20,7 +20,7 @@ from bot.backup import database_lock
 from bot.config import ConfigError, Settings
 from bot.discord_endpoints import configure_endpoints
 from bot.logs import register_secret
-from storage.db import Database
+from storage.backend import open_database
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,15 @@ async def run_bot(
 async def _run(settings: Settings, token: str, count: int | None, ids: list[int] | None) -> int:
     from bot.cli import user_agent
     from bot.discord_bot import PaperbellBot
+    from bot.health import BotHealthSource, HealthServer, start_health_server
+    from bot.metrics import Metrics
 
-    db = await Database.open(settings.database)
+    metrics = Metrics()
+    health: HealthServer | None = None
+
+    db = await open_database(settings.database)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(trace_configs=[metrics.arxiv_trace()]) as session:
             bot = PaperbellBot(
                 settings,
                 db,
@@ -83,7 +88,16 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
                 shard_count=count,
                 shard_ids=ids,
                 user_agent=user_agent(settings),
+                metrics=metrics,
             )
+            source = BotHealthSource(bot, bot.poll_scheduler, bot.papers.feeds)
+            try:
+                health = await start_health_server(settings, source, metrics)
+            except OSError as exc:
+                raise ConfigError(
+                    f"PAPERBELL_HEALTH_PORT: cannot listen on {settings.health_host}:"
+                    f"{settings.health_port}: {exc.strerror or exc}"
+                ) from None
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()
             closing: list[asyncio.Task[None]] = []
@@ -119,6 +133,8 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
                     await task
                 if not bot.is_closed():
                     await bot.close()
+                if health is not None:
+                    await health.stop()
     finally:
         await db.close()
     log.info("stopped")

@@ -18,13 +18,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.errors import UpstreamError, UserError
-from bot.services import PollReport, utcnow
+from bot.services import FeedPoll, PollOutcome, PollReport, utcnow
+from storage.locks import Leadership
 
 if TYPE_CHECKING:
     from bot.discord_bot import PaperbellBot
@@ -38,6 +40,8 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 *
 # A poll can wait minutes on arXiv's Retry-After; a shutdown (systemd allows 30 s) waits
 # this long for it, then cancels it: its store transaction rolls back and nothing is lost.
 POLL_SHUTDOWN_GRACE = 8.0
+LEADERSHIP_INTERVAL = 30  # seconds: a dead poller is replaced within a minute
+LISTING_DATE_TOLERANCE = timedelta(hours=6)
 
 
 def announcement_trigger() -> CronTrigger:
@@ -57,6 +61,9 @@ class PollScheduler:
         self._closing = False
         self.shutdown_grace = POLL_SHUTDOWN_GRACE
         self._cycle_deadline: datetime | None = None
+        self._cycle_started: datetime | None = None
+        self._cycle_fresh: set[str] = set()  # URLs that served tonight's listing this cycle
+        self.leadership = Leadership(bot.db)
 
     def start(self) -> None:
         settings = self.bot.settings
@@ -69,6 +76,13 @@ class PollScheduler:
             IntervalTrigger(minutes=settings.poll_interval_minutes),
             id="safety",
             name="safety-net poll",
+        )
+        scheduler.add_job(
+            self.check_leadership,
+            IntervalTrigger(seconds=LEADERSHIP_INTERVAL),
+            id="leadership",
+            name="poller leadership",
+            next_run_time=utcnow(),
         )
         scheduler.add_job(
             self.deliver,
@@ -101,6 +115,7 @@ class PollScheduler:
                 await asyncio.wait({poll})
         async with self._poll_lock:
             pass
+        await self.leadership.release()
 
     def next_poll(self) -> datetime | None:
         if self.scheduler is None:
@@ -108,7 +123,7 @@ class PollScheduler:
         times = [
             job.next_run_time
             for job in self.scheduler.get_jobs()
-            if job.id != "deliver" and job.next_run_time is not None
+            if job.id not in ("deliver", "leadership") and job.next_run_time is not None
         ]
         return min(times) if times else None
 
@@ -117,11 +132,28 @@ class PollScheduler:
         # APScheduler skip and warn at every tick.
         self.bot.deliverer.kick()
 
+    async def check_leadership(self) -> bool:
+        """Take over polling when no process holds it (the holder died); see storage.locks."""
+        was = self.leadership.held
+        held = await self.leadership.acquire()
+        if held != was:
+            log.info("poller leadership %s", "acquired" if held else "lost")
+        return held
+
     async def poll_once(self, *, reason: str) -> PollReport:
-        """One poll pass; concurrent callers wait for each other instead of doubling requests."""
+        """One poll pass; concurrent callers wait for each other instead of doubling requests.
+
+        Only the process holding the poller leadership polls (one process per
+        SQLite file always does; on PostgreSQL one of the shards' processes).
+        """
         async with self._poll_lock:
             if self._closing:
                 raise UpstreamError("paperbell is shutting down; poll again once it is back.")
+            if not await self.check_leadership():
+                raise NotLeaderError(
+                    "Another paperbell process polls arXiv for this deployment; "
+                    "it runs on schedule."
+                )
             started = utcnow()
             self._poll_task = asyncio.current_task()
             try:
@@ -133,6 +165,11 @@ class PollScheduler:
                 self._poll_task = None
             self.last_poll = started
             self.last_report = report
+            self.bot.metrics.observe_poll(report, (utcnow() - started).total_seconds())
+            if self._cycle_started is not None:
+                self._cycle_fresh.update(
+                    f.url for f in report.feeds if _is_tonights(f, self._cycle_started)
+                )
             log.info(
                 "poll done reason=%s feeds=%d new=%d deliveries=%d errors=%d seconds=%.2f",
                 reason, len(report.feeds), len(report.new), report.deliveries,
@@ -140,30 +177,57 @@ class PollScheduler:
             )  # fmt: skip
         if report.deliveries:
             self.bot.deliverer.kick()
+        try:
+            await self.notify_feed_outages()
+        except Exception:  # telling people must never break polling
+            log.exception("feed outage notification failed")
         return report
+
+    async def notify_feed_outages(self) -> None:
+        """DM the subscribers of feeds that have failed for over a day, once per outage."""
+        outages = self.bot.feed_alerts.check(await self.bot.papers.feeds.all(), utcnow())
+        for outage in outages:
+            categories = outage.url.rstrip("/").rsplit("/", 1)[-1].split("+")
+            users = await self.bot.papers.subscriptions.creators_for_feed(categories)
+            since = discord.utils.format_dt(outage.since, "f")
+            told = await self.bot.notifier.feed_failing(users, outage.url, since)
+            log.warning(
+                "feed failing for over a day url=%s since=%s told=%d",
+                outage.url,
+                outage.since.isoformat(),
+                told,
+            )
 
     async def safety_poll(self) -> None:
         with contextlib.suppress(UserError):  # already logged by poll_once
             await self.poll_once(reason="interval")
 
     async def announcement_cycle(self) -> None:
-        """Poll until every feed serves a new listing, retrying every few minutes."""
+        """Poll until every feed has served tonight's listing, retrying every few minutes.
+
+        A URL counts once it served a listing new to the store and dated from
+        this cycle on, in any poll of the cycle (an interval or admin poll
+        included): a URL that got it early answers 304 in later polls.
+        """
         now = utcnow()
         if self._cycle_deadline is None or now >= self._cycle_deadline:
             self._cycle_deadline = now + timedelta(hours=self.bot.settings.poll_give_up_hours)
+            self._cycle_started = now
+            self._cycle_fresh = set()
         try:
             report = await self.poll_once(reason="announcement")
         except UserError:
             report = None
-        if report is not None and (report.complete or not report.feeds):
-            self._cycle_deadline = None
+        if report is not None and all(f.url in self._cycle_fresh for f in report.feeds):
+            log.info("tonight's listing is in urls=%d", len(report.feeds))
+            self._end_cycle()
             return
         retry_at = utcnow() + timedelta(minutes=self.bot.settings.poll_retry_minutes)
         if retry_at > self._cycle_deadline:
             log.warning(
                 "new listing did not appear before the deadline; waiting for the next cycle"
             )
-            self._cycle_deadline = None
+            self._end_cycle()
             return
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.add_job(
@@ -173,3 +237,30 @@ class PollScheduler:
                 name="announcement retry",
                 replace_existing=True,
             )
+
+    def _end_cycle(self) -> None:
+        self._cycle_deadline = None
+        self._cycle_started = None
+        self._cycle_fresh = set()
+
+
+class NotLeaderError(UpstreamError):
+    """Another process of a sharded deployment is the poller."""
+
+
+def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:
+    """Whether `feed` served a listing new to the store and not older than this cycle.
+
+    arXiv dates a listing (channel pubDate) at midnight US Eastern of its day,
+    minutes after the cycle starts; an older one (the bot was down for a day)
+    is ingested but does not end tonight's wait.
+    """
+    if feed.outcome is not PollOutcome.NEW_LISTING:
+        return False
+    if feed.build_date is None:
+        return True
+    try:
+        built = datetime.fromisoformat(feed.build_date)
+    except ValueError:
+        return True
+    return built >= cycle_started - LISTING_DATE_TOLERANCE

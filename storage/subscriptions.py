@@ -310,6 +310,30 @@ class SubscriptionRepository:
         )
         return [int(row[0]) for row in rows]
 
+    async def creators_for_feed(self, categories: Collection[str]) -> list[int]:
+        """Users whose alerts a listing of `categories` feeds, to tell them when it fails.
+
+        A category subscription is fed by its own category or its whole archive
+        (`cs.LG` by `cs`); author and keyword subscriptions by any whole archive,
+        since those are matched against every new paper.
+        """
+        wanted = sorted(set(categories))
+        if not wanted:
+            return []
+        archives = [c for c in wanted if "." not in c]
+        clauses = ["s.match_key = ?"] * len(wanted) + ["s.match_key LIKE ?"] * len(archives)
+        params: list[Any] = [*wanted, *(f"{a}.%" for a in archives)]
+        where = "(s.kind = 'category' AND (" + " OR ".join(clauses) + "))"
+        if archives:
+            where = f"({where} OR s.kind <> 'category')"
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT s.created_by FROM subscriptions AS s"
+            " JOIN destinations AS d ON d.id = s.destination_id"
+            f" WHERE d.paused_reason IS NULL AND {where} ORDER BY s.created_by",
+            params,
+        )
+        return [int(row[0]) for row in rows]
+
     async def candidates(
         self,
         conn: Connection,

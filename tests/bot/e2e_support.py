@@ -223,10 +223,12 @@ async def running_bot(
     try:
         async with aiohttp.ClientSession() as session:
             bot = PaperbellBot(
-                settings_for(db_path, arxiv, **overrides), db, session, user_agent="paperbell-e2e"
+                settings_for(db_path, arxiv, **overrides),
+                db,
+                session,
+                user_agent="paperbell-e2e",
+                guild_ready_timeout=0.1,
             )
-            # discord.py waits this long after the last GUILD_CREATE before on_ready.
-            bot._connection.guild_ready_timeout = 0.1
             async with running_client(bot, emu):
                 yield bot
     finally:

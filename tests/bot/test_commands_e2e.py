@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import scheduling
 from bot.arxiv.feeds import parse_rss
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
@@ -138,9 +137,6 @@ def button_id(message: Message, label: str) -> str:
 async def env(
     emulated_discord: DiscordEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Env]:
-    # WORKAROUND, remove when bot/scheduling.py is fixed: APScheduler 3 reads "sun-thu" as
-    # the range 6..3 and refuses it, so setup_hook cannot start the scheduler. Same days:
-    monkeypatch.setitem(scheduling.ANNOUNCEMENT, "day_of_week", "mon-thu,sun")
     emu = emulated_discord
     guild = await emu.create_guild("Readers")
     general = await emu.create_text_channel(guild.id, "general")
@@ -173,9 +169,9 @@ async def env(
             arxiv_delay=0.0,
             delivery_interval_seconds=3600.0,  # deliveries happen only when kicked
         )
-        bot = PaperbellBot(settings, db, session, user_agent="paperbell-tests")
-        # Discord.py waits this long after the last GUILD_CREATE before on_ready.
-        bot._connection.guild_ready_timeout = 0.1
+        bot = PaperbellBot(
+            settings, db, session, user_agent="paperbell-tests", guild_ready_timeout=0.1
+        )
         try:
             async with running_client(bot, emu):
                 yield Env(

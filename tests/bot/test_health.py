@@ -243,7 +243,14 @@ async def test_metrics_endpoint_serves_the_registry(served: Served) -> None:
 
     metrics.track_backlog(pending)
     report = PollReport(
-        (FeedPoll("https://rss.arxiv.org/rss/cs.AI+cs.LG", PollOutcome.NEW_LISTING, items=2),),
+        (
+            FeedPoll(
+                "https://rss.arxiv.org/rss/cs.AI+cs.LG",
+                PollOutcome.NEW_LISTING,
+                items=2,
+                seconds=2.0,
+            ),
+        ),
         ("cs.AI", "cs.LG"),
     )
     metrics.observe_poll(report, 2.0)

@@ -324,3 +324,26 @@ async def test_candidate_query_probes_the_match_index(
         plan = " | ".join(str(row[3]) for row in await cur.fetchall())
     assert "SEARCH s USING INDEX subscriptions_match (kind=? AND match_key=?)" in plan, plan
     assert "SCAN s" not in plan, plan
+
+
+async def test_creators_for_feed_cover_classes_archives_and_local_matching(
+    repo: SubscriptionRepository,
+) -> None:
+    """A failing listing concerns its classes, the classes of its archives, and authors/keywords."""
+    channel = await repo.ensure_destination(CHANNEL, 100, 1)
+    dm = await repo.ensure_destination(DM, 7, None)
+    now = datetime(2024, 11, 28, tzinfo=UTC)
+    for kind, key, user in (
+        (CATEGORY, "cs.LG", 11),
+        (CATEGORY, "math.PR", 12),
+        (CATEGORY, "hep-th", 13),
+        (SubscriptionKind.AUTHOR, "legg", 14),
+    ):
+        await repo.add(
+            dm if user == 14 else channel, kind, key, key, "",
+            include_cross=True, include_replacements=False, created_by=user, now=now,
+        )  # fmt: skip
+    assert await repo.creators_for_feed(["cs.LG", "stat.ML"]) == [11]
+    assert await repo.creators_for_feed(["cs", "hep-th"]) == [11, 13, 14]
+    assert await repo.creators_for_feed(["math"]) == [12, 14]
+    assert await repo.creators_for_feed([]) == []
