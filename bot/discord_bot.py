@@ -27,6 +27,7 @@ from bot.errors import UserError
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.services import PaperService, PollReport, utcnow
+from bot.views import APOLOGY, reply_ephemeral
 from storage.backend import AnyDatabase
 from storage.models import FeedState
 
@@ -38,9 +39,6 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.admin",
 )
 
-GENERIC_APOLOGY = (
-    "Sorry, something went wrong on our side. It has been logged; please try again later."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +72,8 @@ class PaperbellTree(app_commands.CommandTree["PaperbellBot"]):
                 "command failed command=%s guild=%s", command, interaction.guild_id,
                 exc_info=original,
             )  # fmt: skip
-            message = GENERIC_APOLOGY
-        await send_ephemeral(interaction, message)
-
-
-async def send_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
-    """Reply (or follow up, when already answered) with a short ephemeral message."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
-    except discord.HTTPException as exc:
-        # The token may have expired (15 min); nothing more to tell the user.
-        log.warning("could not send error reply status=%s", exc.status)
+            message = APOLOGY
+        await reply_ephemeral(interaction, message)
 
 
 class PaperbellBot(commands.AutoShardedBot):

@@ -33,8 +33,9 @@ class SecretFilter(logging.Filter):
             cleaned = cleaned.replace(secret, _REDACTED)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        if record.exc_info and record.exc_text is None:
-            text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            # Another handler may have formatted (and cached) the traceback already.
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
             for secret in self.secrets:
                 text = text.replace(secret, _REDACTED)
             record.exc_text = text
@@ -57,32 +58,31 @@ def _quote(value: object) -> str:
     return text
 
 
+def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
+    """The fields of one event: time (UTC), level, logger, message, traceback if any."""
+    fields: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    if record.exc_info:
+        fields["exc"] = record.exc_text or formatter.formatException(record.exc_info)
+    return fields
+
+
 class KeyValueFormatter(logging.Formatter):
     """`ts=... level=info logger=bot.poller msg="..."`, one physical line per event."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            fields["exc"] = record.exc_text or self.formatException(record.exc_info)
-        return " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        return " ".join(f"{k}={_quote(v)}" for k, v in _fields(self, record).items())
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line (PAPERBELL_LOG_FORMAT=json)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            fields["exc"] = record.exc_text or self.formatException(record.exc_info)
-        return json.dumps(fields, ensure_ascii=False)
+        return json.dumps(_fields(self, record), ensure_ascii=False)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

@@ -28,14 +28,15 @@ APOLOGY = "Sorry, something went wrong on our side. It has been logged; please t
 
 
 async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -> None:
-    """Answer a component interaction privately, as a reply or a follow-up."""
+    """Answer an interaction privately, as a reply or (when already answered) a follow-up."""
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
         else:
             await interaction.response.send_message(message, ephemeral=True)
     except discord.HTTPException as exc:
-        log.warning("could not send component reply status=%s", exc.status)
+        # The token may have expired (15 min); nothing more to tell the user.
+        log.warning("could not send private reply status=%s", exc.status)
 
 
 class Paginator(discord.ui.View):
