@@ -22,6 +22,8 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 
+READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
+READER_MMAP_BYTES = 256 * 2**20
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -85,6 +87,9 @@ class Database:
             reader.row_factory = aiosqlite.Row
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute("PRAGMA query_only = ON")
+            # Look-ups read the FTS index and the author/paper indexes: keep them in memory.
+            await reader.execute(f"PRAGMA cache_size = {READER_CACHE_KIB}")
+            await reader.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
             db._reader = reader
         except sqlite3.DatabaseError as exc:
             await conn.close()
