@@ -9,6 +9,7 @@ one process is always the leader.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -29,6 +30,9 @@ class Leadership:
         self._key = key
         self._conn: asyncpg.Connection | None = None
         self._held = False
+        # The leadership job and a poll may check at the same moment (the 30 s job and an
+        # hourly poll coincide); one asyncpg connection runs one query at a time.
+        self._busy = asyncio.Lock()
 
     @property
     def held(self) -> bool:
@@ -39,11 +43,15 @@ class Leadership:
         if not isinstance(self._db, PgDatabase):
             self._held = True
             return True
+        async with self._busy:
+            return await self._acquire(self._db)
+
+    async def _acquire(self, db: PgDatabase) -> bool:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._held = False
                 self._conn = await asyncpg.connect(
-                    self._db.url, server_settings={"application_name": "paperbell-leader"}
+                    db.url, server_settings={"application_name": "paperbell-leader"}
                 )
             if self._held:
                 await self._conn.fetchval("SELECT 1")  # still connected, so still held
@@ -60,6 +68,8 @@ class Leadership:
         return self._held
 
     async def release(self) -> None:
+        # Not behind `_busy`: a shutdown must not wait out a check stuck connecting; a
+        # check cut off here fails and drops what is left.
         await self._drop()
 
     async def _drop(self) -> None:
