@@ -3,8 +3,10 @@
 On PostgreSQL a session-level advisory lock, held on a dedicated connection,
 says which process polls arXiv. When that process dies its connection closes
 and PostgreSQL releases the lock, so another process's next `acquire()` takes
-over. On SQLite only one bot may use the file (the runner's file lock), so the
-one process is always the leader.
+over. The lock is per schema: deployments that share a database in schemas of
+their own (`?search_path=<schema>` in the URL) each have their poller. On
+SQLite only one bot may use the file (the runner's file lock), so the one
+process is always the leader.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from storage.pg import PgDatabase
 log = logging.getLogger(__name__)
 
 POLL_LOCK_KEY = 0x70626C6C  # "pbll": the arXiv poller
+# Advisory locks are database-wide: the schema is mixed into the key.
+_TRY_LOCK = (
+    "SELECT pg_try_advisory_lock($1::bigint # hashtextextended(coalesce(current_schema(), ''), 0))"
+)
 
 
 class Leadership:
@@ -50,15 +56,14 @@ class Leadership:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._held = False
-                self._conn = await asyncpg.connect(
-                    db.url, server_settings={"application_name": "paperbell-leader"}
-                )
+                settings = {"application_name": "paperbell-leader"}
+                if db.schema is not None:
+                    settings["search_path"] = db.schema
+                self._conn = await asyncpg.connect(db.url, server_settings=settings)
             if self._held:
                 await self._conn.fetchval("SELECT 1")  # still connected, so still held
                 return True
-            self._held = bool(
-                await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key)
-            )
+            self._held = bool(await self._conn.fetchval(_TRY_LOCK, self._key))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("leadership check failed error=%s", type(exc).__name__)
             await self._drop()

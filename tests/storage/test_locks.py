@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 from storage.locks import Leadership
+from storage.pg import PgDatabase
 from tests.backends import open_test_database
 
 
@@ -53,3 +54,27 @@ async def test_concurrent_checks_in_one_process_keep_the_leadership(tmp_path: Pa
         finally:
             await leader.release()
             await other.release()
+
+
+async def test_each_schema_has_its_own_leader(tmp_path: Path) -> None:
+    """Deployments in two schemas of one database each get a poller; a process reaching a
+    schema through `?search_path=` in its URL competes with that schema's leader."""
+    async with (
+        open_test_database("postgres", tmp_path) as one,
+        open_test_database("postgres", tmp_path) as two,
+    ):
+        assert isinstance(two, PgDatabase) and two.schema is not None
+        key = private_key()
+        url = f"{two.url}{'&' if '?' in two.url else '?'}search_path={two.schema}"
+        by_url = await PgDatabase.open(url, migrate=False)
+        leaders = [Leadership(one, key), Leadership(two, key)]
+        contender = Leadership(by_url, key)
+        try:
+            assert [await leader.acquire() for leader in leaders] == [True, True]
+            assert not await contender.acquire()
+            await leaders[1].release()
+            assert await contender.acquire()
+        finally:
+            for leadership in (*leaders, contender):
+                await leadership.release()
+            await by_url.close()
