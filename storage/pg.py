@@ -147,8 +147,12 @@ class PgConnection:
 
     dialect = "postgres"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, parameter_types: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         self.raw = conn
+        # Statement -> its parameters' type names; shared by one database's connections.
+        self._parameter_types = {} if parameter_types is None else parameter_types
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
         return PgCursor(self.raw, translate(sql), params)
@@ -156,10 +160,13 @@ class PgConnection:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         """Run `sql` once per row; `rowcount` is the total, like sqlite3's.
 
-        A single-row `INSERT ... VALUES (?, ...)` is sent as multi-row INSERTs
-        (one round trip per few thousand rows, and PostgreSQL reports the count);
-        anything else goes through asyncpg's pipelined executemany, which does not
-        report counts, so its `rowcount` is -1.
+        A single-row `INSERT ... VALUES (?, ...)` is sent as one
+        `INSERT ... SELECT ... FROM unnest(<one array per column>)`: one short
+        statement and one round trip whatever the row count (a multi-row VALUES
+        list costs a parse and plan of thousands of parameters per statement,
+        and rewriting its placeholders in Python), and PostgreSQL reports the
+        count. Anything else goes through asyncpg's pipelined executemany, which
+        does not report counts, so its `rowcount` is -1.
         """
         batch = [tuple(row) for row in rows]
         cursor = PgCursor(self.raw, "", ())
@@ -169,28 +176,63 @@ class PgConnection:
             return cursor
         match = _SINGLE_VALUES.match(sql)
         # A multi-row upsert may not touch one row twice; keep those row by row.
-        if match is None or "DO UPDATE" in sql.upper():
+        if match is None or "DO UPDATE" in sql.upper() or _has_placeholder(match.group(3)):
             await self.raw.executemany(translate(sql), batch)
             cursor.rowcount = -1
             return cursor
+        if len(batch) == 1:
+            status = await self.raw.execute(translate(sql), *batch[0])
+            cursor.rowcount = max(_affected(status), 0)
+            return cursor
         head, tuple_sql, tail = match.groups()
-        width = tuple_sql.count("?")
-        per_statement = max(1, min(1000, _MAX_PARAMS // max(width, 1)))
-        for start in range(0, len(batch), per_statement):
-            chunk = batch[start : start + per_statement]
-            values = ", ".join([tuple_sql] * len(chunk))
-            statement = translate(f"{head}{values}{tail}")
-            status = await self.raw.execute(statement, *[v for row in chunk for v in row])
-            cursor.rowcount += max(_affected(status), 0)
+        types = await self._types_of(translate(sql))
+        if not all(types):  # an array parameter: unnest would flatten it
+            await self.raw.executemany(translate(sql), batch)
+            cursor.rowcount = -1
+            return cursor
+        items = _TUPLE_ITEM.findall(tuple_sql)
+        select: list[str] = []
+        arrays: list[str] = []
+        for item in items:
+            if item != "?":
+                select.append(item)
+                continue
+            arrays.append(f"${len(arrays) + 1}::{types[len(arrays)]}[]")
+            select.append(f"u.c{len(arrays)}")
+        names = ", ".join(f"c{i}" for i in range(1, len(arrays) + 1))
+        statement = translate(
+            f"{_VALUES_KEYWORD.sub('', head)} SELECT {', '.join(select)}"
+            f" FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
+        )
+        columns = [list(column) for column in zip(*batch, strict=True)]
+        status = await self.raw.execute(statement, *columns)
+        cursor.rowcount = max(_affected(status), 0)
         return cursor
 
+    async def _types_of(self, statement: str) -> tuple[str, ...]:
+        """Qualified type names of `statement`'s parameters ("" for an array type)."""
+        known = self._parameter_types.get(statement)
+        if known is None:
+            prepared = await self.raw.prepare(statement)
+            known = tuple(
+                "" if t.kind == "array" else f'"{t.schema}"."{t.name}"'
+                for t in prepared.get_parameters()
+            )
+            self._parameter_types[statement] = known
+        return known
 
-_MAX_PARAMS = 32_000  # PostgreSQL's limit is 65,535 bind parameters per statement
+
 _SINGLE_VALUES = re.compile(
     r"^(\s*INSERT\s+(?:OR\s+IGNORE\s+)?INTO\s+[^()]+\([^()]*\)\s*VALUES\s*)"
     r"(\((?:\s*(?:\?|'[^']*'|NULL|[0-9]+)\s*,)*\s*(?:\?|'[^']*'|NULL|[0-9]+)\s*\))(.*)$",
     re.IGNORECASE | re.DOTALL,
 )
+_TUPLE_ITEM = re.compile(r"\?|'[^']*'|NULL|[0-9]+", re.IGNORECASE)
+_VALUES_KEYWORD = re.compile(r"\s*VALUES\s*$", re.IGNORECASE)
+
+
+def _has_placeholder(sql: str) -> bool:
+    return any(m.group(0) == "?" for m in _PLACEHOLDER.finditer(sql))
 
 
 class PgDatabase:
@@ -203,6 +245,7 @@ class PgDatabase:
         self.url = url
         self.schema = schema
         self.path: Path | None = None
+        self._parameter_types: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     async def open(
@@ -275,7 +318,7 @@ class PgDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
         async with self.pool.acquire() as conn, conn.transaction():
-            yield PgConnection(conn)
+            yield PgConnection(conn, self._parameter_types)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         return list(await self.pool.fetch(translate(sql), *params))
