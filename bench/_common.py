@@ -1,16 +1,25 @@
-"""Helpers shared by the bench scripts: paths, and the production bot on local Discord and arXiv.
+"""Helpers shared by the bench scripts: paths, backends, the production bot on local services.
 
 `local_bot()` runs the real `PaperbellBot` (cogs, scheduler, deliverer) in this
 process against the Discord emulator and the local arXiv server from `tests/`,
 the way the end-to-end tests do, so a bench measures production code paths.
 Bench scripts put the repository root on `sys.path` before importing this.
+
+Backends: `add_backends_option()` gives a script `--backends sqlite,postgres`;
+`chosen_backends()` resolves it. PostgreSQL is reached through
+`PAPERBELL_BENCH_POSTGRES_URL` (or the tests' `PAPERBELL_TEST_POSTGRES_URL`);
+when either is set both backends run by default, otherwise SQLite alone (with
+a printed note). Bench data on PostgreSQL lives in schemas named `bench_...`.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import re
 import statistics
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
+from storage.backend import AnyDatabase, is_postgres
 from storage.db import Database
+from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import BucketConfig, DiscordEmulator, running_client
 
@@ -42,8 +54,96 @@ _BUILD = re.compile(rb"<lastBuildDate>[^<]*</lastBuildDate>")
 _PUB = re.compile(rb"<pubDate>[^<]*</pubDate>")
 
 
+BACKENDS = ("sqlite", "postgres")
+POSTGRES_URL_VARIABLES = ("PAPERBELL_BENCH_POSTGRES_URL", "PAPERBELL_TEST_POSTGRES_URL")
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server for benches, from the first of `POSTGRES_URL_VARIABLES` set."""
+    for name in POSTGRES_URL_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def add_backends_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated: sqlite,postgres (default: both when "
+        + " or ".join(POSTGRES_URL_VARIABLES)
+        + " is set, else sqlite)",
+    )
+
+
+def chosen_backends(option: str | None) -> tuple[list[str], str | None]:
+    """(backends to run, PostgreSQL URL or None) for a `--backends` value (None: the default)."""
+    url = postgres_url()
+    if option is None:
+        if url is None:
+            print(
+                "note: PostgreSQL skipped; set PAPERBELL_BENCH_POSTGRES_URL (e.g. "
+                "postgresql://postgres@127.0.0.1:5432/test) to run it side by side with SQLite"
+            )
+            return ["sqlite"], None
+        return list(BACKENDS), url
+    chosen = [b.strip() for b in option.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown or not chosen:
+        raise SystemExit(f"--backends: choose from {','.join(BACKENDS)} (got {option!r})")
+    if "postgres" in chosen and url is None:
+        raise SystemExit(f"--backends postgres needs {' or '.join(POSTGRES_URL_VARIABLES)}")
+    return list(dict.fromkeys(chosen)), url
+
+
+async def schema_exists(url: str, schema: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+        return found is not None
+    finally:
+        await conn.close()
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def rename_schema(url: str, old: str, new: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'ALTER SCHEMA "{old}" RENAME TO "{new}"')
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def open_bench_database(location: str | Path) -> AsyncIterator[AnyDatabase]:
+    """A fresh migrated store: a SQLite file, or a `bench_...` schema of its own on a
+    PostgreSQL URL (dropped afterwards)."""
+    if not is_postgres(str(location)):
+        db = await Database.open(location)
+        try:
+            yield db
+        finally:
+            await db.close()
+        return
+    url = str(location)
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    pg = await PgDatabase.open(url, schema=schema)
+    try:
+        yield pg
+    finally:
+        await pg.close()
+        await drop_schema(url, schema)
 
 
 def listing_for_day(data: bytes, day: datetime, yymm: str) -> bytes:
@@ -93,51 +193,52 @@ class LocalBot:
     emu: DiscordEmulator
     arxiv: ArxivServer
     bot: PaperbellBot
-    db: Database
+    db: AnyDatabase
 
 
 @asynccontextmanager
 async def local_bot(
-    db_path: Path,
+    database: str | Path,
     *,
     message_rate_limit: BucketConfig | None = DISCORD_MESSAGE_LIMIT,
     global_rate_limit: int | None = None,
-    prepare: Callable[[DiscordEmulator, ArxivServer, Database], Awaitable[None]] | None = None,
+    prepare: Callable[[DiscordEmulator, ArxivServer, AnyDatabase], Awaitable[None]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[LocalBot]:
     """The production bot, connected to a fresh Discord emulator and local arXiv server.
 
+    `database` is a SQLite file path, or a PostgreSQL URL (the bot then gets a
+    fresh schema of its own, dropped afterwards).
     `global_rate_limit` (requests per second, all routes) adds Discord's global limit.
     `prepare` runs before the bot connects (guilds, channels, stored papers);
     `settings` override `Settings` fields (the arXiv URLs point at the local server).
     """
     previous = current_endpoints()
-    db = await Database.open(db_path)
-    try:
-        async with (
-            DiscordEmulator(
-                message_rate_limit=message_rate_limit, global_rate_limit=global_rate_limit
-            ) as emu,
-            ArxivServer() as arxiv,
-            aiohttp.ClientSession() as session,
-        ):
-            configure_endpoints(emu.api_url, emu.gateway_url)
-            if prepare is not None:
-                await prepare(emu, arxiv, db)
-            config = Settings(
-                database=str(db_path),
-                arxiv_rss_url=arxiv.rss_url,
-                arxiv_api_url=arxiv.api_url,
-                arxiv_author_feed_url=arxiv.author_feed_url,
-                **settings,
-            )
-            bot = PaperbellBot(config, db, session, user_agent="paperbell-bench")
-            bot._connection.guild_ready_timeout = 0.1  # on_ready waits this after the guilds
-            async with running_client(bot, emu):
-                yield LocalBot(emu, arxiv, bot, db)
-    finally:
-        configure_endpoints(*previous)
-        await db.close()
+    async with open_bench_database(database) as db:
+        try:
+            async with (
+                DiscordEmulator(
+                    message_rate_limit=message_rate_limit, global_rate_limit=global_rate_limit
+                ) as emu,
+                ArxivServer() as arxiv,
+                aiohttp.ClientSession() as session,
+            ):
+                configure_endpoints(emu.api_url, emu.gateway_url)
+                if prepare is not None:
+                    await prepare(emu, arxiv, db)
+                config = Settings(
+                    database=str(database),
+                    arxiv_rss_url=arxiv.rss_url,
+                    arxiv_api_url=arxiv.api_url,
+                    arxiv_author_feed_url=arxiv.author_feed_url,
+                    **settings,
+                )
+                bot = PaperbellBot(config, db, session, user_agent="paperbell-bench")
+                bot._connection.guild_ready_timeout = 0.1  # on_ready waits this after the guilds
+                async with running_client(bot, emu):
+                    yield LocalBot(emu, arxiv, bot, db)
+        finally:
+            configure_endpoints(*previous)
 
 
 def message_posts(emu: DiscordEmulator) -> list[tuple[datetime, int]]:

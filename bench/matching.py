@@ -21,10 +21,18 @@ timing; after each run the deliveries are deleted. The runs alternate
 between the stores (medians over `--rounds`, after one warm-up each).
 Targets: 1M <= 1 s, 1M / 1k <= 1.5.
 
-The stores are built once and cached under bench/out/ (the 1M one takes
-about a minute to build).
+Backends: the same stores on SQLite and on PostgreSQL (`--backends`, see
+`bench/_common.py`; both by default when a PostgreSQL URL is set), measured in
+one run and printed side by side. SQLite stores are built once and cached
+under bench/out/ (the 1M one takes about a minute to build); PostgreSQL stores
+are schemas `bench_matching_v<FORMAT>_1k` and `..._1m` on the server, built once
+(subscriptions bulk-loaded with COPY) and reused while they exist. On
+PostgreSQL each run's deliveries are deleted and the table vacuumed (not
+timed), so every run inserts into the same clean table, as on SQLite.
 
-    .venv/bin/python bench/matching.py [--rounds 7] [--rebuild] [--profile]
+    PAPERBELL_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
+        .venv/bin/python bench/matching.py [--rounds 7] [--rebuild] [--profile] \
+        [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -46,7 +54,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import LISTING, OUT, median  # noqa: E402
+from bench._common import (  # noqa: E402
+    LISTING,
+    OUT,
+    add_backends_option,
+    chosen_backends,
+    drop_schema,
+    median,
+    rename_schema,
+    schema_exists,
+)
 from bot.arxiv.feeds import parse_rss  # noqa: E402
 from bot.categories import all_categories  # noqa: E402
 from bot.matching import (  # noqa: E402
@@ -55,11 +72,13 @@ from bot.matching import (  # noqa: E402
     match_keys,
     match_subscriptions,
 )
+from storage.backend import AnyDatabase  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import AnnounceType, Paper, SubscriptionKind  # noqa: E402
 from storage.names import author_key, keyword_tokens  # noqa: E402
 from storage.outbox import DeliveryOutbox  # noqa: E402
 from storage.papers import PaperRepository  # noqa: E402
+from storage.pg import PgDatabase  # noqa: E402
 from storage.subscriptions import SubscriptionRepository, to_timestamp  # noqa: E402
 
 SEED = 20261127
@@ -316,6 +335,51 @@ async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> 
     tmp.rename(path)
 
 
+_SUB_COLUMNS = [
+    "destination_id", "kind", "value", "match_key", "given_key",
+    "include_cross", "include_replacements", "created_by", "created_at",
+]  # fmt: skip
+
+
+def pg_schema(label: str) -> str:
+    return f"bench_matching_v{FORMAT}_{label.lower()}"
+
+
+async def build_postgres(
+    url: str, schema: str, papers: Sequence[Paper], subs: Sequence[SubRow]
+) -> None:
+    """The same store as `build` in schema `schema`: migrated, rows loaded with COPY.
+
+    Built under `<schema>_part` and renamed when complete, so an interrupted
+    build is never mistaken for a finished one.
+    """
+    part = schema + "_part"
+    await drop_schema(url, part)
+    await drop_schema(url, schema)
+    db = await PgDatabase.open(url, schema=part)
+    try:
+        async with db.pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table(
+                "destinations",
+                schema_name=part,
+                columns=["id", "kind", "target_id", "guild_id"],
+                records=[
+                    (i, "channel", 10**15 + i, 10**14 + i) for i in range(1, DESTINATIONS + 1)
+                ],
+            )
+            await conn.execute(
+                "SELECT setval(pg_get_serial_sequence('destinations', 'id'), $1)", DESTINATIONS
+            )
+            await conn.copy_records_to_table(
+                "subscriptions", schema_name=part, columns=_SUB_COLUMNS, records=subs
+            )
+        await PaperRepository(db).upsert_many(papers, now=NOW)
+        await db.execute("VACUUM ANALYZE")
+    finally:
+        await db.close()
+    await rename_schema(url, part, schema)
+
+
 @dataclass
 class RunResult:
     seconds: float
@@ -324,7 +388,14 @@ class RunResult:
     rows: int
 
 
-async def matching_step(db: Database, papers: Sequence[Paper]) -> RunResult:
+async def reset(db: AnyDatabase) -> None:
+    """Empty the outbox for the next run (not timed)."""
+    await db.execute("DELETE FROM deliveries")
+    if db.dialect == "postgres":
+        await db.execute("VACUUM deliveries")  # no dead rows left for the next run's inserts
+
+
+async def matching_step(db: AnyDatabase, papers: Sequence[Paper]) -> RunResult:
     """What `PaperService.ingest` does after the upsert, timed from BEGIN to COMMIT."""
     subscriptions = SubscriptionRepository(db)
     outbox = DeliveryOutbox(db)
@@ -342,11 +413,11 @@ async def matching_step(db: Database, papers: Sequence[Paper]) -> RunResult:
             conn, [(m.destination.id, m.paper.id, m.matched) for m in matches], now=NOW
         )
     elapsed = time.perf_counter() - started
-    await db.execute("DELETE FROM deliveries")  # reset for the next run (not timed)
+    await reset(db)
     return RunResult(elapsed, len(candidates), len(matches), rows)
 
 
-async def profile_step(db: Database, papers: Sequence[Paper], label: str) -> None:
+async def profile_step(db: AnyDatabase, papers: Sequence[Paper], label: str) -> None:
     """cProfile of one matching step, plus the step's parts timed separately."""
     subscriptions = SubscriptionRepository(db)
     outbox = DeliveryOutbox(db)
@@ -378,7 +449,7 @@ async def profile_step(db: Database, papers: Sequence[Paper], label: str) -> Non
     parts["commit"] = time.perf_counter() - mark
     total = time.perf_counter() - started
     profiler.disable()
-    await db.execute("DELETE FROM deliveries")
+    await reset(db)
     print(f"\n--- profile {label}: total {total:.3f}s")
     print("    " + "  ".join(f"{k}={v:.3f}s" for k, v in parts.items()))
     out = io.StringIO()
@@ -386,61 +457,107 @@ async def profile_step(db: Database, papers: Sequence[Paper], label: str) -> Non
     print(out.getvalue())
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--rebuild", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="cProfile one run of each")
-    args = parser.parse_args()
+Store = tuple[str, str]  # (backend, "1k" or "1M")
+
+
+async def open_stores(
+    backends: Sequence[str], url: str | None, rebuild: bool
+) -> tuple[list[Paper], dict[Store, AnyDatabase]]:
+    """The batch, and every (backend, size) store, built first where missing (or with `rebuild`)."""
     OUT.mkdir(parents=True, exist_ok=True)
     paths = {
         "1k": OUT / f"matching-v{FORMAT}-{SEED}-{LIVE}.db",
         "1M": OUT / f"matching-v{FORMAT}-{SEED}-{BIG}.db",
     }
+
+    async def missing(backend: str, label: str) -> bool:
+        if rebuild:
+            return True
+        if backend == "sqlite":
+            return not paths[label].exists()
+        assert url is not None
+        return not await schema_exists(url, pg_schema(label))
+
     started = time.perf_counter()
-    build_big = args.rebuild or not paths["1M"].exists()
+    build_big = any([await missing(b, "1M") for b in backends])
     workload = make_workload(Corpus(random.Random(SEED)), inert=build_big)
     others = f" + {len(workload.inert):,} others" if workload.inert else ""
     print(f"workload: {len(workload.papers):,} papers, {len(workload.live):,} live"
           f"{others} subscriptions ({time.perf_counter() - started:.1f}s)")  # fmt: skip
-    for label, subs in (("1k", workload.live), ("1M", workload.live + workload.inert)):
-        path = paths[label]
-        if args.rebuild or not path.exists():
-            print(f"building {path.name} ...")
-            started = time.perf_counter()
-            await build(path, workload.papers, subs)
-            print(f"built {path.name}: {len(subs):,} subscriptions "
-                  f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
-    dbs = {label: await Database.open(path) for label, path in paths.items()}
+    stores: dict[Store, AnyDatabase] = {}
+    for backend in backends:
+        for label, subs in (("1k", workload.live), ("1M", workload.live + workload.inert)):
+            name = paths[label].name if backend == "sqlite" else f"schema {pg_schema(label)}"
+            if await missing(backend, label):
+                print(f"building {backend} {name} ...")
+                started = time.perf_counter()
+                if backend == "sqlite":
+                    await build(paths[label], workload.papers, subs)
+                else:
+                    assert url is not None
+                    await build_postgres(url, pg_schema(label), workload.papers, subs)
+                print(f"built {backend} {name}: {len(subs):,} subscriptions "
+                      f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+            if backend == "sqlite":
+                stores[backend, label] = await Database.open(paths[label])
+            else:
+                assert url is not None
+                stores[backend, label] = await PgDatabase.open(url, schema=pg_schema(label))
+    return workload.papers, stores
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of each")
+    add_backends_option(parser)
+    args = parser.parse_args()
+    backends, url = chosen_backends(args.backends)
+    papers, stores = await open_stores(backends, url, args.rebuild)
     try:
-        results: dict[str, list[RunResult]] = {label: [] for label in dbs}
-        for db in dbs.values():  # warm-up: page cache and statement caches
-            await matching_step(db, workload.papers)
+        results: dict[Store, list[RunResult]] = {store: [] for store in stores}
+        for db in stores.values():  # warm-up: page cache and statement caches
+            await matching_step(db, papers)
         for run in range(args.rounds):
-            order = list(dbs) if run % 2 == 0 else list(reversed(dbs))
-            for label in order:
-                results[label].append(await matching_step(dbs[label], workload.papers))
-        for label, runs in results.items():
+            order = list(stores) if run % 2 == 0 else list(reversed(stores))
+            for store in order:
+                results[store].append(await matching_step(stores[store], papers))
+        print()
+        print(f"{'backend':<9} {'size':<4} {'subscriptions':>13} {'candidates':>10} "
+              f"{'matches':>8} {'outbox rows':>11} {'median':>8}  (min, max of "
+              f"{args.rounds})")  # fmt: skip
+        medians: dict[Store, float] = {}
+        for (backend, label), runs in results.items():
             last = runs[-1]
             seconds = [r.seconds for r in runs]
-            stored = await dbs[label].fetchone("SELECT count(*) FROM subscriptions")
+            medians[backend, label] = median(seconds)
+            stored = await stores[backend, label].fetchone("SELECT count(*) FROM subscriptions")
             assert stored is not None
             print(
-                f"{label:>2} ({int(stored[0]):>9,} subscriptions)  "
-                f"candidates={last.candidates:>5,}  matches={last.matches:>6,}  "
-                f"outbox rows={last.rows:>6,}  "
-                f"median={median(seconds):.3f}s  (min {min(seconds):.3f}s, max {max(seconds):.3f}s)"
+                f"{backend:<9} {label:<4} {int(stored[0]):>13,} {last.candidates:>10,} "
+                f"{last.matches:>8,} {last.rows:>11,} {median(seconds):>7.3f}s  "
+                f"({min(seconds):.3f}s, {max(seconds):.3f}s)"
             )
-        small = median([r.seconds for r in results["1k"]])
-        big = median([r.seconds for r in results["1M"]])
-        if results["1k"][-1].rows != results["1M"][-1].rows:
-            print("warning: the two stores wrote different outbox rows; the ratio is not fair")
-        print(f"1M: {big:.3f}s (target <= 1 s)   1M / 1k = {big / small:.2f} (target <= 1.5)")
+        rows = {store: runs[-1].rows for store, runs in results.items()}
+        if len(set(rows.values())) > 1:
+            print("warning: the stores wrote different outbox rows; the ratios are not fair")
+        print()
+        for backend in backends:
+            big, small = medians[backend, "1M"], medians[backend, "1k"]
+            print(f"{backend:<9} 1M: {big:.3f}s ({'meets' if big <= 1.0 else 'MISSES'} <= 1 s)"
+                  f"   1M / 1k = {big / small:.2f} "
+                  f"({'meets' if big / small <= 1.5 else 'MISSES'} <= 1.5)")  # fmt: skip
+        if "sqlite" in backends and "postgres" in backends:
+            print("PostgreSQL / SQLite: " + "   ".join(
+                f"{label} {medians['postgres', label] / medians['sqlite', label]:.2f}"
+                for label in ("1k", "1M")
+            ))  # fmt: skip
         if args.profile:
-            for label, db in dbs.items():
-                await profile_step(db, workload.papers, label)
+            for (backend, label), db in stores.items():
+                await profile_step(db, papers, f"{backend} {label}")
     finally:
-        for db in dbs.values():
+        for db in stores.values():
             await db.close()
 
 
