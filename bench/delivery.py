@@ -25,7 +25,13 @@ also at least ceil(messages / 50) - 1 seconds.
 Targets: elapsed <= 1.2 x the minimum; 429 answers only at bucket discovery
 (before the channel's first answer told discord.py its limits).
 
-    .venv/bin/python bench/delivery.py [--rounds 1]
+Backends: every scenario runs with the bot's database on SQLite and on
+PostgreSQL (`--backends`, see `bench/_common.py`; both by default when a
+PostgreSQL URL is set; each PostgreSQL run gets a fresh schema, dropped
+afterwards), and a side-by-side table closes the output.
+
+    PAPERBELL_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
+        .venv/bin/python bench/delivery.py [--rounds 1] [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -46,12 +52,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import LISTING, MESSAGE_ROUTE, LocalBot, local_bot  # noqa: E402
+from bench._common import (  # noqa: E402
+    LISTING,
+    MESSAGE_ROUTE,
+    LocalBot,
+    add_backends_option,
+    chosen_backends,
+    local_bot,
+)
 from bot.arxiv.feeds import parse_rss  # noqa: E402
 from bot.delivery import CLAIM_LIMIT  # noqa: E402
 from bot.embeds import alert_embed, group_embeds  # noqa: E402
 from bot.services import PaperService  # noqa: E402
-from storage.db import Database  # noqa: E402
+from storage.backend import AnyDatabase  # noqa: E402
 from storage.models import Delivery, DestinationKind  # noqa: E402
 from storage.subscriptions import SubscriptionRepository  # noqa: E402
 from tests.arxiv_server import ArxivServer  # noqa: E402
@@ -127,12 +140,15 @@ def classify_429s(emu: DiscordEmulator) -> tuple[int, int, int]:
     return discovery, late, global_
 
 
-async def scenario(alerts: int, channels: int, global_limit: int | None, workdir: Path) -> Outcome:
+async def scenario(
+    alerts: int, channels: int, global_limit: int | None, database: str | Path
+) -> Outcome:
+    """One timed delivery pass; `database` is a SQLite file or a PostgreSQL URL."""
     papers = parse_rss(LISTING.read_bytes()).papers
     per_channel = alerts // channels
     channel_ids: list[tuple[int, int]] = []  # (guild id, channel id)
 
-    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, db: Database) -> None:
+    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, db: AnyDatabase) -> None:
         await PaperService(db, None).ingest(papers)
         for g in range(math.ceil(channels / CHANNELS_PER_GUILD)):
             guild = await emu.create_guild(f"Readers {g}")
@@ -140,10 +156,9 @@ async def scenario(alerts: int, channels: int, global_limit: int | None, workdir
                 channel = await emu.create_text_channel(guild.id, f"papers-{c}")
                 channel_ids.append((guild.id, channel.id))
 
-    db_path = workdir / f"delivery-{alerts}-{channels}-{global_limit}.db"
     # Deliveries happen only in the pass timed below, not on the scheduler's interval.
     async with local_bot(
-        db_path,
+        database,
         prepare=prepare,
         global_rate_limit=global_limit,
         delivery_interval_seconds=3600.0,
@@ -187,6 +202,28 @@ async def queue_alerts(
         )
 
 
+SCENARIOS = (
+    (500, 50, None),
+    (500, 50, GLOBAL_PER_SECOND),
+    (500, 5, None),
+    (500, 5, GLOBAL_PER_SECOND),
+)
+
+
+def describe(alerts: int, channels: int, global_limit: int | None) -> str:
+    limits = "per-channel + global 50/s" if global_limit else "per-channel only"
+    return f"{alerts} alerts -> {channels:>2} channels, {limits}"
+
+
+def summary(out: Outcome) -> str:
+    """elapsed vs minimum and 429s, for the side-by-side table."""
+    ratio = f"{out.elapsed / out.minimum:.2f}x" if out.minimum else "  n/a"
+    return (
+        f"{out.elapsed:6.2f}s / {out.minimum:4.1f}s {ratio:>6}  "
+        f"429s {out.discovery_429}/{out.late_429}/{out.global_429}"
+    )
+
+
 async def main() -> None:
     # Warnings from the bot (a global 429, a retried batch) print in line with the figures.
     logging.basicConfig(
@@ -194,30 +231,47 @@ async def main() -> None:
     )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
+    add_backends_option(parser)
     args = parser.parse_args()
+    backends, url = chosen_backends(args.backends)
+    outcomes: dict[tuple[int, int, int | None], dict[str, list[Outcome]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for alerts, channels, global_limit in (
-            (500, 50, None),
-            (500, 50, GLOBAL_PER_SECOND),
-            (500, 5, None),
-            (500, 5, GLOBAL_PER_SECOND),
-        ):
+        for alerts, channels, global_limit in SCENARIOS:
             for run in range(args.rounds):
-                workdir = Path(tmp) / f"run{run}"
-                out = await scenario(alerts, channels, global_limit, workdir)
-                limits = "per-channel + global 50/s" if global_limit else "per-channel only"
-                ratio = f"{out.elapsed / out.minimum:.2f}" if out.minimum else "n/a (minimum 0)"
-                low, high = out.per_channel
-                spread = str(low) if low == high else f"{low}-{high}"
-                print(
-                    f"{alerts} alerts -> {channels:>2} channels, {limits}: sent={out.sent} "
-                    f"messages={out.messages}/{out.expected_messages} "
-                    f"({spread} per channel)  elapsed={out.elapsed:.2f}s  "
-                    f"minimum={out.minimum:.1f}s (one channel at a time: "
-                    f"{out.sequential_minimum:.1f}s)  ratio={ratio} (target <= 1.2)  "
-                    f"429s: {out.discovery_429} at bucket discovery, {out.late_429} later "
-                    f"(target 0), {out.global_429} global"
-                )
+                for backend in backends:
+                    database: str | Path
+                    if backend == "postgres":
+                        assert url is not None
+                        database = url
+                    else:
+                        database = (
+                            Path(tmp) / f"run{run}-delivery-{alerts}-{channels}-{global_limit}.db"
+                        )
+                    out = await scenario(alerts, channels, global_limit, database)
+                    key = (alerts, channels, global_limit)
+                    outcomes.setdefault(key, {}).setdefault(backend, []).append(out)
+                    ratio = f"{out.elapsed / out.minimum:.2f}" if out.minimum else "n/a (minimum 0)"
+                    low, high = out.per_channel
+                    spread = str(low) if low == high else f"{low}-{high}"
+                    print(
+                        f"[{backend}] {describe(alerts, channels, global_limit)}: sent={out.sent} "
+                        f"messages={out.messages}/{out.expected_messages} "
+                        f"({spread} per channel)  elapsed={out.elapsed:.2f}s  "
+                        f"minimum={out.minimum:.1f}s (one channel at a time: "
+                        f"{out.sequential_minimum:.1f}s)  ratio={ratio} (target <= 1.2)  "
+                        f"429s: {out.discovery_429} at bucket discovery, {out.late_429} later "
+                        f"(target 0), {out.global_429} global"
+                    )
+    print()
+    print("side by side: elapsed / minimum  ratio  429s at discovery/later/global"
+          + ("" if args.rounds == 1 else " (each run)"))  # fmt: skip
+    width = max(len(describe(*key)) for key in outcomes)
+    print(f"{'scenario':<{width}}" + "".join(f"   {b:<35}" for b in backends).rstrip())
+    for key, by_backend in outcomes.items():
+        for run in range(args.rounds):
+            label = describe(*key) if run == 0 else ""
+            cells = "".join(f"   {summary(by_backend[b][run]):<35}" for b in backends)
+            print(f"{label:<{width}}{cells}".rstrip())
 
 
 if __name__ == "__main__":
