@@ -8,8 +8,9 @@ import pytest
 
 from tests.arxiv_server import ArxivServer
 
-# `any_db`: a fresh database per backend (SQLite, and PostgreSQL when configured).
-pytest_plugins = ("tests.backends",)
+# `any_db`: a fresh database per backend (SQLite, and PostgreSQL when configured);
+# `discord_emulator`, `emulated_discord`: the local Discord.
+pytest_plugins = ("tests.backends", "tests.discord_fixtures")
 
 
 @pytest.fixture

@@ -41,7 +41,6 @@ from tests.discord_emulator.state import Channel
 
 log = logging.getLogger(__name__)
 
-pytest_plugins = ("tests.discord_fixtures",)
 
 PAPERS = ["cs.AI", "cs.CL", "cs.LG", "math.CA", "stat.ML", "hep-th"]
 

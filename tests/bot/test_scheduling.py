@@ -15,7 +15,6 @@ from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import DAY_ONE, eventually, paper, rss_listing, running_bot
 from tests.discord_emulator import DiscordEmulator
 
-pytest_plugins = ("tests.discord_fixtures",)
 
 BIG = ("cs.AI", "cs.CL", "cs.CV", "cs.LG")  # one RSS URL (four categories at most per URL)
 SMALL = ("stat.ML",)  # a second URL
