@@ -15,7 +15,6 @@ from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import DAY_ONE, eventually, paper, rss_listing, running_bot
 from tests.discord_emulator import DiscordEmulator
 
-
 BIG = ("cs.AI", "cs.CL", "cs.CV", "cs.LG")  # one RSS URL (four categories at most per URL)
 SMALL = ("stat.ML",)  # a second URL
 CYCLE_START = DAY_ONE + timedelta(days=1) - timedelta(hours=5, minutes=5)  # 23:55 ET
