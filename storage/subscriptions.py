@@ -46,10 +46,22 @@ CANDIDATES_SQL = (
 )
 _CREATE_KEYS_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
-    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key))"
+    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
 )
-# PostgreSQL has no CROSS JOIN ... ON (and plans the join order itself).
-_PG_CANDIDATES_SQL = CANDIDATES_SQL.replace("CROSS JOIN", "JOIN")
+# PostgreSQL: the keys arrive as two arrays; LATERAL ... OFFSET 0 keeps one probe of
+# subscriptions(kind, match_key) per key (a plain join may scan every subscription),
+# and no temp table means no dead rows piling up in a pooled connection's temp schema.
+_PG_CANDIDATES_SQL = (
+    "SELECT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
+    "s.include_replacements, s.created_by, s.created_at, "
+    + DESTINATION_COLUMNS
+    + " FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS k(kind, key)"
+    " CROSS JOIN LATERAL (SELECT * FROM subscriptions AS s0"
+    " WHERE s0.kind = k.kind AND s0.match_key = k.key OFFSET 0) AS s"
+    " JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
 
 
 def to_timestamp(value: datetime) -> str:
@@ -353,16 +365,18 @@ class SubscriptionRepository:
         keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
         if not keys:
             return []
-        postgres = self.db.dialect == "postgres"
-        await conn.execute(
-            _CREATE_KEYS_TABLE if postgres else _CREATE_KEYS_TABLE + " WITHOUT ROWID"
-        )
+        if self.db.dialect == "postgres":
+            params = ([kind for kind, _ in keys], [key for _, key in keys])
+            async with conn.execute(_PG_CANDIDATES_SQL, params) as cursor:
+                rows = await cursor.fetchall()
+            return [_subscription_from_row(row) for row in rows]
+        await conn.execute(_CREATE_KEYS_TABLE)
         await conn.execute("DELETE FROM temp.paperbell_match_keys")
         try:
             await conn.executemany(
                 "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key) VALUES (?, ?)", keys
             )
-            async with conn.execute(_PG_CANDIDATES_SQL if postgres else CANDIDATES_SQL) as cursor:
+            async with conn.execute(CANDIDATES_SQL) as cursor:
                 rows = await cursor.fetchall()
         finally:
             await conn.execute("DELETE FROM temp.paperbell_match_keys")
