@@ -207,7 +207,12 @@ class PollScheduler:
 
         A URL counts once it served a listing new to the store and dated from
         this cycle on, in any poll of the cycle (an interval or admin poll
-        included): a URL that got it early answers 304 in later polls.
+        included): a URL that got it early answers 304 in later polls. The
+        store's feed state counts too, so the other processes of a sharded
+        deployment end their cycle once the poller has tonight's listing, and
+        a process that takes over polling mid-cycle knows what its
+        predecessor already got. They keep retrying meanwhile, since their
+        retry is what takes over when the poller dies.
         """
         now = utcnow()
         if self._cycle_deadline is None or now >= self._cycle_deadline:
@@ -218,14 +223,17 @@ class PollScheduler:
             report = await self.poll_once(reason="announcement")
         except UserError:
             report = None
-        if report is not None and all(f.url in self._cycle_fresh for f in report.feeds):
-            log.info("tonight's listing is in urls=%d", len(report.feeds))
+        urls = await self._tonights_urls(report)
+        if urls is not None and all(url in self._cycle_fresh for url in urls):
+            log.info("tonight's listing is in urls=%d", len(urls))
             self._end_cycle()
             return
         retry_at = utcnow() + timedelta(minutes=self.bot.settings.poll_retry_minutes)
         if retry_at > self._cycle_deadline:
-            log.warning(
-                "new listing did not appear before the deadline; waiting for the next cycle"
+            # Every process gets here on such a night; the poller says so once.
+            log.log(
+                logging.WARNING if self.leadership.held else logging.INFO,
+                "new listing did not appear before the deadline; waiting for the next cycle",
             )
             self._end_cycle()
             return
@@ -238,6 +246,28 @@ class PollScheduler:
                 replace_existing=True,
             )
 
+    async def _tonights_urls(self, report: PollReport | None) -> list[str] | None:
+        """The listing URLs the cycle waits for, after adding to the fresh ones those whose
+        stored listing (fetched by any process) is tonight's; None when that is unknown now."""
+        try:
+            if report is not None:
+                urls = [f.url for f in report.feeds]
+            else:  # not the poller, or no poll: the URLs the poller asks for
+                categories = await self.bot.papers.poll_categories()
+                urls = self.bot.arxiv.rss_urls(categories) if categories else []
+            started = self._cycle_started
+            if started is not None and urls:
+                stored = {state.url: state for state in await self.bot.papers.feeds.all()}
+                self._cycle_fresh.update(
+                    url
+                    for url in urls
+                    if url in stored and _built_since(stored[url].last_build, started)
+                )
+        except Exception:  # the store is unreachable: decide at the next retry
+            log.exception("cannot tell whether tonight's listing is in")
+            return None
+        return urls
+
     def _end_cycle(self) -> None:
         self._cycle_deadline = None
         self._cycle_started = None
@@ -246,6 +276,17 @@ class PollScheduler:
 
 class NotLeaderError(UpstreamError):
     """Another process of a sharded deployment is the poller."""
+
+
+def _built_since(build_date: str | None, cycle_started: datetime) -> bool:
+    """Whether a stored listing build date is from this cycle on (unknown dates are not)."""
+    if build_date is None:
+        return False
+    try:
+        built = datetime.fromisoformat(build_date)
+    except ValueError:
+        return False
+    return built >= cycle_started - LISTING_DATE_TOLERANCE
 
 
 def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:

@@ -14,29 +14,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 
 from bot.config import Settings
+from bot.discord_bot import PaperbellBot
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
+from storage.locks import Leadership
 from storage.models import Paper, SubscriptionKind
 from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer
 from tests.backends import require_postgres
-from tests.bot.e2e_support import DAY_ONE, paper, posted, rss_listing
+from tests.bot.e2e_support import (
+    DAY_ONE,
+    eventually,
+    paper,
+    posted,
+    rss_listing,
+    settings_for,
+)
 from tests.bot.test_bot_process import ROOT, BotProcess, bot_environment
-from tests.discord_emulator import DiscordEmulator, Guild, Message, User, shard_for_guild
+from tests.discord_emulator import (
+    DiscordEmulator,
+    Guild,
+    Message,
+    User,
+    running_client,
+    shard_for_guild,
+)
+
+pytest_plugins = ("tests.discord_fixtures",)
 
 SHARDS = 2
 GUILDS_PER_SHARD = 3
@@ -181,31 +201,49 @@ class Deployment:
             details=lambda: f"missing {sorted(want - self.shown())[:6]}",
         )
 
-    async def claimed_by(self) -> dict[str, int]:
-        """Destination label and paper -> pid of the run that claimed (and posted) the alert."""
+    async def outbox(self) -> dict[str, tuple[str, int | None]]:
+        """Destination label and paper -> status of the alert, pid of the run that claimed it."""
         labels = {d.target_id: d.label for d in self.destinations}
         conn = await asyncpg.connect(self.url)
         try:
             rows = await conn.fetch(
                 "SELECT d.target_id, p.id, dl.status, dl.claimed_by FROM deliveries AS dl"
                 " JOIN destinations AS d ON d.id = dl.destination_id"
-                " JOIN papers AS p ON p.rowid = dl.paper_rowid WHERE dl.status = 'sent'"
+                " JOIN papers AS p ON p.rowid = dl.paper_rowid"
             )
         finally:
             await conn.close()
         return {
-            f"{labels[row['target_id']]}:{row['id']}": int(row["claimed_by"].split(":")[-2])
+            f"{labels[row['target_id']]}:{row['id']}": (
+                row["status"],
+                None if row["claimed_by"] is None else int(row["claimed_by"].split(":")[-2]),
+            )
             for row in rows
         }
 
-    async def unsent(self) -> int:
-        conn = await asyncpg.connect(self.url)
-        try:
-            return int(
-                await conn.fetchval("SELECT count(*) FROM deliveries WHERE status <> 'sent'")
-            )
-        finally:
-            await conn.close()
+    async def wait_recorded(self, sent: Counter[str], unsent: Counter[str]) -> dict[str, int]:
+        """Wait until the outbox marks exactly `sent` as sent (Discord shows a post a moment
+        before its confirmation is recorded) and holds `unsent` pending; returns who claimed
+        each sent alert."""
+        want = {**dict.fromkeys(sent, "sent"), **dict.fromkeys(unsent, "pending")}
+
+        async def statuses() -> dict[str, str]:
+            return {key: status for key, (status, _) in (await self.outbox()).items()}
+
+        async def recorded() -> bool:
+            return await statuses() == want
+
+        async def differences() -> str:
+            have = await statuses()
+            wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+            return f"{len(wrong)} differ: {[(k, have.get(k)) for k in wrong[:6]]}"
+
+        await eventually(recorded, what="the outbox to record the posts", details=differences)
+        return {
+            key: pid
+            for key, (status, pid) in (await self.outbox()).items()
+            if pid and status == "sent"
+        }
 
 
 @contextlib.contextmanager
@@ -249,7 +287,8 @@ async def subscribe(deployment: Deployment) -> None:
 
 
 @pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def schema_url() -> AsyncIterator[str]:
+    """The test PostgreSQL URL inside a fresh schema (`?search_path=`), dropped afterwards."""
     base = require_postgres()
     schema = f"pbshard_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(base)
@@ -258,30 +297,35 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
     finally:
         await admin.close()
     try:
-        async with DiscordEmulator() as emu, ArxivServer() as arxiv:
-            guilds = {
-                shard: [
-                    await emu.create_guild(f"Shard {shard} guild {n}", shard=(shard, SHARDS))
-                    for n in range(GUILDS_PER_SHARD)
-                ]
-                for shard in range(SHARDS)
-            }
-            reader = await emu.create_user("reader")
-            found = Deployment(emu, arxiv, tmp_path, with_search_path(base, schema), guilds, reader)
-            await subscribe(found)
-            try:
-                yield found
-            finally:
-                for run in found.runs.values():
-                    if run.proc.returncode is None:
-                        run.signal(signal.SIGKILL)
-                        await run.exit_code()
+        yield with_search_path(base, schema)
     finally:
         admin = await asyncpg.connect(base)
         try:
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def deployment(schema_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with DiscordEmulator() as emu, ArxivServer() as arxiv:
+        guilds = {
+            shard: [
+                await emu.create_guild(f"Shard {shard} guild {n}", shard=(shard, SHARDS))
+                for n in range(GUILDS_PER_SHARD)
+            ]
+            for shard in range(SHARDS)
+        }
+        reader = await emu.create_user("reader")
+        found = Deployment(emu, arxiv, tmp_path, schema_url, guilds, reader)
+        await subscribe(found)
+        try:
+            yield found
+        finally:
+            for run in found.runs.values():
+                if run.proc.returncode is None:
+                    run.signal(signal.SIGKILL)
+                    await run.exit_code()
 
 
 async def test_two_shard_processes_share_one_database(deployment: Deployment) -> None:
@@ -318,7 +362,7 @@ async def test_two_shard_processes_share_one_database(deployment: Deployment) ->
         assert d.shown() == day_one
         pids = {0: first.proc.pid, 1: other.proc.pid}
         shard_of = {dest.label: dest.shard for dest in d.destinations}
-        owners = await d.claimed_by()
+        owners = await d.wait_recorded(day_one, Counter())
         assert owners == {key: pids[shard_of[key.split(":")[0]]] for key in day_one}
         # Only the poller asked arXiv, though both ran the 1.2 s safety-net poll.
         assert set(d.rss_requests()) == {"shard0-first"}
@@ -336,7 +380,8 @@ async def test_two_shard_processes_share_one_database(deployment: Deployment) ->
         await d.wait_shown(survivors)
         assert set(d.rss_requests(killed_at)) == {"shard1"}
         waiting = d.expected(DAYS[1:], {0})
-        assert waiting and await d.unsent() == sum(waiting.values())
+        assert waiting
+        await d.wait_recorded(survivors, waiting)
         assert d.shown() == survivors
 
         # The orchestrator restarts shard 0: its pending alerts arrive, each once; shard 1
@@ -346,9 +391,8 @@ async def test_two_shard_processes_share_one_database(deployment: Deployment) ->
         await d.wait_shown(everything)
         await d.wait_polls("shard1", 2, after=restarted)
         assert d.shown() == everything
-        assert await d.unsent() == 0
+        owners = await d.wait_recorded(everything, Counter())
         pids[0] = restarted.proc.pid
-        owners = await d.claimed_by()
         for key in everything - day_one:
             assert owners[key] == pids[shard_of[key.split(":")[0]]], key
         assert POLLER not in restarted.output() and "poll done" not in restarted.output()
@@ -361,3 +405,65 @@ async def test_two_shard_processes_share_one_database(deployment: Deployment) ->
             assert await run.exit_code(EXIT_TIMEOUT) == 0
         for run in d.runs.values():
             assert "Traceback" not in run.output() and emu.token not in run.output()
+
+
+async def test_other_processes_end_the_announcement_cycle_with_the_poller(
+    schema_url: str,
+    emulated_discord: DiscordEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A process that is not the poller keeps its announcement cycle retrying (to take over)
+    and ends it once the store shows the poller got tonight's listing: without asking arXiv
+    itself and without warning that the listing never appeared."""
+    caplog.set_level(logging.INFO, logger="bot.scheduling")
+    now = datetime.now(UTC)
+    yesterday, tonight = now - timedelta(days=2), now + timedelta(days=1)
+    db = await PgDatabase.open(schema_url)
+    poller = Leadership(db)  # the poller process's lock, held by the test
+    try:
+        assert await poller.acquire()
+        async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
+            settings = settings_for(
+                tmp_path / "unused.db", arxiv, database=schema_url, poll_retry_minutes=0.002
+            )
+            bot = PaperbellBot(
+                settings, db, session, user_agent="paperbell-e2e", guild_ready_timeout=0.1
+            )
+            async with running_client(bot, emulated_discord):
+                reader = await emulated_discord.create_user("reader")
+                await bot.subscriptions.subscribe(
+                    actor_id=reader.id, guild_id=None, channel_id=None,
+                    kind=SubscriptionKind.CATEGORY, value="stat.ML",
+                )  # fmt: skip
+                scheduler = bot.poll_scheduler
+                arxiv.set_rss(rss_listing(DAYS[0][:1], built=yesterday))
+                await bot.papers.poll()  # the poller's poll: yesterday's listing is stored
+                asked = len(arxiv.requests)
+
+                def retry_at() -> datetime | None:
+                    job = scheduler.scheduler and scheduler.scheduler.get_job("announcement-retry")
+                    return job.next_run_time if job else None
+
+                await scheduler.announcement_cycle()
+                first_retry = retry_at()
+                assert first_retry is not None  # not the poller, and nothing new: it waits
+                await emulated_discord.wait_for(
+                    lambda: retry_at() not in (None, first_retry), what="another retry"
+                )
+
+                arxiv.set_rss(rss_listing(DAYS[1][:1], built=tonight))
+                assert len(arxiv.requests) == asked  # the waiting process asked nothing
+                await bot.papers.poll()  # the poller gets tonight's listing
+                asked = len(arxiv.requests)
+                await emulated_discord.wait_for(
+                    lambda: scheduler._cycle_started is None and retry_at() is None,
+                    what="the cycle to end",
+                    details=lambda: f"fresh={scheduler._cycle_fresh} retry={retry_at()}",
+                )
+                assert len(arxiv.requests) == asked
+        assert "tonight's listing is in urls=1" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    finally:
+        await poller.release()
+        await db.close()
