@@ -7,7 +7,9 @@ PAPERBELL_DATABASE). Each run has its own PAPERBELL_CONTACT, so the arXiv
 server tells the runs apart by User-Agent, and the outbox records which run
 claimed each alert (`claimed_by` holds its pid). The test kills the poller,
 publishes again, and restarts the killed shard as an orchestrator would.
-Needs PAPERBELL_TEST_POSTGRES_URL; skipped, saying so, without it.
+A second, in-process test pins how a process that is not the poller ends its
+nightly announcement cycle. Needs PAPERBELL_TEST_POSTGRES_URL; skipped, saying
+so, without it.
 """
 
 from __future__ import annotations
