@@ -308,6 +308,13 @@ class Deliverer:
             pass
         for sending in list(self._finishing.values()):
             sending.cancel()  # their messages are confirmed and recorded; only a sleep is left
+        try:
+            released = await self.bot.papers.outbox.release_claims()
+        except Exception:  # shutting down: the leases run out on their own anyway
+            log.warning("could not release outbox claims at shutdown", exc_info=True)
+        else:
+            if released:
+                log.info("released claims on pending alerts count=%d", released)
 
     def _scope(self) -> tuple[list[int] | None, bool]:
         """Which deliveries this process owns: its shards' guilds, and DMs on shard 0."""

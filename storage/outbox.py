@@ -206,6 +206,17 @@ class DeliveryOutbox:
             (json.dumps(ids),),
         )
 
+    async def release_claims(self) -> int:
+        """Give back this outbox's leases on rows still pending (a clean shutdown), so a
+        restarted or other process may send them at once instead of after the lease."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET claimed_until = NULL, claimed_by = NULL"
+                " WHERE claimed_by = ? AND status = 'pending'",
+                (self.owner,),
+            )
+            return max(cursor.rowcount, 0)
+
     async def _rest_of_batches(self, claimed: Sequence[Delivery]) -> list[Delivery]:
         """Pending members of the claimed rows' batches that the LIMIT cut off.
 

@@ -370,5 +370,11 @@ async def test_concurrent_claims_on_postgres_are_disjoint(
             now=NOW + CLAIM_LEASE + timedelta(seconds=1), limit=100
         )
         assert {d.id for d in later} == set(claimed) | {d.id for d in rest}
+        # A clean shutdown gives its leases back: others may send those rows at once.
+        mine = {d.id for d in await boxes[1].claim_due(now=NOW + 3 * CLAIM_LEASE, limit=5)}
+        assert len(mine) == 5 and await boxes[1].release_claims() == 5
+        assert mine <= {
+            d.id for d in await boxes[2].claim_due(now=NOW + 3 * CLAIM_LEASE, limit=100)
+        }
     finally:
         await other_db.close()
