@@ -395,6 +395,17 @@ class SubscriptionService:
         log.info("resumed destination=%d channel=%d", dest.id, channel_id)
         return resumed
 
+    async def set_digest(self, *, guild_id: int, channel_id: int, enabled: bool) -> Destination:
+        """Digest mode for a channel of this guild: a busy day's alerts as compact lists."""
+        dest = await self.repo.destination_for(DestinationKind.CHANNEL, channel_id)
+        if dest is None or dest.guild_id != guild_id:
+            raise NotFoundError("That channel has no paperbell subscriptions.")
+        updated = await self.repo.set_digest(dest.id, enabled)
+        if updated is None:  # removed concurrently
+            raise NotFoundError("That channel has no paperbell subscriptions.")
+        log.info("digest destination=%d enabled=%s", dest.id, enabled)
+        return updated
+
     async def pause(self, destination_id: int, reason: str) -> Destination | None:
         """Stop alerts to a destination (the bot lost access); matching skips it."""
         return await self.repo.pause_destination(destination_id, reason, self.clock())

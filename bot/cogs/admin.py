@@ -130,6 +130,29 @@ class Admin(commands.Cog):
             f"Alerts to {channel.mention} are running (destination #{dest.id}).", ephemeral=True
         )
 
+    @paperbell.command(name="digest")
+    @app_commands.describe(
+        channel="A channel with paperbell subscriptions",
+        enabled="On: several alerts at once come as one compact list; off: one embed each",
+    )
+    async def digest(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        channel: discord.TextChannel,
+        enabled: bool,
+    ) -> None:
+        """Post a channel's alerts as a compact list when several arrive together."""
+        if interaction.guild_id is None:
+            raise InvalidInputError("Run this in the server that owns the channel.")
+        check_channel_target(interaction, channel)
+        await self.bot.subscriptions.set_digest(
+            guild_id=interaction.guild_id, channel_id=channel.id, enabled=enabled
+        )
+        mode = "as a compact list when several arrive together" if enabled else "one embed each"
+        await interaction.response.send_message(
+            f"Alerts in {channel.mention} will come {mode}.", ephemeral=True
+        )
+
 
 async def setup(bot: PaperbellBot) -> None:
     await bot.add_cog(Admin(bot))

@@ -81,7 +81,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     assert subs == {"author", "category", "keyword"}
     admin = by_name["paperbell"]
     assert int(admin["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume"}
+    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest"}
     backfill = next(
         o for o in by_name["subscribe"]["options"][0]["options"] if o["name"] == "backfill"
     )
