@@ -40,7 +40,6 @@ EXTENSIONS: tuple[str, ...] = (
 )
 
 
-
 @dataclass(frozen=True, slots=True)
 class StatusReport:
     """What `/paperbell status` shows: feed health, store size, outbox backlog."""
