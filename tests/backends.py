@@ -22,18 +22,24 @@ from storage.db import Database
 from storage.pg import PgDatabase
 
 POSTGRES_URL_VARIABLE = "PAPERBELL_TEST_POSTGRES_URL"
-BACKENDS = ("sqlite", "postgres")
 
 
 def postgres_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
+SKIP_REASON = f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+# Put on every test (or parameter) that needs PostgreSQL: skipped, with the reason, when unset.
+needs_postgres = pytest.mark.skipif(postgres_url() is None, reason=SKIP_REASON)
+POSTGRES = pytest.param("postgres", marks=needs_postgres)
+
+
 def require_postgres() -> str:
+    """The test server's URL; only called by tests marked `needs_postgres`."""
     url = postgres_url()
     if url is None:
-        pytest.skip(
-            f"PostgreSQL tests need {POSTGRES_URL_VARIABLE} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        raise RuntimeError(
+            f"this test uses PostgreSQL but is not marked needs_postgres: {SKIP_REASON}"
         )
     return url
 
@@ -63,7 +69,7 @@ async def open_test_database(
             await conn.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["sqlite", POSTGRES])
 async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyDatabase]:
     """A fresh migrated database, once per backend (PostgreSQL skipped without its URL)."""
     async with open_test_database(request.param, tmp_path) as db:

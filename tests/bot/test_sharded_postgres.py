@@ -39,7 +39,7 @@ from storage.locks import Leadership
 from storage.models import Paper, SubscriptionKind
 from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer
-from tests.backends import require_postgres
+from tests.backends import needs_postgres, require_postgres
 from tests.bot.e2e_support import (
     DAY_ONE,
     eventually,
@@ -57,6 +57,8 @@ from tests.discord_emulator import (
     running_client,
     shard_for_guild,
 )
+
+pytestmark = needs_postgres  # every test here runs against PostgreSQL
 
 pytest_plugins = ("tests.discord_fixtures",)
 

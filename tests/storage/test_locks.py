@@ -8,7 +8,7 @@ from pathlib import Path
 
 from storage.locks import Leadership
 from storage.pg import PgDatabase
-from tests.backends import open_test_database
+from tests.backends import needs_postgres, open_test_database
 
 
 def private_key() -> int:
@@ -23,6 +23,7 @@ async def test_sqlite_process_is_always_the_leader(tmp_path: Path) -> None:
         assert await leadership.acquire() and leadership.held
 
 
+@needs_postgres
 async def test_one_leader_and_takeover_after_release(tmp_path: Path) -> None:
     """Of two processes on one PostgreSQL database one leads; the other takes over once the
     leader lets go (its connection closed), and not before."""
@@ -39,6 +40,7 @@ async def test_one_leader_and_takeover_after_release(tmp_path: Path) -> None:
         await second.release()
 
 
+@needs_postgres
 async def test_concurrent_checks_in_one_process_keep_the_leadership(tmp_path: Path) -> None:
     """The leadership job and a poll checking at the same moment both see the lock held,
     and it stays held (one connection, one query at a time)."""
@@ -56,6 +58,7 @@ async def test_concurrent_checks_in_one_process_keep_the_leadership(tmp_path: Pa
             await other.release()
 
 
+@needs_postgres
 async def test_each_schema_has_its_own_leader(tmp_path: Path) -> None:
     """Deployments in two schemas of one database each get a poller; a process reaching a
     schema through `?search_path=` in its URL competes with that schema's leader."""

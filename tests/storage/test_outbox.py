@@ -15,6 +15,7 @@ from storage.outbox import CLAIM_LEASE, DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.pg import PgDatabase
 from storage.subscriptions import SubscriptionRepository
+from tests.backends import POSTGRES
 
 NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
 CHANNEL = DestinationKind.CHANNEL
@@ -341,7 +342,7 @@ async def test_claim_due_keeps_batches_whole(
     assert [d.id for d in await outbox.claim_due(now=NOW, limit=1)] == [ids[3]]
 
 
-@pytest.mark.parametrize("any_db", ["postgres"], indirect=True)  # leases are PostgreSQL's
+@pytest.mark.parametrize("any_db", [POSTGRES], indirect=True)  # leases are PostgreSQL's
 async def test_concurrent_claims_on_postgres_are_disjoint(
     db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository
 ) -> None:

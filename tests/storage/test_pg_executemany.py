@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.pg import PgDatabase
-from tests.backends import open_test_database
+from tests.backends import needs_postgres, open_test_database
+
+pytestmark = needs_postgres  # every test here runs against PostgreSQL
 
 _TABLE = (
     "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, note TEXT,"

@@ -8,7 +8,7 @@ import pytest
 
 from storage.db import load_migrations
 from storage.pg import PgDatabase, load_pg_migrations, translate
-from tests.backends import open_test_database
+from tests.backends import needs_postgres, open_test_database
 
 
 def test_both_backends_have_the_same_migration_numbers() -> None:
@@ -16,6 +16,7 @@ def test_both_backends_have_the_same_migration_numbers() -> None:
     assert [m.name for m in load_pg_migrations()] == [m.name for m in load_migrations()]
 
 
+@needs_postgres
 @pytest.mark.parametrize("version", [m.number for m in load_pg_migrations()])
 async def test_every_version_upgrades_with_its_data(tmp_path: Path, version: int) -> None:
     """A schema migrated only to `version`, holding a paper, upgrades to the latest and keeps it."""
