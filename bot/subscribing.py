@@ -10,7 +10,7 @@ at ingest, and `backfill` queues at most 10 stored papers through the outbox.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +32,7 @@ from storage.models import (
     SubscriptionKind,
 )
 from storage.names import names_ambiguous
+from storage.subscriptions import QuotaReachedError, SubscriptionQuota
 
 log = logging.getLogger(__name__)
 
@@ -135,36 +136,29 @@ class SubscriptionService:
         else:
             dest_kind, target_id, dest_guild = DestinationKind.CHANNEL, channel_id, guild_id
 
-        existing_dest = await self.repo.destination_for(dest_kind, target_id)
-        existing = (
-            await self.repo.list_destination(existing_dest.id) if existing_dest is not None else []
-        )
-        duplicate = any(
-            s.kind is kind and s.match_key == cleaned.match_key and s.given_key == cleaned.given_key
-            for s in existing
-        )
-        if not duplicate:
-            await self._check_quotas(kind, actor_id, dest_guild, existing)
-
-        destination = existing_dest
+        destination = await self.repo.destination_for(dest_kind, target_id)
         if destination is None or destination.guild_id != dest_guild:
             destination = await self.repo.ensure_destination(dest_kind, target_id, dest_guild)
+        try:
+            subscription, created = await self.repo.add(
+                destination,
+                kind,
+                cleaned.value,
+                cleaned.match_key,
+                cleaned.given_key,
+                include_cross=include_cross,
+                include_replacements=include_replacements,
+                created_by=actor_id,
+                now=self.clock(),
+                quota=self._quota(),
+            )
+        except QuotaReachedError as exc:
+            raise _quota_message(exc) from None
         resumed = False
         if destination.paused:
             # The caller has just checked (channel) or fixed (DM settings) what paused it;
             # if it is still broken, the next delivery pauses it again.
             resumed = await self.resume(destination.id) is not None
-        subscription, created = await self.repo.add(
-            destination,
-            kind,
-            cleaned.value,
-            cleaned.match_key,
-            cleaned.given_key,
-            include_cross=include_cross,
-            include_replacements=include_replacements,
-            created_by=actor_id,
-            now=self.clock(),
-        )
         if created:
             log.info(
                 "subscribed subscription=%d destination=%d kind=%s by=%d",
@@ -217,34 +211,13 @@ class SubscriptionService:
             raise InvalidInputError(f"That keyword is too long; the limit is {limit} characters.")
         return _Cleaned(text, token, phrase)
 
-    async def _check_quotas(
-        self,
-        kind: SubscriptionKind,
-        actor_id: int,
-        guild_id: int | None,
-        existing: Sequence[Subscription],
-    ) -> None:
+    def _quota(self) -> SubscriptionQuota:
         settings = self.settings
-        if kind is SubscriptionKind.KEYWORD:
-            keywords = sum(1 for s in existing if s.kind is SubscriptionKind.KEYWORD)
-            if keywords >= settings.max_keywords_per_destination:
-                raise QuotaExceededError(
-                    f"This destination already watches {keywords} keywords; the limit is "
-                    f"{settings.max_keywords_per_destination}. Remove one with /unsubscribe first."
-                )
-        if guild_id is not None:
-            in_guild = await self.repo.count_for_guild(guild_id)
-            if in_guild >= settings.max_subscriptions_per_guild:
-                raise QuotaExceededError(
-                    f"This server already has {in_guild} channel subscriptions; the limit is "
-                    f"{settings.max_subscriptions_per_guild}."
-                )
-        by_user = await self.repo.count_for_user(actor_id)
-        if by_user >= settings.max_subscriptions_per_user:
-            raise QuotaExceededError(
-                f"You have already created {by_user} subscriptions; the limit is "
-                f"{settings.max_subscriptions_per_user}."
-            )
+        return SubscriptionQuota(
+            per_guild=settings.max_subscriptions_per_guild,
+            per_user=settings.max_subscriptions_per_user,
+            keywords_per_destination=settings.max_keywords_per_destination,
+        )
 
     @staticmethod
     def _note(
@@ -412,6 +385,22 @@ class SubscriptionService:
 
     async def resume(self, destination_id: int) -> Destination | None:
         return await self.repo.resume_destination(destination_id)
+
+
+def _quota_message(exc: QuotaReachedError) -> QuotaExceededError:
+    """What a user is told about the limit the store refused a subscription over."""
+    if exc.scope == "keywords":
+        return QuotaExceededError(
+            f"This destination already watches {exc.count} keywords; the limit is "
+            f"{exc.limit}. Remove one with /unsubscribe first."
+        )
+    if exc.scope == "guild":
+        return QuotaExceededError(
+            f"This server already has {exc.count} channel subscriptions; the limit is {exc.limit}."
+        )
+    return QuotaExceededError(
+        f"You have already created {exc.count} subscriptions; the limit is {exc.limit}."
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
