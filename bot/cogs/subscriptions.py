@@ -19,6 +19,7 @@ from bot.cogs.papers import author_autocomplete, category_autocomplete
 from bot.discord_bot import PaperbellBot
 from bot.embeds import CONTENT_LIMIT, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
+from bot.permissions import manageable_channels, viewable_channels
 from bot.subscribing import SubscribeResult, subscription_label
 from storage.models import Subscription, SubscriptionKind
 
@@ -237,12 +238,13 @@ class Subscriptions(commands.Cog):
     async def unsubscribe(
         self, interaction: discord.Interaction[PaperbellBot], subscription: int
     ) -> None:
-        """Remove one of your DM subscriptions, or one of this server's (Manage Channels)."""
+        """Remove one of your DM subscriptions, or a channel's (Manage Channels there)."""
         removed = await self.bot.subscriptions.unsubscribe(
             actor_id=interaction.user.id,
             guild_id=interaction.guild_id,
             subscription_id=subscription,
-            can_manage_channels=_can_manage_channels(interaction),
+            can_manage=manageable_channels(interaction),
+            can_view=viewable_channels(interaction),
         )
         label = subscription_label(removed, _channel_name(interaction, removed))
         await interaction.response.send_message(
@@ -257,7 +259,7 @@ class Subscriptions(commands.Cog):
             choices = await self.bot.subscriptions.choices(
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
-                can_manage_channels=_can_manage_channels(interaction),
+                can_manage=manageable_channels(interaction),
                 current=current,
                 channel_name=lambda channel_id: _guild_channel_name(interaction, channel_id),
             )
@@ -268,9 +270,11 @@ class Subscriptions(commands.Cog):
 
     @app_commands.command(name="subscriptions")
     async def subscriptions(self, interaction: discord.Interaction[PaperbellBot]) -> None:
-        """List this server's channel subscriptions and your own DM subscriptions."""
+        """List the subscriptions of this server's channels you can see, and your DM ones."""
         listing = await self.bot.subscriptions.listing(
-            guild_id=interaction.guild_id, user_id=interaction.user.id
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            can_view=viewable_channels(interaction),
         )
         sections: list[str] = []
         if interaction.guild_id is not None:
@@ -303,11 +307,6 @@ def _section(
         suffix = f" ({', '.join(extras)})" if extras else ""
         lines.append(f"`#{sub.id}` {label}{suffix}")
     return "\n".join(lines)
-
-
-def _can_manage_channels(interaction: discord.Interaction[PaperbellBot]) -> bool:
-    # `interaction.permissions` are the member's resolved permissions in this channel.
-    return interaction.guild_id is not None and interaction.permissions.manage_channels
 
 
 def _guild_channel_name(
