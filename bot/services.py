@@ -21,6 +21,7 @@ from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys, match_subscriptions
+from bot.redact import redact_urls
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
@@ -209,8 +210,9 @@ class PaperService:
                 return FeedPoll(url, PollOutcome.NOT_MODIFIED)
             listing = parse_rss(fetched.body)
         except (ArxivHTTPError, FeedError) as exc:
-            message = str(exc)
-            log.warning("poll failed url=%s error=%s", url, message)
+            # Stored, logged and shown in /paperbell status: never with the URL's credentials.
+            message = redact_urls(str(exc))
+            log.warning("poll failed url=%s error=%s", redact_urls(url), message)
             if not dry_run:
                 await self.feeds.record_failure(url, message, at=started)
             return FeedPoll(url, PollOutcome.ERROR, error=message)

@@ -32,12 +32,15 @@ from storage.models import (
     SubscriptionKind,
 )
 from storage.names import names_ambiguous
-from storage.subscriptions import QuotaReachedError, SubscriptionQuota
+from storage.subscriptions import QuotaReachedError, SubscriptionQuota, Usage
 
 log = logging.getLogger(__name__)
 
 MAX_AUTHOR_LENGTH = 100
 MIN_KEYWORD_LENGTH = 3
+ChannelCheck = Callable[[int], bool]
+"""Answers a permission question about a channel id, resolved at run time by the cog."""
+
 MAX_BACKFILL = 10
 MAX_CHOICES = 25  # Discord's autocomplete limit
 MAX_LABEL = 100  # Discord's limit for a choice name
@@ -275,15 +278,31 @@ class SubscriptionService:
         actor_id: int,
         guild_id: int | None,
         subscription_id: int,
-        can_manage_channels: bool,
+        can_manage: ChannelCheck,
+        can_view: ChannelCheck | None = None,
     ) -> Subscription:
-        """Remove a subscription the actor may manage; others look like they don't exist."""
+        """Remove a subscription the actor may manage; others look like they don't exist.
+
+        `can_manage(channel_id)` says whether the actor has Manage Channels in that
+        channel, the subscription's own (resolved at run time by the caller);
+        `can_view` whether they can see it: a channel they can't see is not
+        even confirmed to have that subscription.
+        """
         sub = await self.repo.get(subscription_id)
-        if sub is None or not self._visible(sub, actor_id, guild_id):
+        hidden = (
+            sub is not None
+            and can_view is not None
+            and sub.destination.kind is DestinationKind.CHANNEL
+            and not can_view(sub.destination.target_id)
+        )
+        if sub is None or hidden or not self._visible(sub, actor_id, guild_id):
             raise NotFoundError(f"You have no subscription #{subscription_id} here.")
-        if sub.destination.kind is DestinationKind.CHANNEL and not can_manage_channels:
+        if sub.destination.kind is DestinationKind.CHANNEL and not can_manage(
+            sub.destination.target_id
+        ):
             raise PermissionDeniedError(
-                "Removing a channel's subscription needs the Manage Channels permission."
+                "Removing a channel's subscription needs the Manage Channels permission "
+                "in that channel."
             )
         removed = await self.repo.remove(subscription_id)
         if removed is None:  # deleted concurrently
@@ -298,8 +317,17 @@ class SubscriptionService:
             return dest.target_id == user_id
         return guild_id is not None and dest.guild_id == guild_id
 
-    async def listing(self, *, guild_id: int | None, user_id: int) -> SubscriptionListing:
+    async def listing(
+        self, *, guild_id: int | None, user_id: int, can_view: ChannelCheck | None = None
+    ) -> SubscriptionListing:
+        """This guild's channel subscriptions and the user's DM ones.
+
+        `can_view(channel_id)` keeps only channels the caller can see; the cogs
+        always pass it (None lists every channel: the operator's view).
+        """
         channel = await self.repo.list_for_guild(guild_id) if guild_id is not None else []
+        if can_view is not None:
+            channel = [s for s in channel if can_view(s.destination.target_id)]
         dm = await self.repo.list_dm(user_id)
         return SubscriptionListing(channel=channel, dm=dm)
 
@@ -308,13 +336,17 @@ class SubscriptionService:
         *,
         guild_id: int | None,
         user_id: int,
-        can_manage_channels: bool,
+        can_manage: ChannelCheck,
         current: str,
         channel_name: Callable[[int], str | None] | None = None,
     ) -> list[tuple[str, int]]:
-        """(label, subscription id) pairs the caller may remove, filtered by `current`."""
-        listing = await self.listing(guild_id=guild_id, user_id=user_id)
-        removable = listing.dm + (listing.channel if can_manage_channels else [])
+        """(label, subscription id) pairs the caller may remove, filtered by `current`.
+
+        Channel subscriptions appear only where `can_manage(channel_id)`, so a
+        private channel's subscriptions never show to someone who can't manage it.
+        """
+        listing = await self.listing(guild_id=guild_id, user_id=user_id, can_view=can_manage)
+        removable = listing.dm + listing.channel
         needle = current.strip().casefold().lstrip("#")
         result: list[tuple[str, int]] = []
         for sub in removable:
@@ -328,6 +360,13 @@ class SubscriptionService:
             if len(result) == MAX_CHOICES:
                 break
         return result
+
+    async def usage(self, *, guild_id: int | None = None, user_id: int | None = None) -> Usage:
+        """Subscriptions, paused destinations and waiting alerts of a guild, or of a user's DMs."""
+        return await self.repo.usage(guild_id=guild_id, user_id=user_id)
+
+    async def dm_destination(self, user_id: int) -> Destination | None:
+        return await self.repo.destination_for(DestinationKind.DM, user_id)
 
     async def author_suggestions(self, prefix: str, limit: int = MAX_CHOICES) -> list[str]:
         """Stored author spellings starting like `prefix`, for autocomplete."""

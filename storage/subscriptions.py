@@ -134,6 +134,15 @@ class SubscriptionQuota:
     keywords_per_destination: int
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A guild's channels, or a user's DMs: subscriptions, paused destinations, alerts waiting."""
+
+    subscriptions: int
+    paused: int
+    pending: int
+
+
 class QuotaReachedError(Exception):
     """A new subscription would go over a limit; `scope` is "guild", "user" or "keywords"."""
 
@@ -367,6 +376,30 @@ class SubscriptionRepository:
     async def count_for_user(self, user_id: int) -> int:
         """Subscriptions created by a user, in any guild or DM (for the per-user quota)."""
         return await self._count(_COUNT_USER, (user_id,))
+
+    async def usage(self, *, guild_id: int | None = None, user_id: int | None = None) -> Usage:
+        """What `/paperbell status` may show a caller: one guild's channels, or one user's DMs."""
+        if guild_id is not None and user_id is None:
+            where, param = "d.kind = 'channel' AND d.guild_id = ?", guild_id
+        elif user_id is not None and guild_id is None:
+            where, param = "d.kind = 'dm' AND d.target_id = ?", user_id
+        else:
+            raise ValueError("usage() takes exactly one of guild_id and user_id")
+        subscriptions = await self._count(
+            "SELECT count(*) FROM subscriptions AS s JOIN destinations AS d"
+            f" ON d.id = s.destination_id WHERE {where}",
+            (param,),
+        )
+        paused = await self._count(
+            f"SELECT count(*) FROM destinations AS d WHERE {where} AND d.paused_reason IS NOT NULL",
+            (param,),
+        )
+        pending = await self._count(
+            "SELECT count(*) FROM deliveries AS dl JOIN destinations AS d"
+            f" ON d.id = dl.destination_id WHERE {where} AND dl.status = 'pending'",
+            (param,),
+        )
+        return Usage(subscriptions=subscriptions, paused=paused, pending=pending)
 
     async def all_categories(self) -> list[str]:
         """Categories some unpaused destination subscribes to: what the poller must fetch."""

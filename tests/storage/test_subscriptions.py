@@ -382,3 +382,24 @@ async def test_add_with_quota_counts_and_inserts_in_one_transaction(
         include_replacements=False, created_by=7, now=NOW, quota=quota,
     )  # fmt: skip
     assert not created and again.value in kept
+
+
+async def test_usage_is_scoped_to_one_guild_or_one_users_dms(repo: SubscriptionRepository) -> None:
+    """Usage counts one guild's channels, or one user's DMs, and never anything else."""
+    here = await repo.ensure_destination(CHANNEL, 100, 1)
+    paused = await repo.ensure_destination(CHANNEL, 101, 1)
+    elsewhere = await repo.ensure_destination(CHANNEL, 200, 2)
+    dm = await repo.ensure_destination(DM, 7, None)
+    await subscribe(repo, here, CATEGORY, "cs.AI")
+    await subscribe(repo, here, CATEGORY, "cs.LG")
+    await subscribe(repo, paused, CATEGORY, "cs.CL")
+    await subscribe(repo, elsewhere, CATEGORY, "math.PR")
+    await subscribe(repo, dm, KEYWORD, "bandits", "bandits")
+    await repo.pause_destination(paused.id, "missing permission", NOW)
+    guild = await repo.usage(guild_id=1)
+    assert (guild.subscriptions, guild.paused, guild.pending) == (3, 1, 0)
+    mine = await repo.usage(user_id=7)
+    assert (mine.subscriptions, mine.paused, mine.pending) == (1, 0, 0)
+    assert (await repo.usage(user_id=8)).subscriptions == 0
+    with pytest.raises(ValueError):
+        await repo.usage(guild_id=1, user_id=7)
