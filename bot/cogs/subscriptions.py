@@ -10,6 +10,7 @@ permission at all; in DMs that is the only kind there is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import discord
 from discord import app_commands
@@ -277,28 +278,35 @@ class Subscriptions(commands.Cog):
             can_view=viewable_channels(interaction),
         )
         sections: list[str] = []
+
+        def name(sub: Subscription) -> str | None:
+            return _channel_name(interaction, sub)
+
         if interaction.guild_id is not None:
             sections.append(
-                _section("This server", listing.channel, interaction, "No channel subscriptions.")
+                subscriptions_section(
+                    "This server", listing.channel, name, "No channel subscriptions."
+                )
             )
-        sections.append(_section("Your DMs", listing.dm, interaction, "No DM subscriptions."))
+        sections.append(subscriptions_section("Your DMs", listing.dm, name, "No DM subscriptions."))
         text = "\n\n".join(sections)
         if listing.channel or listing.dm:
             text += "\n\nRemove one with `/unsubscribe`."
         await interaction.response.send_message(truncate(text, CONTENT_LIMIT), ephemeral=True)
 
 
-def _section(
+def subscriptions_section(
     title: str,
     subs: list[Subscription],
-    interaction: discord.Interaction[PaperbellBot],
+    channel_name: Callable[[Subscription], str | None],
     empty: str,
 ) -> str:
+    """One section of the /subscriptions answer: a line per subscription, values escaped."""
     if not subs:
         return f"**{title}**\n{empty}"
     lines = [f"**{title}** ({len(subs)})"]
     for sub in subs:
-        label = safe(subscription_label(sub, _channel_name(interaction, sub)))
+        label = safe(subscription_label(sub, channel_name(sub)))
         extras = []
         if sub.kind is SubscriptionKind.CATEGORY and not sub.include_cross:
             extras.append("no cross-lists")
