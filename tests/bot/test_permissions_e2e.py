@@ -8,6 +8,7 @@ never the channel the command runs in, and never Discord's command defaults.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -174,3 +175,15 @@ async def test_status_by_dm_shows_only_the_callers_own(env: Env) -> None:
     await env.bot.subscriptions.pause(dest.id, "DMs closed (Discord 50007)")
     paused = (await env.reply(await env.run(env.outsider, "paperbell status", dm=True))).content
     assert "Paused" in paused and "DMs closed" in paused
+
+
+async def test_simultaneous_dm_subscribes_stop_at_the_user_quota(env: Env) -> None:
+    """80 simultaneous /subscribe by DM (50 per user) create exactly 50; the rest hear why."""
+    names = [f"Person{chr(97 + n // 26)}{chr(97 + n % 26)} Example" for n in range(80)]
+    handles = await asyncio.gather(*(
+        env.run(env.member, "subscribe author", {"value": name}, dm=True) for name in names
+    ))  # fmt: skip
+    texts = [(await env.reply(handle)).content for handle in handles]
+    assert sum("You'll get a DM" in t for t in texts) == 50
+    assert sum("the limit is 50" in t for t in texts) == 30
+    assert await env.bot.papers.subscriptions.count_for_user(env.member.id) == 50
