@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.cogs.papers import author_autocomplete, category_autocomplete
 from bot.discord_bot import PaperbellBot
-from bot.embeds import CONTENT_LIMIT, safe, truncate
+from bot.embeds import CONTENT_LIMIT, code, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
 from bot.permissions import manageable_channels, viewable_channels
 from bot.subscribing import SubscribeResult, subscription_label
@@ -77,7 +77,7 @@ def describe_target(sub: Subscription) -> str:
     """`new cs.LG papers` / `new papers by **X**` / `new papers mentioning "x"`."""
     value = safe(sub.value)
     if sub.kind is SubscriptionKind.CATEGORY:
-        return f"new `{sub.value}` papers"
+        return f"new {code(sub.value)} papers"
     if sub.kind is SubscriptionKind.AUTHOR:
         return f"new papers by **{value}**"
     return f"new papers mentioning “{value}”"
