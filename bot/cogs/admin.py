@@ -153,7 +153,7 @@ class Admin(commands.Cog):
         if interaction.guild_id is None:
             raise InvalidInputError("Run this in the server that owns the channel.")
         require_manage_guild(interaction)
-        check_channel_target(interaction, channel)
+        check_channel_target(interaction, channel, action="resume its alerts")
         dest = await self.bot.subscriptions.resume_channel(
             guild_id=interaction.guild_id, channel_id=channel.id
         )
@@ -176,7 +176,7 @@ class Admin(commands.Cog):
         if interaction.guild_id is None:
             raise InvalidInputError("Run this in the server that owns the channel.")
         require_manage_guild(interaction)
-        check_channel_target(interaction, channel)
+        check_channel_target(interaction, channel, action="change how its alerts come")
         await self.bot.subscriptions.set_digest(
             guild_id=interaction.guild_id, channel_id=channel.id, enabled=enabled
         )

@@ -45,7 +45,10 @@ def missing_posting_permissions(permissions: discord.Permissions) -> list[str]:
 
 
 def check_channel_target(
-    interaction: discord.Interaction[PaperbellBot], channel: discord.TextChannel
+    interaction: discord.Interaction[PaperbellBot],
+    channel: discord.TextChannel,
+    *,
+    action: str = "subscribe it",
 ) -> None:
     """Raise `PermissionDeniedError` unless the caller may, and the bot can, use `channel`."""
     member = interaction.user
@@ -53,7 +56,7 @@ def check_channel_target(
         raise InvalidInputError("Pick a channel of this server.")
     if not channel.permissions_for(member).manage_channels:
         raise PermissionDeniedError(
-            f"You need the Manage Channels permission in {channel.mention} to subscribe it."
+            f"You need the Manage Channels permission in {channel.mention} to {action}."
         )
     me = channel.guild.me
     if me is not None:

@@ -187,3 +187,18 @@ async def test_simultaneous_dm_subscribes_stop_at_the_user_quota(env: Env) -> No
     assert sum("You'll get a DM" in t for t in texts) == 50
     assert sum("the limit is 50" in t for t in texts) == 30
     assert await env.bot.papers.subscriptions.count_for_user(env.member.id) == 50
+
+
+async def test_resume_and_digest_also_need_manage_channels_in_the_target(env: Env) -> None:
+    """Manage Server is not enough to change a channel's alerts: Manage Channels there is too."""
+    await subscribe_channel(env, env.papers, "cs.LG")
+    manager = await env.emu.create_member(
+        env.guild.id, "manager", permissions=Permission.MANAGE_GUILD
+    )
+    digest = await env.run(manager, "paperbell digest", {"channel": env.papers.id, "enabled": True})
+    assert "Manage Channels permission in" in await private_text(env, digest)
+    resume = await env.run(manager, "paperbell resume", {"channel": env.papers.id})
+    assert "to resume its alerts" in await private_text(env, resume)
+    await env.emu.set_permission_overwrite(env.papers.id, manager, allow=Permission.MANAGE_CHANNELS)
+    done = await env.run(manager, "paperbell digest", {"channel": env.papers.id, "enabled": True})
+    assert "compact list" in await private_text(env, done)
