@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.logs import KeyValueFormatter, SecretFilter
+from bot.metrics import feed_label
 from bot.redact import redact_urls
 from tests.arxiv_server import ArxivServer, Scripted
 from tests.bot.test_cli import env, paperbell
@@ -98,3 +99,10 @@ async def test_cli_poll_through_a_credentialed_url_leaks_nothing(
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         (error,) = conn.execute("SELECT last_error FROM feed_state").fetchone()
     assert "503" in error and "hunter2" not in error and "***@" in error
+
+
+def test_metrics_feed_labels_carry_no_credentials() -> None:
+    """A credentialed feed URL is labelled by its categories alone on /metrics."""
+    assert feed_label("http://reader:hunter2@proxy.example/rss/cs.AI+cs.LG?token=abc") == (
+        "cs.AI+cs.LG"
+    )
