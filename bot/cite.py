@@ -22,9 +22,10 @@ from storage.names import author_key, strip_tex
 log = logging.getLogger(__name__)
 
 MAX_FIELD_LENGTH = 4_000  # longer values (a runaway title) are cut, balanced again
-_STOPWORDS = frozenset(
-    "a an the on of in for to and with from by at as is are be its via towards toward".split()
-)
+_STOPWORDS = frozenset({
+    "a", "an", "the", "on", "of", "in", "for", "to", "and", "with", "from", "by", "at", "as",
+    "is", "are", "be", "its", "via", "towards", "toward",
+})  # fmt: skip
 _NEW_STYLE = re.compile(r"(\d{2})(\d{2})\.\d{4,5}")
 _OLD_STYLE = re.compile(r"[a-z-]+(?:\.[A-Z]{2})?/(\d{2})(\d{2})\d{3}")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.cite import cite, citation_key, paper_year
+from bot.cite import citation_key, cite, paper_year
 from storage.models import Paper
 
 
@@ -42,7 +42,7 @@ def parse(text: str) -> dict[str, str]:
 
 
 def test_misc_entry_in_arxivs_style() -> None:
-    """A preprint is `@misc` with eprint, archivePrefix, primaryClass and url; authors joined by `and`."""
+    """A preprint is `@misc` with eprint, archivePrefix, primaryClass, url; authors joined by `and`."""
     citation = cite(paper())
     entry = parse(citation.bibtex)
     assert entry["ENTRYTYPE"] == "misc"
