@@ -42,7 +42,7 @@ def parse(text: str) -> dict[str, str]:
 
 
 def test_misc_entry_in_arxivs_style() -> None:
-    """A preprint is `@misc` with eprint, archivePrefix, primaryClass, url; authors joined by `and`."""
+    """A preprint is `@misc` with eprint, archivePrefix, primaryClass, url; authors and-joined."""
     citation = cite(paper())
     entry = parse(citation.bibtex)
     assert entry["ENTRYTYPE"] == "misc"
