@@ -34,6 +34,7 @@ _OLD_STYLE = re.compile(r"[a-z-]+(?:\.[A-Z]{2})?/(\d{2})(\d{2})\d{3}")
 class Citation:
     key: str
     entry_type: str  # "misc" or "article"
+    eprint: str
     bibtex: str
 
 
@@ -130,4 +131,4 @@ def cite(paper: Paper) -> Citation:
     fields.append(("url", paper.abs_url))
     key = citation_key(paper)
     body = ",\n".join(f"      {name}={{{value}}}" for name, value in fields if value)
-    return Citation(key, entry_type, f"@{entry_type}{{{key},\n{body},\n}}\n")
+    return Citation(key, entry_type, paper.id, f"@{entry_type}{{{key},\n{body},\n}}\n")
