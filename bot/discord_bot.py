@@ -37,6 +37,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.papers",
     "bot.cogs.subscriptions",
     "bot.cogs.admin",
+    "bot.cogs.citations",
 )
 
 
