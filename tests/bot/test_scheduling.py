@@ -360,3 +360,25 @@ async def test_window_closing_hands_the_cycle_back_to_retries(
             return scheduler._cycle_started is None
 
         await eventually(ended, what="the cycle to end")
+
+
+async def test_shutdown_ends_the_window_checks(
+    emulated_discord: DiscordEmulator, arxiv: ArxivServer, tmp_path: Path
+) -> None:
+    """A shutdown inside the window stops the checks at once: no request after it returns."""
+    publish(arxiv, NIGHT - timedelta(days=1), 1, SMALL)
+    async with running_bot(
+        emulated_discord, tmp_path / "stop.db", arxiv, arxiv_delay=0.02, rebuild_window_minutes=32.0
+    ) as bot:
+        await _subscribe_all(bot, emulated_discord, [SMALL])
+        scheduler: PollScheduler = bot.poll_scheduler
+        scheduler.clock = ShiftedClock(NIGHT)
+        since = len(arxiv.requests)
+        await scheduler.announcement_cycle()
+        await eventually(lambda: _more_polls(arxiv, since + 3), what="window checks")
+        await asyncio.wait_for(scheduler.shutdown(), timeout=5)
+        task = scheduler._rebuild_task
+        assert task is not None and task.done() and not task.cancelled()
+        asked = len(arxiv.requests)
+        await asyncio.sleep(0.2)
+        assert len(arxiv.requests) == asked
