@@ -6,20 +6,33 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 
 from bot.cadence import RebuildWindow, next_url
 from bot.discord_bot import PaperbellBot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
 from bot.services import FeedPoll, PollOutcome
+from storage.locks import Leadership
 from storage.models import SubscriptionKind
+from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer, RecordedRequest
-from tests.bot.e2e_support import DAY_ONE, eventually, paper, rss_listing, running_bot
-from tests.discord_emulator import DiscordEmulator
+from tests.backends import needs_postgres, require_postgres
+from tests.bot.e2e_support import (
+    DAY_ONE,
+    eventually,
+    paper,
+    rss_listing,
+    running_bot,
+    settings_for,
+)
+from tests.discord_emulator import DiscordEmulator, running_client
 
 BIG = ("cs.AI", "cs.CL", "cs.CV", "cs.LG")  # one RSS URL (four categories at most per URL)
 SMALL = ("stat.ML",)  # a second URL
@@ -382,3 +395,59 @@ async def test_shutdown_ends_the_window_checks(
         asked = len(arxiv.requests)
         await asyncio.sleep(0.2)
         assert len(arxiv.requests) == asked
+
+
+@needs_postgres
+async def test_window_checks_of_a_process_that_is_not_the_poller(
+    emulated_discord: DiscordEmulator,
+    arxiv: ArxivServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In the window a process that is not the poller asks arXiv nothing: it looks at the
+    store every rebuild_check_seconds and ends its cycle once the poller has tonight's listing."""
+    base, schema = require_postgres(), f"pbwindow_{uuid.uuid4().hex[:12]}"
+    db = await PgDatabase.open(base, schema=schema)
+    poller = Leadership(db)  # the poller process's lock, held by the test
+    try:
+        assert await poller.acquire()
+        publish(arxiv, NIGHT - timedelta(days=1), 1, SMALL)
+        settings = settings_for(
+            tmp_path / "unused.db", arxiv, database=base, arxiv_delay=0.02,
+            rebuild_window_minutes=32.0, rebuild_check_seconds=0.1,
+        )  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            bot = PaperbellBot(
+                settings, db, session, user_agent="paperbell-e2e", guild_ready_timeout=0.1
+            )
+            async with running_client(bot, emulated_discord):
+                await _subscribe_all(bot, emulated_discord, [SMALL])
+                scheduler = bot.poll_scheduler
+                scheduler.clock = ShiftedClock(NIGHT)
+                await bot.papers.poll()  # the poller's poll: yesterday's listing is stored
+                caplog.set_level(logging.WARNING)
+                asked = len(arxiv.requests)
+                await scheduler.announcement_cycle()
+                await asyncio.sleep(0.5)  # several turns of looking at the store
+                assert len(arxiv.requests) == asked
+                assert scheduler._rebuild_task is not None
+                assert not scheduler._rebuild_task.done()
+
+                publish(arxiv, NIGHT, 2, SMALL)
+                await bot.papers.poll()  # the poller gets tonight's listing
+                asked = len(arxiv.requests)
+
+                async def ended() -> bool:
+                    return scheduler._cycle_started is None
+
+                await eventually(ended, what="the cycle to end")
+                assert len(arxiv.requests) == asked
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    finally:
+        await poller.release()
+        await db.close()
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
