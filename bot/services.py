@@ -195,6 +195,18 @@ class PaperService:
             results.append(replace(result, seconds=time.perf_counter() - started))
         return PollReport(tuple(results), cats)
 
+    async def poll_urls(self, urls: Sequence[str]) -> PollReport:
+        """One pass over some RSS URLs from `rss_urls`: the announcement cycle checks those
+        still serving yesterday's listing one at a time inside the rebuild window."""
+        client = self._require_client()
+        results = []
+        for url in urls:
+            started = time.perf_counter()
+            result = await self._poll_url(client, url, dry_run=False)
+            results.append(replace(result, seconds=time.perf_counter() - started))
+        cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
+        return PollReport(tuple(results), tuple(sorted(cats)))
+
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
         state = None if dry_run else await self.feeds.get(url)
         started = self.clock()
