@@ -47,7 +47,7 @@ DEFAULT_MAX_QUEUE = 20  # look-ups waiting for arXiv at most; more are answered 
 DEFAULT_WAIT_LIMIT = 3  # with more than this ahead, answer at once and edit when arXiv answers
 MAX_TRACKED_USERS = 10_000
 
-INCOMPLETE_NOTE = "*Possibly incomplete: still asking arXiv; this message updates when it answers.*"
+INCOMPLETE_NOTE = "Possibly incomplete: still asking arXiv; this message updates when it answers."
 
 
 class RefreshState(StrEnum):
@@ -60,7 +60,7 @@ class RefreshState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    """What asking arXiv came to; `note` (safe to show) explains stored-only answers."""
+    """What asking arXiv came to; `note` (plain text, safe to show) explains stored-only answers."""
 
     state: RefreshState
     note: str | None = None
@@ -191,7 +191,7 @@ def _failure_note(exc: Exception) -> str:
         reason = "arXiv did not answer"
     else:
         reason = "arXiv's answer could not be read"
-    return f"*Stored results only: {reason}; try again in a few minutes.*"
+    return f"Stored results only: {reason}; try again in a few minutes."
 
 
 class ArxivLookups:
@@ -238,7 +238,7 @@ class ArxivLookups:
         refusal = self.gate.refusal(user_id)
         if refusal is not None:
             log.info("arXiv look-up refused query=%s pending=%d", query, self.gate.pending)
-            return LookupPlan(query, note=f"*Stored results only, arXiv not asked: {refusal}*")
+            return LookupPlan(query, note=f"Stored results only, arXiv not asked: {refusal}")
         answer_first = self.gate.enter(user_id)
         task = asyncio.create_task(self._fetch(query, results), name=f"arxiv-lookup {query}")
         self._inflight[query] = task

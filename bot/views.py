@@ -68,11 +68,8 @@ class Paginator(discord.ui.View):
         self.next_page.disabled = not self.has_next
         self.counter.label = f"Page {self.page + 1}"
 
-    async def send(self, interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> None:
-        """Show the first page as the answer to `interaction` (a reply, or a follow-up if deferred).
-
-        A result that fits on one page is sent without buttons.
-        """
+    async def _first_page(self) -> discord.Embed:
+        """Load page 0; a result that fits on one page drops the paging buttons."""
         embed = await self.load(0)
         if self.single_page:
             # Nothing to page: drop the paging buttons, keep any others (Follow).
@@ -80,6 +77,15 @@ class Paginator(discord.ui.View):
                 self.remove_item(item)
         if not self.children:
             self.stop()
+        return embed
+
+    async def send(self, interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> None:
+        """Show the first page as the answer to `interaction` (a reply, or a follow-up if deferred).
+
+        A result that fits on one page is sent without buttons.
+        """
+        embed = await self._first_page()
+        if not self.children:
             if interaction.response.is_done():
                 await interaction.followup.send(embed=embed, ephemeral=ephemeral)
             else:
@@ -97,6 +103,16 @@ class Paginator(discord.ui.View):
             self.message = callback.resource
         else:
             self.message = await interaction.original_response()
+
+    async def replace_original(self, interaction: discord.Interaction[Any]) -> None:
+        """Show the first page in place of the interaction's answer (an earlier view's)."""
+        embed = await self._first_page()
+        if not self.children:
+            await interaction.edit_original_response(content=None, embed=embed, view=None)
+            return
+        self.message = await interaction.edit_original_response(
+            content=None, embed=embed, view=self
+        )
 
     async def _turn(self, interaction: discord.Interaction[Any], delta: int) -> None:
         if interaction.user.id != self.owner_id:
