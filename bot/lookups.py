@@ -263,7 +263,8 @@ class ArxivLookups:
             )
             result = await asyncio.to_thread(parse_atom, fetched.body)
         except (ArxivHTTPError, FeedError) as exc:
-            log.warning("arXiv look-up failed query=%s error=%s", query, exc)
+            # The user is told in the answer; not an operator's problem (the poll's are).
+            log.info("arXiv look-up failed query=%s error=%s", query, exc)
             return Refresh(RefreshState.FAILED, _failure_note(exc))
         await self._store_in_catalogue(result.papers)
         await self._cache.record(

@@ -234,3 +234,41 @@ async def test_paper_lookup_is_catalogue_only_and_gated(make_lookups: Callable[.
     with pytest.raises(UpstreamError, match="ask again in 30 s"):
         await w.service.get_paper("2402.00002", user_id=1)
     assert (await w.service.get_paper("2402.00001", user_id=1)).id == "2402.00001"  # stored
+
+
+async def test_poll_goes_ahead_of_queued_paper_lookups_and_the_queue_is_bounded(
+    tmp_path: Path,
+) -> None:
+    """Ten users' /paper look-ups of unknown ids: five queue, five are told arXiv is busy,
+    and a poll arriving behind the queue is the next request arXiv sees."""
+    db = await Database.open(tmp_path / "store.db")
+    try:
+        async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
+            arxiv.enqueue(Scripted(delay=0.3, passthrough=True, path="/api/query"))
+            client = ArxivClient(
+                session,
+                rss_url=arxiv.rss_url,
+                api_url=arxiv.api_url,
+                limiter=RequestLimiter(0.02),
+                user_agent=DEFAULT_USER_AGENT,
+                timeout=5,
+            )
+            service = PaperService(db, client, lookup_gate=LookupGate(max_queue=5))
+            lookups = [
+                asyncio.create_task(service.get_paper(f"2402.{n:05d}", user_id=n))
+                for n in range(1, 11)
+            ]
+            await arxiv.wait_for_requests(1)
+            poll = await service.poll(["cs.AI"])
+            outcomes = await asyncio.gather(*lookups, return_exceptions=True)
+        busy = [
+            o for o in outcomes if isinstance(o, UpstreamError) and "waiting for arXiv" in str(o)
+        ]
+        assert len(busy) == 5
+        assert poll.feeds and not poll.errors
+        paths = [r.path for r in arxiv.requests]
+        assert paths[:2] == ["/api/query", "/rss/cs.AI"], paths
+        assert paths.count("/api/query") == 5
+        assert service.lookups.gate.pending == 0
+    finally:
+        await db.close()
