@@ -245,6 +245,13 @@ class ArxivLookups:
         task.add_done_callback(lambda _: self._finished(query))
         return LookupPlan(query, task, wait=not answer_first)
 
+    async def close(self) -> None:
+        """Cancel the arXiv requests still on their way (shutdown)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _finished(self, query: str) -> None:
         self._inflight.pop(query, None)
         self.gate.leave()

@@ -19,6 +19,7 @@ from bot.lookups import LookupGate, RefreshState
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.db import Database
+from storage.lookups import LookupCache
 from storage.models import Paper, SubscriptionKind
 from tests.arxiv_server import ArxivServer, Scripted, api_error_feed, api_feed
 
@@ -272,3 +273,15 @@ async def test_poll_goes_ahead_of_queued_paper_lookups_and_the_queue_is_bounded(
         assert service.lookups.gate.pending == 0
     finally:
         await db.close()
+
+
+async def test_close_cancels_lookups_on_their_way(make_lookups: Callable[..., Any]) -> None:
+    """Shutdown cancels a look-up waiting for arXiv and frees its place in the queue."""
+    w: Lookups = await make_lookups()
+    w.arxiv.enqueue(Scripted(delay=5, passthrough=True, path="/api/query"))
+    plan = await w.service.lookups.plan_author("Shane Legg", user_id=1)
+    await w.arxiv.wait_for_requests(1)
+    await w.service.lookups.close()
+    assert plan.task is not None and plan.task.cancelled()
+    assert w.service.lookups.gate.pending == 0
+    assert await LookupCache(w.db).count() == 0  # nothing recorded as asked
