@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 AUTHOR_RESULTS = 100  # one API page per author look-up: twenty pages of five
 SEARCH_RESULTS = 50
+MAX_FETCHED = 1_000  # results of one query fetched page by page at most, as users page on
 DEFAULT_COOLDOWN = 10.0  # seconds between one user's look-ups that cost an arXiv request
 DEFAULT_MAX_QUEUE = 20  # look-ups waiting for arXiv at most; more are answered from the store
 DEFAULT_WAIT_LIMIT = 3  # with more than this ahead, answer at once and edit when arXiv answers
@@ -240,10 +241,7 @@ class ArxivLookups:
             log.info("arXiv look-up refused query=%s pending=%d", query, self.gate.pending)
             return LookupPlan(query, note=f"Stored results only, arXiv not asked: {refusal}")
         answer_first = self.gate.enter(user_id)
-        task = asyncio.create_task(self._fetch(query, results), name=f"arxiv-lookup {query}")
-        self._inflight[query] = task
-        task.add_done_callback(lambda _: self._finished(query))
-        return LookupPlan(query, task, wait=not answer_first)
+        return LookupPlan(query, self._start(query, results), wait=not answer_first)
 
     async def close(self) -> None:
         """Cancel the arXiv requests still on their way (shutdown)."""
@@ -252,16 +250,50 @@ class ArxivLookups:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def more(self, query: str | None, *, user_id: int | None) -> Refresh:
+        """Ask arXiv for its next page of `query` when the store ran short of a page.
+
+        Only when arXiv was asked today and said it has more than it gave (up to
+        `MAX_FETCHED` results a query); the same gate as a first look-up applies.
+        """
+        if query is None or self._client is None:
+            return Refresh(RefreshState.OFFLINE)
+        cached = await self._cache.fresh(query, now=self._clock())
+        if (
+            cached is None
+            or cached.total is None
+            or cached.results >= min(cached.total, MAX_FETCHED)
+        ):
+            return Refresh(RefreshState.CACHED)
+        running = self._inflight.get(query)
+        if running is not None:
+            return await running
+        refusal = self.gate.refusal(user_id)
+        if refusal is not None:
+            return Refresh(RefreshState.REFUSED, f"Stored results only, arXiv not asked: {refusal}")
+        self.gate.enter(user_id)
+        size = self._author_results if query.startswith("au:") else self._search_results
+        return await self._start(query, size, start=cached.results)
+
+    def _start(self, query: str, results: int, *, start: int = 0) -> asyncio.Task[Refresh]:
+        task = asyncio.create_task(
+            self._fetch(query, results, start=start), name=f"arxiv-lookup {query}"
+        )
+        self._inflight[query] = task
+        task.add_done_callback(lambda _: self._finished(query))
+        return task
+
     def _finished(self, query: str) -> None:
         self._inflight.pop(query, None)
         self.gate.leave()
 
-    async def _fetch(self, query: str, results: int) -> Refresh:
+    async def _fetch(self, query: str, results: int, *, start: int = 0) -> Refresh:
         assert self._client is not None
         started = time.monotonic()
         try:
             fetched = await self._client.query_api(
                 search_query=query,
+                start=start,
                 max_results=results,
                 sort_by="submittedDate",
                 sort_order="descending",
@@ -274,12 +306,15 @@ class ArxivLookups:
             log.info("arXiv look-up failed query=%s error=%s", query, exc)
             return Refresh(RefreshState.FAILED, _failure_note(exc))
         await self._store_in_catalogue(result.papers)
+        total = result.total_results
+        if start and not result.papers:
+            total = start  # an empty page past the first: take it as the end, ask no further
         await self._cache.record(
-            query, at=self._clock(), results=len(result.papers), total=result.total_results
+            query, at=self._clock(), results=start + len(result.papers), total=total
         )
         log.info(
-            "arXiv look-up query=%s found=%d total=%s seconds=%.2f",
-            query, len(result.papers), result.total_results, time.monotonic() - started,
+            "arXiv look-up query=%s start=%d found=%d total=%s seconds=%.2f",
+            query, start, len(result.papers), result.total_results, time.monotonic() - started,
         )  # fmt: skip
         return Refresh(RefreshState.FETCHED, found=len(result.papers))
 

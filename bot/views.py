@@ -8,6 +8,7 @@ open to everyone who sees the message and subscribes the clicker by DM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +42,8 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -
 
 class Paginator(discord.ui.View):
     """Prev / page counter / Next over pages produced by `loader`."""
+
+    slow_load = 2.0  # seconds: a page that takes longer is shown behind a deferral
 
     def __init__(self, loader: PageLoader, *, owner_id: int, timeout: float | None = 180.0) -> None:
         super().__init__(timeout=timeout)
@@ -118,8 +121,15 @@ class Paginator(discord.ui.View):
         if interaction.user.id != self.owner_id:
             await reply_ephemeral(interaction, NOT_YOURS)
             return
-        embed = await self.load(self.page + delta)
-        await interaction.response.edit_message(embed=embed, view=self)
+        loading = asyncio.ensure_future(self.load(self.page + delta))
+        done, _ = await asyncio.wait({loading}, timeout=self.slow_load)
+        if done:
+            await interaction.response.edit_message(embed=loading.result(), view=self)
+            return
+        # The page is slow (it asks arXiv): acknowledge within Discord's 3 s, then edit.
+        await interaction.response.defer()
+        embed = await loading
+        await interaction.edit_original_response(embed=embed, view=self)
 
     @discord.ui.button(label="◀ Prev", style=discord.ButtonStyle.secondary)
     async def previous_page(

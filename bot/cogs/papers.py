@@ -27,8 +27,9 @@ from bot.categories import autocomplete_categories, normalize_category
 from bot.discord_bot import PaperbellBot
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
 from bot.errors import InvalidInputError, NotFoundError, UserError
-from bot.lookups import INCOMPLETE_NOTE, LookupPlan, check_query
+from bot.lookups import INCOMPLETE_NOTE, LookupPlan, RefreshState, check_query
 from bot.views import AuthorPages, Paginator
+from storage.models import SearchHit
 from storage.names import names_ambiguous
 
 log = logging.getLogger(__name__)
@@ -189,13 +190,26 @@ class Papers(commands.Cog):
 
         def make_view(note: str | None, pending: bool) -> Paginator:
             async def load(page: int) -> tuple[discord.Embed, bool]:
-                hits = await papers.search(
-                    cleaned, category=cat, since=start, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
-                )
+                async def read() -> list[SearchHit]:
+                    return await papers.search(
+                        cleaned,
+                        category=cat,
+                        since=start,
+                        limit=PAGE_SIZE + 1,
+                        offset=page * PAGE_SIZE,
+                    )
+
+                hits = await read()
+                page_note = note if page == 0 else None
+                if page > 0 and len(hits) <= PAGE_SIZE:  # the store ran short: arXiv may have more
+                    more = await papers.lookups.more(plan.query, user_id=interaction.user.id)
+                    page_note = more.note
+                    if more.state is RefreshState.FETCHED:
+                        hits = await read()
                 if page == 0 and not hits and not pending:
-                    raise NotFoundError(" ".join(["No paper matches that search.", note or ""]))
+                    raise NotFoundError(f"No paper matches that search. {note or ''}".strip())
                 shown = [hit.paper for hit in hits[:PAGE_SIZE]]
-                intro = _italic(note) if note and page == 0 else None
+                intro = _italic(page_note) if page_note else None
                 embed = paper_list_embed(shown, title=title, page=page, intro=intro)
                 return embed, len(hits) > PAGE_SIZE
 
@@ -220,6 +234,14 @@ class Papers(commands.Cog):
         def make_view(note: str | None, pending: bool) -> Paginator:
             async def load(page: int) -> tuple[discord.Embed, bool]:
                 match = await papers.author(cleaned, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE)
+                page_note = note if page == 0 else None
+                if page > 0 and len(match.papers) <= PAGE_SIZE:  # arXiv may have more
+                    more = await papers.lookups.more(plan.query, user_id=interaction.user.id)
+                    page_note = more.note
+                    if more.state is RefreshState.FETCHED:
+                        match = await papers.author(
+                            cleaned, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
+                        )
                 if page == 0 and not match.papers and not pending:
                     raise NotFoundError(
                         " ".join(
@@ -230,7 +252,7 @@ class Papers(commands.Cog):
                             ]
                         ).replace("  ", " ")
                     )
-                lines = [_italic(note)] if note and page == 0 else []
+                lines = [_italic(page_note)] if page_note else []
                 if len(match.matched_names) > 1:
                     spellings = truncate(safe(", ".join(match.matched_names)), 600)
                     if names_ambiguous(match.matched_names):

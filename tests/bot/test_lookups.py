@@ -15,7 +15,7 @@ import pytest
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.config import Settings
 from bot.errors import UpstreamError
-from bot.lookups import LookupGate, RefreshState
+from bot.lookups import ArxivLookups, LookupGate, RefreshState
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.db import Database
@@ -285,3 +285,29 @@ async def test_close_cancels_lookups_on_their_way(make_lookups: Callable[..., An
     assert plan.task is not None and plan.task.cancelled()
     assert w.service.lookups.gate.pending == 0
     assert await LookupCache(w.db).count() == 0  # nothing recorded as asked
+
+
+async def test_paging_past_what_arxiv_gave_asks_for_its_next_page(
+    make_lookups: Callable[..., Any],
+) -> None:
+    """When the store runs short of a page and arXiv said it has more, the next API page
+    (start=N) is fetched, until arXiv's total; then nothing more is asked."""
+    w: Lookups = await make_lookups(cooldown=0)
+    legg = [api_paper(n, ("Shane Legg",), title=f"Paper {n}") for n in range(10, 22)]
+    w.arxiv.set_api_corpus(legg)
+    lookups = ArxivLookups(
+        w.service.papers,
+        LookupCache(w.db),
+        w.service.client,
+        gate=LookupGate(cooldown=0),
+        clock=lambda: w.clock[0],
+        author_results=5,
+    )
+    await (await lookups.plan_author("Shane Legg", user_id=1)).settle()
+    assert len((await w.service.author("Shane Legg", limit=100)).papers) == 5
+    assert (await lookups.more("au:legg_s", user_id=1)).state is RefreshState.FETCHED
+    assert (await lookups.more("au:legg_s", user_id=1)).state is RefreshState.FETCHED
+    assert (await lookups.more("au:legg_s", user_id=1)).state is RefreshState.CACHED
+    assert [r.query["start"] for r in w.arxiv.api_requests()] == ["0", "5", "10"]
+    found = (await w.service.author("Shane Legg", limit=100)).papers
+    assert [p.id for p in found] == [p.id for p in reversed(legg)]  # all twelve, newest first
