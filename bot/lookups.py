@@ -31,7 +31,7 @@ from enum import StrEnum
 from bot.arxiv.client import ArxivClient, ArxivHTTPError, ArxivRateLimitError, Priority
 from bot.arxiv.feeds import ArxivApiError, FeedError, RateExceededError, parse_atom
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.arxiv.queries import author_query, words_query
+from bot.arxiv.queries import MAX_TERM_LENGTH, author_query, words_query
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from storage.lookups import LookupCache
 from storage.models import Paper
@@ -175,8 +175,9 @@ def author_search_query(name: str) -> str | None:
 
 def text_search_query(text: str, category: str | None = None) -> str | None:
     """The API query for a typed search (`all:` words, optional category), or None."""
+    words = [w for w in keyword_tokens(text) if len(w) <= MAX_TERM_LENGTH]
     try:
-        return words_query(keyword_tokens(text), category=category)
+        return words_query(words, category=category)
     except ValueError:
         return None
 
@@ -346,7 +347,12 @@ class ArxivLookups:
         self.gate.enter(user_id)
         try:
             fetched = await self._client.query_api(
-                id_list=[arxiv_id.id], max_results=1, priority=Priority.LOOKUP, max_retries=1
+                id_list=[arxiv_id.id],
+                max_results=1,
+                priority=Priority.LOOKUP,
+                # Backing off holds the arXiv connection: a Discord user's look-up must not
+                # hold up the poll that way (the command line has no poll to hold up).
+                max_retries=None if user_id is None else 0,
             )
             result = await asyncio.to_thread(parse_atom, fetched.body)
         except (ArxivHTTPError, FeedError) as exc:
