@@ -28,18 +28,18 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.arxiv.client import (  # noqa: E402
+from bot.arxiv.client import (
     DEFAULT_USER_AGENT,
     ArxivClient,
     FetchResult,
     Priority,
     RequestLimiter,
 )
-from bot.errors import UserError  # noqa: E402
-from bot.lookups import LookupGate  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.db import Database  # noqa: E402
-from tests.arxiv_server import ArxivServer  # noqa: E402
+from bot.errors import UserError
+from bot.lookups import LookupGate
+from bot.services import PaperService
+from storage.db import Database
+from tests.arxiv_server import ArxivServer
 
 log = logging.getLogger(__name__)
 
