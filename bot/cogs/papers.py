@@ -128,15 +128,18 @@ class Papers(commands.Cog):
         first: Paginator,
         make_view: ViewFactory,
     ) -> None:
-        refresh = await plan.settle()
-        first.stop()
         try:
+            refresh = await plan.settle()
+            first.stop()
             await make_view(refresh.note, False).replace_original(interaction)
         except UserError as exc:
             await interaction.edit_original_response(content=str(exc), embed=None, view=None)
         except discord.HTTPException as exc:
             # Deleted meanwhile, or the token expired (15 min): nothing left to update.
             log.info("could not update a look-up answer status=%s", exc.status)
+        except Exception:
+            # Nobody awaits this task: log here, the stored answer stays as it was.
+            log.exception("updating a look-up answer failed")
 
     @app_commands.command(name="paper")
     @app_commands.rename(paper_id="id")
