@@ -162,3 +162,27 @@ async def test_long_queue_answers_at_once_and_edits_when_arxiv_answers(fresh: Fr
     assert final is not None
     assert listed_ids(final) == ["2402.00005", "2402.00002", "2402.00001"]
     assert "Possibly incomplete" not in final.embeds[0]["description"]
+
+
+async def test_search_on_a_fresh_store_asks_arxiv_words_only(fresh: Fresh) -> None:
+    """/search on a fresh store sends all: words (operators typed are words) and lists
+    what arXiv returned; the same search again is answered from the store."""
+    options = {"query": 'intelligence") OR (au:x', "category": "cs.AI"}
+    handle = await fresh.emu.invoke_command(
+        fresh.guild.id, fresh.general.id, fresh.member.id, "search", options
+    )
+    message = await handle.wait_final(timeout=10)
+    (request,) = fresh.arxiv.api_requests()
+    assert request.query["search_query"] == (
+        "all:intelligence AND all:or AND all:au AND all:x AND cat:cs.AI"
+    )
+    assert message.content == "No paper matches that search."  # none has "or", "au", "x"
+    plain = await fresh.emu.invoke_command(
+        fresh.guild.id, fresh.general.id, fresh.admin.id, "search",
+        {"query": "intelligence", "category": "cs.AI"},
+    )  # fmt: skip
+    found = await plain.wait_final(timeout=10)
+    assert set(listed_ids(found)) == {"2402.00001", "2402.00002", "2402.00005"}
+    assert [r.query["search_query"] for r in fresh.arxiv.api_requests()][1:] == [
+        "all:intelligence AND cat:cs.AI"
+    ]
