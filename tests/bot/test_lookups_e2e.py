@@ -166,7 +166,7 @@ async def test_long_queue_answers_at_once_and_edits_when_arxiv_answers(fresh: Fr
 
 async def test_search_on_a_fresh_store_asks_arxiv_words_only(fresh: Fresh) -> None:
     """/search on a fresh store sends all: words (operators typed are words) and lists
-    what arXiv returned; the same search again is answered from the store."""
+    what arXiv returned."""
     options = {"query": 'intelligence") OR (au:x', "category": "cs.AI"}
     handle = await fresh.emu.invoke_command(
         fresh.guild.id, fresh.general.id, fresh.member.id, "search", options
@@ -179,10 +179,10 @@ async def test_search_on_a_fresh_store_asks_arxiv_words_only(fresh: Fresh) -> No
     assert message.content == "No paper matches that search."  # none has "or", "au", "x"
     plain = await fresh.emu.invoke_command(
         fresh.guild.id, fresh.general.id, fresh.admin.id, "search",
-        {"query": "intelligence", "category": "cs.AI"},
+        {"query": "universal", "category": "cs.AI"},
     )  # fmt: skip
     found = await plain.wait_final(timeout=10)
-    assert set(listed_ids(found)) == {"2402.00001", "2402.00002", "2402.00005"}
+    assert listed_ids(found) == ["2402.00001"]
     assert [r.query["search_query"] for r in fresh.arxiv.api_requests()][1:] == [
-        "all:intelligence AND cat:cs.AI"
+        "all:universal AND cat:cs.AI"
     ]
