@@ -10,16 +10,20 @@ Outside the window it polls everything every `poll_retry_minutes`.
 The window is built from the local wall clock of each day, so its UTC times
 move with daylight saving time (23:58 EST is 04:58 UTC, 23:58 EDT 03:58 UTC);
 US clocks change at 02:00, so the default window never straddles a change.
+arXiv's own words are "midnight Eastern Standard Time", which in summer could
+mean 01:00 EDT: so while daylight saving time is in force the window also
+opens at the same time of Eastern Standard Time (00:58 EDT, 04:58 UTC).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("America/New_York")
+EASTERN_STANDARD = timezone(timedelta(hours=-5), "EST")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +38,15 @@ class RebuildWindow:
         return self.minutes > 0
 
     def _starts(self, now: datetime) -> Iterator[datetime]:
-        """Window starts (UTC) of the local days around `now`, in order."""
+        """Window starts (UTC) of the local days around `now`, in order: New York time,
+        and in summer the same wall-clock time in Eastern Standard Time as well."""
         today = now.astimezone(EASTERN).date()
+        starts: set[datetime] = set()
         for days in (-1, 0, 1):
-            local = datetime.combine(today + timedelta(days=days), self.start, tzinfo=EASTERN)
-            yield local.astimezone(UTC)
+            day = today + timedelta(days=days)
+            for zone in (EASTERN, EASTERN_STANDARD):
+                starts.add(datetime.combine(day, self.start, tzinfo=zone).astimezone(UTC))
+        yield from sorted(starts)
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime] | None:
         """(start, end) in UTC of the window holding `now` (aware), or None outside any."""

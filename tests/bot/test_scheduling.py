@@ -15,7 +15,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.cadence import RebuildWindow, next_url
+from bot.cadence import EASTERN, RebuildWindow, next_url
 from bot.discord_bot import PaperbellBot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
 from bot.services import FeedPoll, PollOutcome
@@ -170,6 +170,12 @@ def test_rebuild_window_follows_new_york_time_across_dst() -> None:
         assert window.bounds(opens + timedelta(minutes=32)) is None  # the end is outside
         starts.append(opens)
         moment = fire + timedelta(minutes=1)
+        summer = opens.astimezone(EASTERN).dst() != timedelta(0)
+        # In summer the window opens again at 23:58 EST (00:58 EDT): arXiv says "midnight
+        # Eastern Standard Time", which may well mean 01:00 EDT.
+        standard = window.bounds(opens + timedelta(hours=1))
+        assert (standard == (opens + timedelta(hours=1), opens + timedelta(minutes=92))) == summer
+        assert (standard is None) == (not summer)
     utc = {f"{s:%m-%d %H:%M}" for s in starts}
     assert "03-06 04:58" in utc  # Thursday 5 March, EST
     assert "03-09 03:58" in utc  # Sunday 8 March, the day clocks went forward: EDT
