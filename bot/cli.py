@@ -582,8 +582,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code, message = EXIT_ERROR, f"{exc.strerror or exc}{where}"
     except Exception as exc:
         # A bug: still one line for the user; the traceback with PAPERBELL_LOG_LEVEL=DEBUG.
-        level = logging.ERROR if args.command == "run" else logging.DEBUG
-        log.log(level, "unexpected error", exc_info=True)
+        severity = logging.ERROR if args.command == "run" else logging.DEBUG
+        log.log(severity, "unexpected error", exc_info=True)
         code = EXIT_ERROR
         message = (
             f"unexpected error: {type(exc).__name__}: {str(exc)[:200]} (details with "
