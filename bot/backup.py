@@ -94,16 +94,17 @@ def backup_database(settings: Settings, target: Path, *, force: bool = False) ->
     staging = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _copy_checked(source, staging)
+        _copy_checked(source, staging, target)
         os.replace(staging, target)
     except OSError as exc:
         raise ConfigError(f"cannot write the backup {target}: {_reason(exc)}") from None
     finally:
-        staging.unlink(missing_ok=True)
+        for leftover in ("", "-journal", "-wal", "-shm"):
+            Path(f"{staging}{leftover}").unlink(missing_ok=True)
     log.info("backed up database")
 
 
-def _copy_checked(source: Path, staging: Path) -> None:
+def _copy_checked(source: Path, staging: Path, target: Path) -> None:
     try:
         src = sqlite3.connect(f"{source.absolute().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -118,7 +119,7 @@ def _copy_checked(source: Path, staging: Path) -> None:
                 src.backup(dest)
             except sqlite3.DatabaseError as exc:
                 # Reading the source fails on some corruptions, writing on a full disk.
-                raise ConfigError(f"backup of {source} failed: {exc}") from None
+                raise ConfigError(f"backup of {source} to {target} failed: {exc}") from None
             try:
                 problem = _quick_check(dest)
             except sqlite3.DatabaseError as exc:

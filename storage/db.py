@@ -105,7 +105,10 @@ class Database:
         busy_ms = int(busy_timeout * 1000)
         try:
             conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA journal_mode = WAL")
+            if create:
+                # Persistent once set; a store opened only to be read must not be written,
+                # not even its header (an empty file would become a database).
+                await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             await conn.execute("PRAGMA synchronous = NORMAL")
