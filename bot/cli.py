@@ -51,7 +51,8 @@ EXIT_CODES = """exit codes:
   1  an upstream failure (arXiv, Discord or PostgreSQL unreachable or failing; the message
      names the host) or another process holding the database: try again later
   2  a mistake to fix: a bad argument, setting, token, file or database
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  output cut short by a closed pipe (| head)"""
 
 RUN_DESCRIPTION = """Run the Discord bot until SIGINT/SIGTERM.
 
@@ -571,7 +572,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _quiet_broken_pipe()
     except KeyboardInterrupt:
         return 130
-    except (UpstreamFailure, DatabaseBusyError, StorageUnavailableError) as exc:
+    except (UpstreamFailure, UpstreamError, DatabaseBusyError, StorageUnavailableError) as exc:
         code, message = EXIT_ERROR, str(exc)
     except (ConfigError, StorageError, UserError) as exc:
         code, message = EXIT_USAGE, str(exc)

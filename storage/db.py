@@ -124,6 +124,10 @@ class Database:
             db._reader = reader
         except sqlite3.DatabaseError as exc:
             await conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StorageUnavailableError(
+                    f"database {path} is locked by another process; try again later"
+                ) from exc
             raise StorageError(f"cannot use database {path}: {exc}") from exc
         return db
 

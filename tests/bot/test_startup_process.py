@@ -10,6 +10,7 @@ exit code 2.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -17,6 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from aiohttp import web
+
+from bot.startup import wait_for_discord
 from tests.discord_emulator import DiscordEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +157,36 @@ async def test_misconfigurations_exit_2_with_one_line(tmp_path: Path) -> None:
             lines = run.lines()
             assert len(lines) == 1 and lines[0].startswith(expected), (name, lines)
         assert emu.stats.messages_created == 0
+
+
+async def test_discord_server_errors_are_retried_until_it_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While Discord answers 503 (a brief outage) the wait says so and retries; the first
+    answer below 500 ends it."""
+    answers = [503, 502, 200]
+    seen: list[str] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({"url": "ws://127.0.0.1/"}, status=answers.pop(0))
+
+    app = web.Application()
+    app.router.add_get("/api/v10/gateway", gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.startup"):
+            reached = await wait_for_discord(
+                f"http://127.0.0.1:{port}/api/v10", asyncio.Event(), delays=(0.01, 0.02)
+            )
+    finally:
+        await runner.cleanup()
+    assert reached and answers == [] and seen == ["/api/v10/gateway"] * 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot reach 127.0.0.1:{port} (HTTP 503); retrying in 0.01 s",
+        f"cannot reach 127.0.0.1:{port} (HTTP 502); retrying in 0.02 s",
+    ]
