@@ -203,16 +203,6 @@ class Database:
         )
         return int(row[0]) if row else 0
 
-    async def backup(self, target: str | Path) -> None:
-        """Online copy through SQLite's backup API; safe while other connections write."""
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        dest = await aiosqlite.connect(target)
-        try:
-            await self.conn.backup(dest)
-        finally:
-            await dest.close()
-
 
 async def _connect(target: str | Path) -> aiosqlite.Connection:
     """aiosqlite.connect, waiting on failure until its worker thread has stopped.

@@ -345,9 +345,6 @@ class PgDatabase:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
 
-    async def backup(self, target: str | Path) -> None:
-        raise StorageError("online backup is for SQLite; back up PostgreSQL with pg_dump")
-
     async def database_bytes(self) -> int:
         row = await self.pool.fetchrow("SELECT pg_database_size(current_database())")
         return int(row[0]) if row else 0
