@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import re
-import sqlite3
 import stat
 import sys
 import textwrap
@@ -30,29 +28,25 @@ import aiohttp
 from bot import __version__
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
+from bot.cli_failures import (
+    EXIT_CODES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    KNOWN_FAILURES,
+    DatabaseBusyError,
+    UpstreamFailure,
+    explain_failure,
+    quiet_broken_pipe,
+)
 from bot.config import ConfigError, Settings, load_settings
-from bot.errors import InvalidInputError, UpstreamError, UserError
+from bot.errors import InvalidInputError, UpstreamError
 from bot.logs import configure_logging
 from bot.services import PaperService
 from storage.backend import open_database, open_for_reading
-from storage.db import StorageError, StorageUnavailableError
 from storage.models import Paper
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_ERROR = 1  # upstream failure (names the host) or a busy database: try again later
-EXIT_USAGE = 2  # a mistake the user can fix
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a filter killed by `| head` reports
-
-
-EXIT_CODES = """exit codes:
-  0  done
-  1  an upstream failure (arXiv, Discord or PostgreSQL unreachable or failing; the message
-     names the host) or another process holding the database: try again later
-  2  a mistake to fix: a bad argument, setting, token, file or database
-  130  interrupted (Ctrl-C)
-  141  output cut short by a closed pipe (| head)"""
 
 RUN_DESCRIPTION = """Run the Discord bot until SIGINT/SIGTERM.
 
@@ -261,14 +255,6 @@ def _dump(obj: Any, out: TextIO) -> None:
 # One-shot commands may wait this long for another process's write lock (a running poll or
 # import, the bot ingesting a listing) before saying so; the bot itself keeps SQLite's 5 s.
 CLI_BUSY_TIMEOUT = 60.0
-
-
-class UpstreamFailure(Exception):
-    """arXiv (or another server) failed; the message names the host. Exit code 1."""
-
-
-class DatabaseBusyError(Exception):
-    """Another process holds the database. Exit code 1: try again later."""
 
 
 def _host(url: str) -> str:
@@ -522,29 +508,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -
     return await handlers[args.command](args, settings, out)
 
 
-def _database_problem(exc: sqlite3.DatabaseError, settings: Settings) -> tuple[int, str]:
-    """Exit code and line for an SQLite error that escaped a command."""
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-        return EXIT_ERROR, (
-            f"database {settings.database} is locked by another process (a poll or an import?) "
-            f"for over {CLI_BUSY_TIMEOUT:g} s; try again later"
-        )
-    return EXIT_USAGE, (
-        f"cannot use database {settings.database_for_display()}: {text[:200]}; "
-        "`paperbell db restore` a backup if it is damaged"
-    )
-
-
-def _quiet_broken_pipe() -> int:
-    """The reader went away (`| head -1`): stop quietly, like any Unix filter."""
-    # Python would complain again when it flushes stdout at exit; point stdout elsewhere.
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_BROKEN_PIPE
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the `paperbell` console script; returns the process exit code.
 
@@ -564,32 +527,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "ERROR"
     )
     configure_logging(level, settings.log_format)
-    code, message = EXIT_OK, ""
     try:
         code = asyncio.run(_dispatch(args, settings, out))
         out.flush()
     except BrokenPipeError:
-        return _quiet_broken_pipe()
+        return quiet_broken_pipe()
     except KeyboardInterrupt:
         return 130
-    except (UpstreamFailure, UpstreamError, DatabaseBusyError, StorageUnavailableError) as exc:
-        code, message = EXIT_ERROR, str(exc)
-    except (ConfigError, StorageError, UserError) as exc:
-        code, message = EXIT_USAGE, str(exc)
-    except sqlite3.DatabaseError as exc:
-        code, message = _database_problem(exc, settings)
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        code, message = EXIT_ERROR, f"{exc.strerror or exc}{where}"
     except Exception as exc:
-        # A bug: still one line for the user; the traceback with PAPERBELL_LOG_LEVEL=DEBUG.
-        severity = logging.ERROR if args.command == "run" else logging.DEBUG
-        log.log(severity, "unexpected error", exc_info=True)
-        code = EXIT_ERROR
-        message = (
-            f"unexpected error: {type(exc).__name__}: {str(exc)[:200]} (details with "
-            "PAPERBELL_LOG_LEVEL=DEBUG)"
+        code, message = explain_failure(
+            exc, database=settings.database_for_display(), busy_timeout=CLI_BUSY_TIMEOUT
         )
-    if message:
+        if code == EXIT_ERROR and not isinstance(exc, KNOWN_FAILURES):
+            # A bug: one line for the user, the traceback in the log (always for the bot).
+            severity = logging.ERROR if args.command == "run" else logging.DEBUG
+            log.log(severity, "unexpected error", exc_info=True)
         sys.stderr.write(f"paperbell: {message}\n")
     return code

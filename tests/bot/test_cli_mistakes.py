@@ -27,6 +27,7 @@ import pytest
 
 from bot import cli
 from bot.backup import database_lock
+from bot.cli_failures import EXIT_BROKEN_PIPE
 from bot.services import DocumentTooLargeError, read_document
 from tests.arxiv_server import FIXTURES
 from tests.backends import needs_postgres, require_postgres
@@ -342,7 +343,7 @@ def test_broken_pipe_is_quiet(world: World) -> None:
         assert len(reader.read(10)) == 10
     _, err = proc.communicate(timeout=60)
     assert err.decode() == ""
-    assert proc.returncode == cli.EXIT_BROKEN_PIPE
+    assert proc.returncode == EXIT_BROKEN_PIPE
 
 
 def test_second_poll_says_another_poll_is_running(world: World, tmp_path: Path) -> None:
