@@ -1,8 +1,10 @@
 """`paperbell` command line: poll, import, look papers up, manage the database, run the bot.
 
 Every command opens its resources here (settings, database, HTTP session) and
-hands them to the same service functions the slash commands use. Mistakes a
-user can fix end as one line on stderr and exit code 2, never a traceback.
+hands them to the same service functions the slash commands use. Every failure
+ends as one line on stderr, never a traceback: exit code 2 for a mistake the
+user can fix, 1 for an upstream failure or a busy database (`bot.cli_failures`).
+Read commands (search, author, db stats) never create or migrate a database.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""`paperbell run` at start-up, as a real process: waiting for Discord, refusing bad setups.
+"""`paperbell run` at start-up: waiting for Discord, refusing bad setups.
 
-The bot starts while nothing listens on its Discord port (a network not up yet,
-an outage) or while its Discord host does not resolve, and must say so and
-retry instead of exiting; the local Discord emulator then comes up on that port
-and the same process connects. Misconfigurations end at once with one line and
-exit code 2.
+The bot, a real process, starts while nothing listens on its Discord port (a
+network not up yet, an outage) or while its Discord host does not resolve, and
+must say so and retry instead of exiting; the local Discord emulator then comes
+up on that port and the same process connects. Misconfigurations end at once
+with one line and exit code 2. The wait itself is also run against a local
+server answering 5xx (a brief Discord outage).
 """
 
 from __future__ import annotations
