@@ -109,6 +109,29 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
+MAX_DOCUMENT_BYTES = 100 * 2**20  # a saved listing or API page; the largest real ones are ~10 MiB
+_READ_CHUNK = 2**20
+
+
+class DocumentTooLargeError(Exception):
+    """A document to import is larger than MAX_DOCUMENT_BYTES (or endless, like /dev/zero)."""
+
+
+def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The file's bytes, read in chunks and abandoned once past `limit`: never unbounded."""
+    chunks: list[bytes] = []
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(
+                    f"{path}: larger than {limit // 2**20} MiB; one saved document is far smaller"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class PaperService:
     """Polling, ingestion and look-ups over one store and one arXiv client."""
 
@@ -264,9 +287,12 @@ class PaperService:
         report = ImportReport()
         for path in paths:
             try:
-                data = path.read_bytes()
+                data = read_document(path)
             except OSError as exc:
                 report.errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+                continue
+            except DocumentTooLargeError as exc:
+                report.errors.append(str(exc))
                 continue
             try:
                 batch = parse_document(data)
