@@ -418,13 +418,15 @@ def _note(text: str | None) -> None:
 
 
 async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    # Never creates or migrates the database; a look-up's answers go into the catalogue.
-    async with open_service(settings, network=not args.offline, read_only=True) as service:
+    # Asking arXiv fills the catalogue, so it opens the store like `import` does (a fresh
+    # install gets answers at once); --offline only reads, never creating or migrating.
+    async with open_service(settings, network=not args.offline, read_only=args.offline) as service:
         query = check_query(args.query, "search query", limit=MAX_QUERY_LENGTH)
         category = normalize_category(args.category) if args.category else None
         plan = await service.lookups.plan_search(query, category=category, user_id=None)
-        _note((await plan.settle()).note)
+        note = (await plan.settle()).note
         hits = await service.search(query, category=category, since=args.since, limit=args.limit)
+        _note(note)  # only once the answer stands: a failure stays one line
     if args.json:
         _dump([paper_to_json(h.paper) for h in hits], out)
     elif not hits:
@@ -436,11 +438,12 @@ async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO)
 
 
 async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    async with open_service(settings, network=not args.offline, read_only=True) as service:
+    async with open_service(settings, network=not args.offline, read_only=args.offline) as service:
         name = check_query(args.name, "name", limit=MAX_QUERY_LENGTH)
         plan = await service.lookups.plan_author(name, user_id=None)
-        _note((await plan.settle()).note)
+        note = (await plan.settle()).note
         match = await service.author(name, limit=args.limit)
+        _note(note)  # only once the answer stands: a failure stays one line
     if args.json:
         _dump([paper_to_json(p) for p in match.papers], out)
         return EXIT_OK

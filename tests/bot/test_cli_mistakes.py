@@ -176,8 +176,9 @@ CASES = [
     case("search-corrupt-db", "search dark", 2, "database disk image is malformed",
          database="corrupt"),
     case("search-not-a-db", "search x", 2, "file is not a database", database="garbage"),
-    case("search-no-db-yet", "search x", 2, "no database at", database="missing.db"),
-    case("search-empty-file", "search x", 2, "has no paperbell tables yet", database="empty_db"),
+    case("search-no-db-yet", "search x --offline", 2, "no database at", database="missing.db"),
+    case("search-empty-file", "search x --offline", 2, "has no paperbell tables yet",
+         database="empty_db"),
     case("search-db-is-directory", "search x", 2, "is a directory", database="directory"),
     case("author-corrupt-db", "author Smith", 2, "database disk image is malformed",
          database="corrupt"),
@@ -232,11 +233,16 @@ def test_every_documented_command_has_mistake_cases() -> None:
 
 
 def test_read_commands_never_create_or_migrate(world: World, tmp_path: Path) -> None:
-    """search, author and db stats on a missing or empty SQLite file leave it as it was."""
+    """search --offline, author --offline and db stats on a missing or empty SQLite file leave
+    it as it was (without --offline they store arXiv's answers, like import)."""
     missing, empty = tmp_path / "missing.db", tmp_path / "empty.db"
     empty.touch()
     for database in (missing, empty):
-        for args in (("search", "x"), ("author", "Smith"), ("db", "stats")):
+        for args in (
+            ("search", "x", "--offline"),
+            ("author", "Smith", "--offline"),
+            ("db", "stats"),
+        ):
             result = paperbell(base_env(database), *args)
             assert result.code == 2, (database, args, result.err)
             result.one_line()
@@ -246,8 +252,8 @@ def test_read_commands_never_create_or_migrate(world: World, tmp_path: Path) -> 
 
 @needs_postgres
 async def test_read_commands_never_migrate_postgres() -> None:
-    """On an empty PostgreSQL schema db stats, search and author say to migrate and create
-    no table; db migrate then makes them work."""
+    """On an empty PostgreSQL schema db stats, search --offline and author --offline say to
+    migrate and create no table; db migrate then makes them work."""
     url = require_postgres()
     schema = f"pbcli_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(url)
@@ -255,7 +261,7 @@ async def test_read_commands_never_migrate_postgres() -> None:
         await conn.execute(f'CREATE SCHEMA "{schema}"')
         separator = "&" if "?" in url else "?"
         env = base_env(f"{url}{separator}search_path={schema}")
-        for args in (("db", "stats"), ("search", "x"), ("author", "Smith")):
+        for args in (("db", "stats"), ("search", "x", "--offline"), ("author", "S", "--offline")):
             result = await asyncio.to_thread(paperbell, env, *args)
             assert result.code == 2, (args, result.err)
             assert "has no paperbell tables yet" in result.one_line()
@@ -335,7 +341,7 @@ def test_broken_pipe_is_quiet(world: World) -> None:
     """`search --json | head -c 10`: the reader leaves early; no traceback, nothing on stderr."""
     read_end, write_end = os.pipe()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "search", "the", "--json", "--limit", "100"],
+        [sys.executable, "-m", "bot", "search", "the", "--json", "--limit", "100", "--offline"],
         cwd=ROOT, env=base_env(world.good), stdout=write_end, stderr=subprocess.PIPE,
     )  # fmt: skip
     os.close(write_end)
