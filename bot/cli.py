@@ -45,11 +45,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"paperbell: {message}\n")
 
 
+_ENV_FILE_HELP = "read settings from this env file (KEY=value lines)"
+
+
+class _Subparser(_Parser):
+    """A subcommand's parser: also takes `--env-file`, so it may follow the subcommand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: when absent here, the value given before the subcommand stays.
+        self.add_argument("--env-file", default=argparse.SUPPRESS, help=_ENV_FILE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="paperbell", description="arXiv paper alerts for Discord.")
     parser.add_argument("--version", action="version", version=f"paperbell {__version__}")
-    parser.add_argument("--env-file", help="read settings from this env file (KEY=value lines)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--env-file", help=_ENV_FILE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subparser)
 
     run = sub.add_parser("run", help="run the Discord bot")
     run.add_argument("--shard-count", type=int, help="total number of gateway shards")
@@ -82,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     author.add_argument("--json", action="store_true")
 
     db = sub.add_parser("db", help="database maintenance")
-    dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Subparser)
     dbsub.add_parser("migrate", help="apply pending migrations")
     stats = dbsub.add_parser("stats", help="counts and size")
     stats.add_argument("--json", action="store_true")
