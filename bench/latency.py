@@ -25,7 +25,7 @@ interval plus one poll after it appeared:
   worst = poll + retry (2 min) + poll + delivery; mean = (retry + poll) / 2 + poll + delivery.
 Target: worst case under 5 minutes of real time.
 
-    .venv/bin/python bench/latency.py [--trials 4] [--scale 100] [--seed 1]
+    .venv/bin/python -m bench.latency [--trials 4] [--scale 100] [--seed 1]
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     LISTING,
