@@ -247,16 +247,15 @@ def _read_env_file(path: Path) -> dict[str, str | None]:
     return dict(DotEnvSettingsSource(Settings, env_file=path, case_sensitive=True).env_vars)
 
 
-def warn_misspelled(names: Mapping[str, str]) -> list[str]:
+def _warn_misspelled(names: Mapping[str, str]) -> None:
     """Log a warning for each `PAPERBELL_*` name that looks like a misspelt setting.
 
-    `names` maps each variable name seen to where it was seen. Returns the warnings. Unknown
-    names that resemble no setting (say PAPERBELL_TEST_POSTGRES_URL) are someone else's.
+    `names` maps each variable name seen to where it was seen. Unknown names that resemble
+    no setting (say PAPERBELL_TEST_POSTGRES_URL) belong to something else and pass.
     """
     known = {variable.upper() for variable in setting_names()}
     # Compare what follows the prefix: the shared prefix would make every name look alike.
     stems = {v.upper().removeprefix(PREFIX): v for v in setting_names()}
-    warnings = []
     for name, origin in sorted(names.items()):
         upper = name.upper()
         if not upper.startswith(PREFIX) or upper in known:
@@ -265,12 +264,12 @@ def warn_misspelled(names: Mapping[str, str]) -> list[str]:
             upper.removeprefix(PREFIX), stems, n=1, cutoff=_MISSPELLING_CUTOFF
         )
         if close:
-            message = (
-                f"{name} ({origin}) is not a paperbell setting; did you mean {stems[close[0]]}?"
+            log.warning(
+                "%s (%s) is not a paperbell setting; did you mean %s?",
+                name,
+                origin,
+                stems[close[0]],
             )
-            log.warning("%s", message)
-            warnings.append(message)
-    return warnings
 
 
 def _config_error(exc: ValidationError) -> ConfigError:
@@ -298,7 +297,7 @@ def load_settings(
     from_file = _read_env_file(Path(file_name).expanduser()) if file_name else {}
     seen = {name: f"env file {file_name}" for name in from_file}
     seen.update({name: "environment" for name in environ})
-    warn_misspelled(seen)
+    _warn_misspelled(seen)
     # Case-folded by the source, so the environment's spelling replaces the file's.
     merged = {name.lower(): value for name, value in from_file.items()}
     merged.update({name.lower(): value for name, value in environ.items()})
