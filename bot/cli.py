@@ -23,10 +23,13 @@ import aiohttp
 
 from bot import __version__
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.categories import normalize_category
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import UserError
 from bot.logs import configure_logging
-from bot.services import PaperService
+from bot.lookups import check_query
+from bot.redact import redact_urls
+from bot.services import MAX_QUERY_LENGTH, PaperService
 from storage.backend import open_database
 from storage.db import StorageError
 from storage.models import Paper
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+OFFLINE_HELP = "answer from stored papers only; never ask arXiv"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,16 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("id", help="arXiv id or URL, e.g. 2307.15771")
     paper.add_argument("--json", action="store_true")
 
-    search = sub.add_parser("search", help="full-text search over stored papers")
+    search = sub.add_parser(
+        "search", help="full-text search (asks arXiv when it was not asked today)"
+    )
     search.add_argument("query")
     search.add_argument("--category", help="only papers in this category, e.g. cs.LG")
     search.add_argument("--since", type=_date_arg, help="only papers published since YYYY-MM-DD")
     search.add_argument("--limit", type=_limit_arg, default=10)
+    search.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     search.add_argument("--json", action="store_true")
 
-    author = sub.add_parser("author", help="an author's stored papers, newest first")
+    author = sub.add_parser(
+        "author", help="an author's papers, newest first (asks arXiv when not asked today)"
+    )
     author.add_argument("name")
     author.add_argument("--limit", type=_limit_arg, default=25)
+    author.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     author.add_argument("--json", action="store_true")
 
     db = sub.add_parser("db", help="database maintenance")
@@ -232,9 +242,9 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
         _dump([paper_to_json(p) for p in report.new], out)
     else:
         for feed in report.feeds:
-            line = f"# {feed.url}: {feed.outcome.value}"
+            line = f"# {redact_urls(feed.url)}: {feed.outcome.value}"
             if feed.error:
-                line += f" ({feed.error})"
+                line += f" ({redact_urls(feed.error)})"
             else:
                 line += f", {feed.items} items, {len(feed.new)} new"
             out.write(line + "\n")
@@ -262,15 +272,23 @@ async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) 
     return EXIT_OK
 
 
+def _note(text: str | None) -> None:
+    """A look-up's note (arXiv not asked, or failing) on stderr, so --json output stays clean."""
+    if text:
+        sys.stderr.write(f"paperbell: {text}\n")
+
+
 async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    async with open_service(settings, network=False) as service:
-        hits = await service.search(
-            args.query, category=args.category, since=args.since, limit=args.limit
-        )
+    async with open_service(settings, network=not args.offline) as service:
+        query = check_query(args.query, "search query", limit=MAX_QUERY_LENGTH)
+        category = normalize_category(args.category) if args.category else None
+        plan = await service.lookups.plan_search(query, category=category, user_id=None)
+        _note((await plan.settle()).note)
+        hits = await service.search(query, category=category, since=args.since, limit=args.limit)
     if args.json:
         _dump([paper_to_json(h.paper) for h in hits], out)
     elif not hits:
-        out.write("no stored paper matches that query\n")
+        out.write("no paper matches that query\n")
     else:
         for hit in hits:
             print_paper_line(hit.paper, out)
@@ -278,13 +296,16 @@ async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO)
 
 
 async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    async with open_service(settings, network=False) as service:
-        match = await service.author(args.name, limit=args.limit)
+    async with open_service(settings, network=not args.offline) as service:
+        name = check_query(args.name, "name", limit=MAX_QUERY_LENGTH)
+        plan = await service.lookups.plan_author(name, user_id=None)
+        _note((await plan.settle()).note)
+        match = await service.author(name, limit=args.limit)
     if args.json:
         _dump([paper_to_json(p) for p in match.papers], out)
         return EXIT_OK
     if not match.papers:
-        out.write(f"no stored paper by {args.name}\n")
+        out.write(f"no paper by {args.name}\n")
         return EXIT_OK
     if match.ambiguous:
         out.write(

@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -67,17 +69,18 @@ def _from_text(check: Callable[[str], object]) -> BeforeValidator:
     return BeforeValidator(validate)
 
 
-def _number(minimum: float = 0.0) -> BeforeValidator:
-    def check(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"must be a number, got {raw[:40]!r}") from None
-        if not value >= minimum or value == float("inf"):  # `not >=` also catches NaN
-            raise ValueError(f"must be a finite number >= {minimum:g}, got {raw[:40]!r}")
-        return value
+def _check_number(raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number, got {raw[:40]!r}") from None
+    if not value >= minimum or value == float("inf"):  # `not >=` also catches NaN
+        raise ValueError(f"must be a finite number >= {minimum:g}, got {raw[:40]!r}")
+    return value
 
-    return _from_text(check)
+
+def _number(minimum: float = 0.0) -> BeforeValidator:
+    return _from_text(lambda raw: _check_number(raw, minimum))
 
 
 def _whole(minimum: int = 0, maximum: int | None = None) -> BeforeValidator:
@@ -112,6 +115,20 @@ def _choice(*choices: str, fold: Callable[[str], str]) -> BeforeValidator:
         return value
 
     return _from_text(check)
+
+
+def _clock(raw: str) -> time:
+    match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", raw.strip())
+    if match is None:
+        raise ValueError(f"must be a time of day HH:MM, got {raw[:40]!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _window_minutes(raw: str) -> float:
+    value = _check_number(raw)
+    if value > 12 * 60:  # one window a day; longer ones would overlap the next
+        raise ValueError(f"must be at most 720 (12 hours), got {raw[:40]!r}")
+    return value
 
 
 def _database(raw: str) -> str:
@@ -159,6 +176,11 @@ class Settings(BaseSettings):
     poll_retry_minutes: Annotated[float, _number(0.01)] = 2.0
     poll_interval_minutes: Annotated[float, _number(0.01)] = 60.0
     poll_give_up_hours: Annotated[float, _number(0.0)] = 6.0
+    # Inside this window (America/New_York) the cycle checks each listing URL about every
+    # few seconds (conditional GETs, arxiv_delay apart); 0 minutes turns it off.
+    rebuild_window_start: Annotated[time, _from_text(_clock)] = time(23, 58)
+    rebuild_window_minutes: Annotated[float, _from_text(_window_minutes)] = 32.0
+    rebuild_check_seconds: Annotated[float, _number(0.01)] = 30.0
     delivery_interval_seconds: Annotated[float, _number(0.01)] = 10.0
     max_subscriptions_per_guild: Annotated[int, _whole(1)] = 200
     max_subscriptions_per_user: Annotated[int, _whole(1)] = 50

@@ -17,12 +17,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.errors import InvalidInputError, NotFoundError, UpstreamError
+from bot.arxiv.feeds import FeedError, parse_document, parse_rss
+from bot.errors import InvalidInputError, UpstreamError
+from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys, match_subscriptions
+from bot.redact import redact_urls
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
+from storage.lookups import LookupCache
 from storage.meta import MetaRepository
 from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
 from storage.outbox import DeliveryOutbox
@@ -116,6 +118,7 @@ class PaperService:
         client: ArxivClient | None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        lookup_gate: LookupGate | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -125,6 +128,10 @@ class PaperService:
         self.subscriptions = SubscriptionRepository(db)
         self.outbox = DeliveryOutbox(db)
         self.meta = MetaRepository(db)
+        # Look-ups (/paper, /author, /search) fill the catalogue from arXiv; never alert.
+        self.lookups = ArxivLookups(
+            self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
+        )
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -194,6 +201,18 @@ class PaperService:
             results.append(replace(result, seconds=time.perf_counter() - started))
         return PollReport(tuple(results), cats)
 
+    async def poll_urls(self, urls: Sequence[str]) -> PollReport:
+        """One pass over some RSS URLs from `rss_urls`: the announcement cycle checks those
+        still serving yesterday's listing one at a time inside the rebuild window."""
+        client = self._require_client()
+        results = []
+        for url in urls:
+            started = time.perf_counter()
+            result = await self._poll_url(client, url, dry_run=False)
+            results.append(replace(result, seconds=time.perf_counter() - started))
+        cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
+        return PollReport(tuple(results), tuple(sorted(cats)))
+
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
         state = None if dry_run else await self.feeds.get(url)
         started = self.clock()
@@ -209,8 +228,9 @@ class PaperService:
                 return FeedPoll(url, PollOutcome.NOT_MODIFIED)
             listing = parse_rss(fetched.body)
         except (ArxivHTTPError, FeedError) as exc:
-            message = str(exc)
-            log.warning("poll failed url=%s error=%s", url, message)
+            # Stored, logged and shown in /paperbell status: never with the URL's credentials.
+            message = redact_urls(str(exc))
+            log.warning("poll failed url=%s error=%s", redact_urls(url), message)
             if not dry_run:
                 await self.feeds.record_failure(url, message, at=started)
             return FeedPoll(url, PollOutcome.ERROR, error=message)
@@ -261,45 +281,13 @@ class PaperService:
 
     # ---- look-ups ----------------------------------------------------------------------
 
-    async def get_paper(self, raw_id: str) -> Paper:
-        """A paper by id or URL, from the store or else from the arXiv API (and then stored)."""
-        try:
-            arxiv_id = parse_arxiv_id(raw_id)
-        except InvalidArxivIdError as exc:
-            raise InvalidInputError(str(exc)) from None
-        paper = await self.papers.get(arxiv_id.id)
-        if paper is not None and (arxiv_id.version is None or arxiv_id.version <= paper.version):
-            return paper
-        client = self._require_client()
-        try:
-            fetched = await client.query_api(id_list=[arxiv_id.id], max_results=1)
-            result = parse_atom(fetched.body)
-        except (ArxivHTTPError, FeedError) as exc:
-            log.warning("paper lookup failed id=%s error=%s", arxiv_id.id, exc)
-            if paper is not None:
-                return paper
-            raise UpstreamError(
-                "arXiv did not answer for that paper just now; try again in a minute."
-            ) from None
-        found = [p for p in result.papers if p.id == arxiv_id.id]
-        if not found:
-            if paper is not None:
-                return paper
-            raise NotFoundError(f"arXiv has no paper {arxiv_id.id}.")
-        await self.ingest(found)
-        stored = await self.papers.get(arxiv_id.id)
-        return stored if stored is not None else found[0]
+    async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper:
+        """A paper by id or URL, from the store or else from arXiv (catalogued, never alerted)."""
+        return await self.lookups.paper(raw_id, user_id=user_id)
 
     @staticmethod
     def _check_query(query: str, what: str) -> str:
-        cleaned = " ".join(query.split())
-        if not cleaned:
-            raise InvalidInputError(f"Give a {what} to look for.")
-        if len(cleaned) > MAX_QUERY_LENGTH:
-            raise InvalidInputError(
-                f"That {what} is {len(cleaned):,} characters long; the limit is {MAX_QUERY_LENGTH}."
-            )
-        return cleaned
+        return check_query(query, what, limit=MAX_QUERY_LENGTH)
 
     async def search(
         self,
