@@ -3,7 +3,7 @@
 `local_bot()` runs the real `PaperbellBot` (cogs, scheduler, deliverer) in this
 process against the Discord emulator and the local arXiv server from `tests/`,
 the way the end-to-end tests do, so a bench measures production code paths.
-Bench scripts put the repository root on `sys.path` before importing this.
+Bench scripts run as modules from the repository root (`python -m bench.delivery`).
 
 Backends: `add_backends_option()` gives a script `--backends sqlite,postgres`;
 `chosen_backends()` resolves it. PostgreSQL is reached through

@@ -31,7 +31,7 @@ PostgreSQL URL is set; each PostgreSQL run gets a fresh schema, dropped
 afterwards), and a side-by-side table closes the output.
 
     PAPERBELL_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
-        .venv/bin/python bench/delivery.py [--rounds 1] [--backends sqlite,postgres]
+        .venv/bin/python -m bench.delivery [--rounds 1] [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     LISTING,

@@ -4,7 +4,7 @@ Measured side by side in one run (alternating, median of the rounds) on the
 real 1,504-item all-archives listing and on the same items repeated, with
 fresh ids, to 20,000. Target: full / feedparser <= 1.5.
 
-    .venv/bin/python bench/ingest.py [--rounds 3]
+    .venv/bin/python -m bench.ingest [--rounds 3]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ from pathlib import Path
 import feedparser
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bot.arxiv.feeds import parse_rss  # noqa: E402
 from bot.services import PaperService  # noqa: E402

@@ -33,7 +33,7 @@ plus the minimum Discord's limits impose for that many messages (the trial's
 alerts grouped per channel as the deliverer groups them, <= 10 a message;
 a channel with m messages needs ceil(m / 5) - 1 windows of 5 s).
 
-    .venv/bin/python bench/latency.py [--trials 6] [--old-trials 4] [--scale 100] [--seed 1]
+    .venv/bin/python -m bench.latency [--trials 6] [--old-trials 4] [--scale 100] [--seed 1]
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import discord  # noqa: E402
 

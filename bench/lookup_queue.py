@@ -11,7 +11,7 @@ bounded queue let through and how many it answered at once. The limiter's gap
 is `--delay` (default 0.05 s); the production column scales the measured wait
 by 3 s / delay.
 
-    .venv/bin/python bench/lookup_queue.py [--lookups 40] [--delay 0.05] [--max-queue 20]
+    .venv/bin/python -m bench.lookup_queue [--lookups 40] [--delay 0.05] [--max-queue 20]
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.arxiv.client import (
     DEFAULT_USER_AGENT,

@@ -6,7 +6,7 @@ p50/p95 of `PaperRepository.get`, `.search` and `.by_author`, and reports the
 database size on disk and the peak RSS of this process.
 Targets: get p95 <= 1 ms, search p95 <= 20 ms, author p95 <= 20 ms.
 
-    .venv/bin/python bench/lookups.py [--papers 1000000] [--queries 500] [--rebuild]
+    .venv/bin/python -m bench.lookups [--papers 1000000] [--queries 500] [--rebuild]
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import asyncio
 import random
 import resource
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from storage.db import Database  # noqa: E402
 from storage.models import AnnounceType, Paper  # noqa: E402

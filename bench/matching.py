@@ -31,7 +31,7 @@ PostgreSQL each run's deliveries are deleted and the table vacuumed (not
 timed), so every run inserts into the same clean table, as on SQLite.
 
     PAPERBELL_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \
-        .venv/bin/python bench/matching.py [--rounds 7] [--rebuild] [--profile] \
+        .venv/bin/python -m bench.matching [--rounds 7] [--rebuild] [--profile] \
         [--backends sqlite,postgres]
 """
 
@@ -43,7 +43,6 @@ import cProfile
 import io
 import pstats
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -52,7 +51,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     LISTING,

@@ -9,7 +9,7 @@ the extra resident memory of the models and the scoring over the process
 before them (peak RSS, reset through /proc/self/clear_refs on Linux).
 Targets: scoring <= 2 s, extra RSS <= 50 MB.
 
-    .venv/bin/python bench/ranking.py [--destinations 1000] [--papers 3000]
+    .venv/bin/python -m bench.ranking [--destinations 1000] [--papers 3000]
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bot.arxiv.feeds import parse_rss  # noqa: E402
 from bot.ranking import Featurizer, score_day, train  # noqa: E402

@@ -73,6 +73,18 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list of papers")
 
 
+_ENV_FILE_HELP = "read settings from this env file (KEY=value lines)"
+
+
+class _Subparser(_Parser):
+    """A subcommand's parser: also takes `--env-file`, so it may follow the subcommand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: when absent here, the value given before the subcommand stays.
+        self.add_argument("--env-file", default=argparse.SUPPRESS, help=_ENV_FILE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="paperbell",
@@ -84,10 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env-file",
         metavar="PATH",
-        help="read settings from this env file (KEY=value lines); the environment wins",
+        help=_ENV_FILE_HELP + "; the environment wins",
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+        dest="command", required=True, parser_class=_Subparser, metavar="COMMAND"
     )
 
     def command(name: str, summary: str, description: str | None = None) -> _Parser:
@@ -155,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = command("db", "database maintenance: migrate, stats, backup, restore")
     dbsub = db.add_subparsers(
-        dest="db_command", required=True, parser_class=_Parser, metavar="ACTION"
+        dest="db_command", required=True, parser_class=_Subparser, metavar="ACTION"
     )
 
     def action(name: str, summary: str) -> argparse.ArgumentParser:

@@ -53,12 +53,6 @@ MIN_PACED_POSTS_PER_SECOND = 10
 GLOBAL_PACE_SECONDS = 60.0
 SHUTDOWN_GRACE = 15.0  # seconds a shutdown waits for the posts in flight
 
-# Discord JSON error codes that mean "this destination is not going to work".
-UNKNOWN_CHANNEL = 10003
-MISSING_ACCESS = 50001
-MISSING_PERMISSIONS = 50013
-CANNOT_DM_USER = 50007
-
 _MESSAGES_PATH = re.compile(r"/channels/(\d+)/messages$")
 
 

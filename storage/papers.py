@@ -709,36 +709,6 @@ class PaperRepository:
         papers = await self._by_rowid([rowid for _, rowid in page])
         return [SearchHit(papers[rowid], rank) for rank, rowid in page if rowid in papers]
 
-    async def count_search(
-        self,
-        query: str,
-        *,
-        category: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> int:
-        """How many hits `search` can page through (it ranks only the newest matches)."""
-        tokens = search_tokens(query)
-        if not tokens:
-            return 0
-        await self._ensure_index_ready()
-        if self._db.dialect == "postgres":
-            filters, params = _filters(category, since, until, "p")
-            row = await self._db.fetchone(
-                "SELECT count(*) FROM papers_fts f JOIN papers p ON p.rowid = f.rowid "
-                f"WHERE f.tsv @@ plainto_tsquery('simple', ?){filters}",
-                [" ".join(tokens), *params],
-            )
-            return int(row[0]) if row else 0
-        plan = await self._plan(tokens)
-        if not plan.bm25:
-            return len(await self._ranked_by_title(plan, category, since, until))
-        candidates, params = self._candidates_sql(plan.scan, category, since, until, "")
-        rows = await self._fts_rows(
-            f"SELECT count(*) FROM ({candidates})", [*params, self._search_candidates]
-        )
-        return int(rows[0][0]) if rows else 0
-
     async def _plan(self, tokens: tuple[str, ...]) -> _Plan:
         """Choose the ranking and the words that drive the scan.
 

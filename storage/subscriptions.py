@@ -492,19 +492,6 @@ class SubscriptionRepository:
             await conn.execute("DELETE FROM temp.paperbell_match_keys")
         return [_subscription_from_row(row) for row in rows]
 
-    async def candidates_for(
-        self,
-        *,
-        categories: Collection[str],
-        surnames: Collection[str],
-        keyword_tokens: Collection[str],
-    ) -> list[Subscription]:
-        """`candidates` in a transaction of its own (the TEMP table is a write)."""
-        async with self.db.transaction() as conn:
-            return await self.candidates(
-                conn, categories=categories, surnames=surnames, keyword_tokens=keyword_tokens
-            )
-
     async def _list(self, where: str, params: tuple[Any, ...]) -> list[Subscription]:
         rows = await self.db.fetchall(_SUBSCRIPTION_SELECT + where, params)
         return [_subscription_from_row(row) for row in rows]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ WORDS = [f"topic{n:03d} model" for n in range(200)]
 
 
 def service(db: AnyDatabase, tmp_path: Path, **limits: int) -> SubscriptionService:
-    settings = replace(Settings(database=str(tmp_path / "unused.db")), **limits)
+    settings = Settings(database=str(tmp_path / "unused.db"), **limits)
     return SubscriptionService(PaperService(db, None, clock=lambda: NOW), settings)
 
 

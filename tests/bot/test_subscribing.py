@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,7 +70,7 @@ def paper(
 async def make_world(tmp_path: Path, **limits: int) -> World:
     db = await Database.open(tmp_path / "paperbell.db")
     papers = PaperService(db, None, clock=lambda: NOW)
-    settings = replace(Settings(database=str(tmp_path / "paperbell.db")), **limits)
+    settings = Settings(database=str(tmp_path / "paperbell.db"), **limits)
     return World(db, papers, SubscriptionService(papers, settings, clock=lambda: NOW))
 
 

@@ -4,7 +4,10 @@ Start it, point discord.py at it with `bot.discord_endpoints.configure_endpoints
 emu.api_url, emu.gateway_url)`, build guilds and users through its async API,
 then drive the bot: `invoke_command`, `autocomplete`, `click_component`,
 `submit_modal`, and await what it did with `wait_for_messages` or an
-`InteractionHandle`. See `server.DiscordEmulator`.
+`InteractionHandle`. See `server.DiscordEmulator`, which assembles the parts:
+state (`core`), HTTP front end (`frontend`, `api`), REST routes by resource
+(`routes/`), fault injection (`faults`), world builder (`builder`) and
+interaction driver (`driver`).
 """
 
 from .client import running_client

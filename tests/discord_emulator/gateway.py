@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 from .state import JSON, shard_for_guild
 
 if TYPE_CHECKING:
-    from .server import DiscordEmulator
+    from .core import EmulatorCore
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Connection:
 
 
 class Gateway:
-    def __init__(self, emulator: DiscordEmulator) -> None:
+    def __init__(self, emulator: EmulatorCore) -> None:
         self._emu = emulator
         self.sessions: dict[str, GatewaySession] = {}
         self.connections: set[Connection] = set()

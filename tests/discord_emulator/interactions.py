@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .state import JSON, Channel, ChannelType, Message, World, iso
 
 if TYPE_CHECKING:
-    from .server import DiscordEmulator
+    from .core import EmulatorCore
 
 
 class EmulatorError(Exception):
@@ -106,7 +106,7 @@ class InteractionHandle:
     channel_id: int
     user_id: int
     payload: JSON
-    emulator: DiscordEmulator = field(repr=False)
+    emulator: EmulatorCore = field(repr=False)
     created_monotonic: float = field(default_factory=time.monotonic)
     callback: CallbackRecord | None = None
     original: Message | None = None  # the response message (types 4/5) or the clicked one

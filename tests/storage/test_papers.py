@@ -329,10 +329,10 @@ async def test_very_common_words_are_checked_on_the_candidates(db: Database) -> 
 
     assert await numbers("common rare gem") == [3]
     assert await numbers("gem rare common words") == [3]
-    assert await repo.count_search("common rare gem") == 1
+    assert len(await repo.search("common rare gem", limit=100)) == 1
     assert await numbers("common rare") == [3]
     assert await numbers("common", category="cs.LG", limit=3) == [20, 19, 18]
-    assert await repo.count_search("common words") == 19
+    assert len(await repo.search("common words", limit=100)) == 19
     assert await numbers("nothing common") == []
 
 
@@ -382,9 +382,9 @@ async def test_rare_filters_drive_the_scan(db: Database) -> None:
     assert await numbers(since=T0 + day) == []
     assert await numbers(until=T0 - 16 * day, limit=3) == [18, 19, 20]  # title matches first
     assert (await numbers(until=T0 - 16 * day, limit=100))[-1] == 17
-    assert await repo.count_search("common", until=T0 - 16 * day) == 24
+    assert len(await numbers(until=T0 - 16 * day, limit=100)) == 24
     assert await numbers(category="math.AP", until=T0 - 6 * day) == [17]
-    assert await repo.count_search("common", category="math") == 2
+    assert len(await numbers(category="math", limit=100)) == 2
 
 
 async def test_latest_reads_dense_and_rare_categories(db: Database) -> None:
@@ -403,23 +403,22 @@ async def test_latest_reads_dense_and_rare_categories(db: Database) -> None:
 
 
 async def test_search_pagination(corpus: PaperRepository) -> None:
-    """limit/offset page through the ranked hits; count_search counts them."""
+    """limit/offset page through the ranked hits, filtered by category."""
     everything = await ids(corpus, "quantum", limit=10)
     pages = [await ids(corpus, "quantum", limit=2, offset=o) for o in (0, 2, 4)]
     assert pages == [everything[:2], everything[2:4], []]
-    assert await corpus.count_search("quantum") == 4
-    assert await corpus.count_search("quantum", category="quant-ph") == 2
-    assert await corpus.count_search("   ") == 0
+    assert len(everything) == 4
+    assert len(await corpus.search("quantum", category="quant-ph")) == 2
+    assert await corpus.search("   ") == []
     assert await ids(corpus, "quantum", limit=0) == []
 
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
 async def test_search_candidates_bound_the_hits(db: Database, make_paper: PaperFactory) -> None:
-    """Only the newest `search_candidates` matches are ranked and counted."""
+    """Only the newest `search_candidates` matches are ranked."""
     repo = PaperRepository(db, search_candidates=3)
     await repo.upsert_many([make_paper(n) for n in range(1, 8)], now=T0)
     assert len(await repo.search("paper", limit=10)) == 3
-    assert await repo.count_search("paper") == 3
     assert {h.paper.id[-1] for h in await repo.search("paper")} == {"5", "6", "7"}
 
 
@@ -460,7 +459,6 @@ SYNTAX = [
 async def test_search_syntax_is_plain_words(corpus: PaperRepository, query: str) -> None:
     """FTS5 operators, quotes, columns and huge inputs are only words; nothing raises."""
     await corpus.search(query)
-    await corpus.count_search(query)
     expression = match_expression(query)
     if expression is not None:
         assert expression.count('"') == 2 * (expression.count(" AND ") + 1)
@@ -498,7 +496,6 @@ def test_search_never_raises_on_arbitrary_text(
     @given(st.text(max_size=200) | st.text(alphabet='"*():-^+ ANDORNOTEAquantum{}', max_size=60))
     def check(text: str) -> None:
         loop.run_until_complete(repo.search(text))
-        loop.run_until_complete(repo.count_search(text))
         loop.run_until_complete(repo.by_author(text))
         loop.run_until_complete(repo.author_names(text))
 

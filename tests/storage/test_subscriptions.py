@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import Destination, DestinationKind, SubscriptionKind
+from storage.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from storage.subscriptions import (
     CANDIDATES_SQL,
     QuotaReachedError,
@@ -58,6 +59,20 @@ async def subscribe(
         now=NOW,
     )
     return sub.id
+
+
+async def candidates(
+    repo: SubscriptionRepository,
+    *,
+    categories: Collection[str],
+    surnames: Collection[str],
+    keyword_tokens: Collection[str],
+) -> list[Subscription]:
+    """`repo.candidates` in a transaction of its own, as the matcher calls it (TEMP table write)."""
+    async with repo.db.transaction() as conn:
+        return await repo.candidates(
+            conn, categories=categories, surnames=surnames, keyword_tokens=keyword_tokens
+        )
 
 
 async def test_ensure_destination_is_an_upsert(repo: SubscriptionRepository) -> None:
@@ -279,14 +294,15 @@ async def test_candidates_match_keys_per_kind(repo: SubscriptionRepository) -> N
     keyword = await subscribe(repo, dest, KEYWORD, "generalization", "length generalization")
     await subscribe(repo, dest, CATEGORY, "math.CA")
     await subscribe(repo, dest, AUTHOR, "hutter", "m")
-    found = await repo.candidates_for(
+    found = await candidates(
+        repo,
         categories=["cs.LG", "cs.AI"],
         surnames={"legg", "generalization"},  # a surname key must not find a keyword key
         keyword_tokens=("length", "generalization", "cs.LG"),
     )
     assert [s.id for s in found] == [cat, author, keyword]
     assert found[1].destination == dest
-    assert await repo.candidates_for(categories=(), surnames=(), keyword_tokens=()) == []
+    assert await candidates(repo, categories=(), surnames=(), keyword_tokens=()) == []
 
 
 async def test_candidates_skip_paused_destinations(repo: SubscriptionRepository) -> None:
@@ -294,9 +310,9 @@ async def test_candidates_skip_paused_destinations(repo: SubscriptionRepository)
     dest = await repo.ensure_destination(CHANNEL, 100, 1)
     await subscribe(repo, dest, CATEGORY, "cs.LG")
     await repo.pause_destination(dest.id, "403", NOW)
-    assert await repo.candidates_for(categories=["cs.LG"], surnames=(), keyword_tokens=()) == []
+    assert await candidates(repo, categories=["cs.LG"], surnames=(), keyword_tokens=()) == []
     await repo.resume_destination(dest.id)
-    assert len(await repo.candidates_for(categories=["cs.LG"], surnames=(), keyword_tokens=())) == 1
+    assert len(await candidates(repo, categories=["cs.LG"], surnames=(), keyword_tokens=())) == 1
 
 
 async def test_candidates_inside_open_transaction_with_many_keys(
@@ -321,7 +337,7 @@ async def test_candidate_query_probes_the_match_index(
     dest = await repo.ensure_destination(CHANNEL, 100, 1)
     for i in range(50):
         await subscribe(repo, dest, CATEGORY, f"cat.{i}")
-    await repo.candidates_for(categories=["cat.1"], surnames=(), keyword_tokens=())
+    await candidates(repo, categories=["cat.1"], surnames=(), keyword_tokens=())
     # The key table is TEMP, so it exists only on the writer connection.
     async with (
         db.transaction() as conn,
