@@ -198,6 +198,8 @@ async def test_cli_reads_env_file_given_after_the_subcommand(tmp_path: Path) -> 
     database = tmp_path / "from-file.db"
     env_file = tmp_path / "paperbell.env"
     env_file.write_text(f"PAPERBELL_DATABASE={database}\nPAPERBELL_LOG_LEVLE=DEBUG\n")
+    code, _, err = await _run_cli(tmp_path, "db", "migrate", "--env-file", str(env_file))
+    assert code == 0, err  # db stats only reads: it never creates the database
     for args in (
         ("db", "stats", "--env-file", str(env_file)),
         ("--env-file", str(env_file), "db", "stats"),
