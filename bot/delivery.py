@@ -377,7 +377,7 @@ class Deliverer:
             if items[0].destination.digest and len(fresh) >= DIGEST_MIN_ITEMS:
                 batches += [_Batch(group, bound=False) for group in _digest_groups(fresh)]
             else:
-                embeds = [alert_embed(d.paper, d.matched) for d in fresh]
+                embeds = [alert_embed(d.paper, d.matched, d.note) for d in fresh]
                 batches += [
                     _Batch(
                         [fresh[i] for i in group], bound=False, embeds=[embeds[i] for i in group]
@@ -482,7 +482,7 @@ class Deliverer:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         return await channel.send(
-            embeds=batch.embeds or [alert_embed(d.paper, d.matched) for d in items],
+            embeds=batch.embeds or [alert_embed(d.paper, d.matched, d.note) for d in items],
             nonce=nonce,
             allowed_mentions=discord.AllowedMentions.none(),
         )

@@ -12,20 +12,29 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from bot.announcements import (
+    alerts_for,
+    as_announced,
+    from_listing,
+    listing_day,
+    publication_note,
+    quiet_listing_note,
+)
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
-from bot.matching import match_keys, match_subscriptions
+from bot.matching import match_keys
+from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
-from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
-from storage.outbox import DeliveryOutbox
+from storage.models import AlertEvent, AuthorMatch, ListingSummary, Paper, SearchHit, StoreStats
+from storage.outbox import DeliveryOutbox, OutboxAlert
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
 
@@ -33,6 +42,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_LENGTH = 300
 MAX_RESULTS = 100
+PUBLICATION_CHECK_KEY = "publications_checked_at"
+PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
+PUBLICATION_BATCH = 100  # ids per API request
 
 # Author and keyword subscriptions are matched locally, so they need every new
 # paper: these are arXiv's archives (the "all archives" RSS listing).
@@ -97,6 +109,7 @@ class IngestOutcome:
     updated: int
     unchanged: int
     deliveries: int
+    announced: int = 0  # announcements recorded for the first time
 
 
 @dataclass(slots=True)
@@ -125,6 +138,7 @@ class PaperService:
         self.subscriptions = SubscriptionRepository(db)
         self.outbox = DeliveryOutbox(db)
         self.meta = MetaRepository(db)
+        self.announcements = AnnouncementRepository(db)
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -134,41 +148,67 @@ class PaperService:
     # ---- ingestion -------------------------------------------------------------------
 
     async def ingest(self, batch: Sequence[Paper]) -> IngestOutcome:
-        """Store a batch and queue alerts for its genuinely new papers, in one transaction.
+        """Store a batch in the catalogue. Never alerts.
 
-        Because the outbox rows are written in the same transaction as the papers,
-        a crash between ingest and posting loses nothing: the alerts wait in the outbox.
+        Look-ups, imports and backfills fill the catalogue through here; only
+        `announce` (what a polled listing says arXiv announced) queues alerts.
+        """
+        result = await self.papers.upsert_many(batch, now=self.clock())
+        return IngestOutcome(result.new, result.updated, result.unchanged, 0)
+
+    async def announce(
+        self,
+        papers: Sequence[Paper],
+        *,
+        listing_date: date | None = None,
+        alert: bool = True,
+        late: bool = False,
+    ) -> IngestOutcome:
+        """Store a listing's papers, record its announcements, and queue the alerts
+        the new announcements make, all in one transaction.
+
+        Because the outbox rows are written in the same transaction as the papers
+        and the announcements, a crash loses nothing and a repeat adds nothing:
+        an announcement already recorded is not matched again. `alert=False`
+        records without matching (a listing its feed state says was processed).
         """
         now = self.clock()
+        day = listing_date or listing_day(None, fallback=now)
+        by_id = {p.id: p for p in papers}
         async with self.db.transaction() as conn:
-            result = await self.papers.upsert_many_in(conn, batch, now=now)
+            result = await self.papers.upsert_many_in(conn, papers, now=now)
+            fresh = await self.announcements.record_in(
+                conn, from_listing(papers, day, late=late), now=now
+            )
             deliveries = 0
-            if result.new:
-                keys = match_keys(result.new)
+            if fresh and alert:
+                keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
                 candidates = await self.subscriptions.candidates(
                     conn,
                     categories=keys.categories,
                     surnames=keys.surnames,
                     keyword_tokens=keys.keyword_tokens,
+                    paper_ids=keys.paper_ids,
                 )
-                matches = match_subscriptions(result.new, candidates)
-                if matches:
-                    deliveries = await self.outbox.enqueue(
-                        conn,
-                        [(m.destination.id, m.paper.id, m.matched) for m in matches],
-                        now=now,
-                    )
-        if result.new:
+                alerts = alerts_for(fresh, by_id, candidates)
+                if alerts:
+                    deliveries = await self.outbox.enqueue(conn, alerts, now=now)
+        if fresh:
             log.info(
-                "ingested batch=%d new=%d updated=%d deliveries=%d",
-                len(batch), len(result.new), result.updated, deliveries,
+                "announced listing=%s batch=%d announcements=%d new=%d deliveries=%d",
+                day.isoformat(), len(papers), len(fresh), len(result.new), deliveries,
             )  # fmt: skip
-        return IngestOutcome(result.new, result.updated, result.unchanged, deliveries)
+        return IngestOutcome(result.new, result.updated, result.unchanged, deliveries, len(fresh))
 
     async def poll_categories(self) -> tuple[str, ...]:
         """What the scheduled poll asks arXiv for: subscribed categories, or every archive
         when author/keyword subscriptions need to see all new papers."""
         categories = set(await self.subscriptions.all_categories())
+        followed = await self.subscriptions.followed_papers()
+        if followed:
+            # A followed paper's new versions are announced in its primary category.
+            categories.update(p.primary_category for p in await self.papers.get_many(followed))
+            categories.discard("")
         if await self.subscriptions.needs_all_papers():
             # Whole archives cover their subject classes; drop the redundant ones.
             categories = {c for c in categories if c.split(".")[0] not in ALL_ARCHIVES}
@@ -192,6 +232,12 @@ class PaperService:
             started = time.perf_counter()
             result = await self._poll_url(client, url, dry_run=dry_run)
             results.append(replace(result, seconds=time.perf_counter() - started))
+        if not dry_run and not categories:
+            try:
+                await self.check_publications()
+            except Exception:
+                # The poll's own result stands; tomorrow's poll tries again.
+                log.exception("publication check failed")
         return PollReport(tuple(results), cats)
 
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
@@ -221,7 +267,11 @@ class PaperService:
             known = {p.id for p in await self.papers.get_many([p.id for p in listing.papers])}
             new = tuple(p for p in listing.papers if p.id not in known)
             return FeedPoll(url, PollOutcome.NEW_LISTING, len(listing.papers), new, 0, None, build)
-        outcome = await self.ingest(listing.papers)
+        # A listing this URL already served was processed (its feed state is recorded
+        # after its alerts were queued): record it again, but alert nothing. This also
+        # keeps a store migrated from before announcements from alerting old listings.
+        day = listing_day(listing.pub_date or listing.build_date, fallback=started)
+        outcome = await self.announce(listing.papers, listing_date=day, alert=not stale)
         await self.feeds.record_success(
             url,
             etag=fetched.etag,
@@ -258,6 +308,89 @@ class PaperService:
             report.papers += len(batch)
             report.new += len(outcome.new)
         return report
+
+    # ---- followed papers --------------------------------------------------------------
+
+    async def check_publications(self, *, force: bool = False) -> int:
+        """Alert followers of papers that gained a journal reference or DOI; returns alerts queued.
+
+        At most once a day (unless `force`): the followed papers not yet known
+        to be published are asked of the API in batches of `PUBLICATION_BATCH`
+        ids per request, through the client's one-at-a-time, 3 s pacing. The
+        answers also refresh the catalogue.
+        """
+        now = self.clock()
+        last = await self.meta.get(PUBLICATION_CHECK_KEY)
+        if not force and last is not None:
+            try:
+                if now - datetime.fromisoformat(last) < PUBLICATION_CHECK_EVERY:
+                    return 0
+            except ValueError:
+                log.warning("unreadable %s=%r; checking now", PUBLICATION_CHECK_KEY, last)
+        followed = await self.subscriptions.followed_papers()
+        known = await self.announcements.published(followed)
+        todo = [paper_id for paper_id in followed if paper_id not in known]
+        if not todo:
+            await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
+            return 0
+        client = self._require_client()
+        queued = 0
+        for start in range(0, len(todo), PUBLICATION_BATCH):
+            chunk = todo[start : start + PUBLICATION_BATCH]
+            try:
+                fetched = await client.query_api(id_list=chunk, max_results=len(chunk))
+                result = parse_atom(fetched.body)
+            except (ArxivHTTPError, FeedError) as exc:
+                log.warning("publication check failed ids=%d error=%s", len(chunk), exc)
+                return queued  # not marked done: the next poll tries again
+            wanted = set(chunk)
+            found = [p for p in result.papers if p.id in wanted]
+            async with self.db.transaction() as conn:
+                await self.papers.upsert_many_in(conn, found, now=now)
+                for paper in found:
+                    if not (paper.journal_ref or paper.doi):
+                        continue
+                    if not await self.announcements.note_publication_in(
+                        conn, paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=now
+                    ):
+                        continue
+                    note = publication_note(paper.journal_ref, paper.doi)
+                    followers = await self.subscriptions.followers_in(conn, paper.id)
+                    queued += await self.outbox.enqueue(
+                        conn,
+                        [
+                            OutboxAlert(
+                                f.destination.id,
+                                paper.id,
+                                (f.describe(),),
+                                AlertEvent.PUBLISHED,
+                                0,
+                                note,
+                            )
+                            for f in followers
+                        ],
+                        now=now,
+                    )
+        await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
+        log.info("publication check papers=%d queued=%d", len(todo), queued)
+        return queued
+
+    async def note_known_publication(self, paper: Paper) -> None:
+        """Remember that `paper` is already published (a new follower is not told so later)."""
+        if paper.journal_ref or paper.doi:
+            await self.announcements.note_publication(
+                paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=self.clock()
+            )
+
+    # ---- what was announced ------------------------------------------------------------
+
+    async def recent_listings(self, limit: int = 7) -> list[ListingSummary]:
+        """Announcements of the last `limit` listing days, newest first, counted by type."""
+        return await self.announcements.recent_listings(limit)
+
+    async def no_listing_note(self) -> str | None:
+        """A plain explanation when tonight's listing is missing, empty or unchanged."""
+        return quiet_listing_note(await self.recent_listings(1), self.clock())
 
     # ---- look-ups ----------------------------------------------------------------------
 
