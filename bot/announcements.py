@@ -183,3 +183,12 @@ def quiet_listing_note(recent: Sequence[ListingSummary], now: datetime) -> str |
             "feeds are rebuilt around midnight US Eastern"
         )
     return f"No new listing for {today.isoformat()} ({seen}); {why}."
+
+
+def listing_lines(listings: Sequence[ListingSummary]) -> list[str]:
+    """One line per listing day: `2024-11-28  1,504: 926 new, 9 cross, 569 replace`."""
+    lines = []
+    for listing in listings:
+        parts = [f"{listing.counts[t]:,} {t.value}" for t in AnnounceType if listing.counts.get(t)]
+        lines.append(f"{listing.listing_date.isoformat()}  {listing.total:,}: {', '.join(parts)}")
+    return lines

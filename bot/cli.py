@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bot import __version__
+from bot.announcements import listing_lines
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import UserError
@@ -305,7 +306,10 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
             )
         elif args.db_command == "stats":
             await db.migrate()
-            stats = await PaperService(db, None).stats()
+            service = PaperService(db, None)
+            stats = await service.stats()
+            listings = await service.recent_listings(7)
+            quiet = await service.no_listing_note()
             if args.json:
                 _dump(
                     {
@@ -316,6 +320,14 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
                         "pending_deliveries": stats.pending_deliveries,
                         "sent_deliveries": stats.sent_deliveries,
                         "database_bytes": stats.database_bytes,
+                        "listings": [
+                            {
+                                "date": listing.listing_date.isoformat(),
+                                **{t.value: n for t, n in listing.counts.items()},
+                            }
+                            for listing in listings
+                        ],
+                        "no_listing_today": quiet,
                     },
                     out,
                 )
@@ -330,6 +342,10 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
                     f"alerts sent    {stats.sent_deliveries:,}\n"
                     f"size           {stats.database_bytes / 2**20:,.1f} MiB\n"
                 )
+                out.write("announcements of the last listings:\n" if listings else "")
+                out.writelines(f"  {line}\n" for line in listing_lines(listings))
+                if quiet:
+                    out.write(f"{quiet}\n")
         elif args.db_command == "backup":
             await db.backup(args.path)
             out.write(f"backed up to {args.path}\n")

@@ -29,7 +29,7 @@ from bot.metrics import Metrics
 from bot.services import PaperService, PollReport, utcnow
 from bot.views import APOLOGY, reply_ephemeral
 from storage.backend import AnyDatabase
-from storage.models import FeedState
+from storage.models import FeedState, ListingSummary
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class StatusReport:
     papers: int
     backlog: int
     subscriptions: int
+    listings: tuple[ListingSummary, ...] = ()  # last 7 listing days, newest first
+    quiet_note: str | None = None  # why there is no listing today, when there is none
 
 
 class PaperbellTree(app_commands.CommandTree["PaperbellBot"]):
@@ -203,6 +205,8 @@ class PaperbellBot(commands.AutoShardedBot):
             papers=stats.papers,
             backlog=stats.pending_deliveries,
             subscriptions=stats.subscriptions,
+            listings=tuple(await self.papers.recent_listings(7)),
+            quiet_note=await self.papers.no_listing_note(),
         )
 
     async def poll_now(self) -> PollReport:

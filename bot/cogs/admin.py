@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.announcements import listing_lines
 from bot.cogs.subscriptions import check_channel_target
 from bot.discord_bot import PaperbellBot, StatusReport
 from bot.embeds import CONTENT_LIMIT, truncate
@@ -59,6 +60,11 @@ def status_text(report: StatusReport) -> str:
         f"{_plural(report.subscriptions, 'subscription')} · "
         f"outbox backlog: {_plural(report.backlog, 'alert')}"
     )
+    if report.listings:
+        lines.append("Announcements of the last listings:")
+        lines.extend(f"`{line}`" for line in listing_lines(report.listings))
+    if report.quiet_note:
+        lines.append(report.quiet_note)
     return truncate("\n".join(lines), CONTENT_LIMIT)
 
 

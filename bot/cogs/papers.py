@@ -20,7 +20,7 @@ from bot.categories import autocomplete_categories, normalize_category
 from bot.discord_bot import PaperbellBot
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
 from bot.errors import InvalidInputError, NotFoundError, UserError
-from bot.views import AuthorPages, Paginator
+from bot.views import AuthorPages, FollowPaperButton, Paginator, follow_paper_view
 from storage.names import names_ambiguous
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Papers(commands.Cog):
             # "ephemeral" error would not be; answer in place, and the thinking never hangs.
             await interaction.edit_original_response(content=str(exc))
             return
-        await interaction.followup.send(embed=paper_embed(found))
+        await interaction.followup.send(embed=paper_embed(found), view=follow_paper_view(found.id))
 
     @app_commands.command(name="search")
     @app_commands.describe(
@@ -174,4 +174,5 @@ class Papers(commands.Cog):
 
 
 async def setup(bot: PaperbellBot) -> None:
+    bot.add_dynamic_items(FollowPaperButton)  # Follow buttons of earlier /paper answers too
     await bot.add_cog(Papers(bot))
