@@ -29,11 +29,20 @@ from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys
+from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
-from storage.models import AlertEvent, AuthorMatch, ListingSummary, Paper, SearchHit, StoreStats
+from storage.models import (
+    AlertEvent,
+    AnnounceType,
+    AuthorMatch,
+    ListingSummary,
+    Paper,
+    SearchHit,
+    StoreStats,
+)
 from storage.outbox import DeliveryOutbox, OutboxAlert
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
@@ -45,6 +54,9 @@ MAX_RESULTS = 100
 PUBLICATION_CHECK_KEY = "publications_checked_at"
 PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
 PUBLICATION_BATCH = 100  # ids per API request
+RECOVERED_KEY = "missed_listings_recovered_through"
+RECOVERY_PAGE = 1000  # API results per request when recovering missed listings
+RECOVERY_MAX_RESULTS = 10_000  # per query; arXiv serves at most 30,000
 
 # Author and keyword subscriptions are matched locally, so they need every new
 # paper: these are arXiv's archives (the "all archives" RSS listing).
@@ -232,6 +244,17 @@ class PaperService:
             started = time.perf_counter()
             result = await self._poll_url(client, url, dry_run=dry_run)
             results.append(replace(result, seconds=time.perf_counter() - started))
+        listed = [
+            listing_day(datetime.fromisoformat(f.build_date), fallback=self.clock())
+            for f in results
+            if f.outcome is PollOutcome.NEW_LISTING and f.build_date
+        ]
+        if not dry_run and listed:
+            try:
+                await self.recover_missed_listings(max(listed), cats)
+            except (ArxivHTTPError, FeedError) as exc:
+                # Not marked done: the next poll tries again.
+                log.warning("missed listing recovery failed error=%s", exc)
         if not dry_run and not categories:
             try:
                 await self.check_publications()
@@ -308,6 +331,52 @@ class PaperService:
             report.papers += len(batch)
             report.new += len(outcome.new)
         return report
+
+    async def recover_missed_listings(self, current: date, categories: Sequence[str]) -> int:
+        """Announce, marked late, the papers of listings missed before `current`; returns alerts.
+
+        When the last listing seen is older than the announcement day before
+        `current` (the bot or arXiv's RSS was down), the API is asked for the
+        papers submitted in the missed listings' windows (`bot.recovery`), one
+        paged query per group of categories, through the client's pacing. They
+        are announced under the missed days, so each alerts once, as late.
+        """
+        done = await self.meta.get(RECOVERED_KEY)
+        if done is not None and done >= current.isoformat():
+            return 0
+        last = await self.announcements.last_listing_before(current)
+        missed = missed_days(last, current) if last is not None else []
+        if not missed:
+            return 0
+        client = self._require_client()
+        start, end = submission_window(missed[0])[0], submission_window(missed[-1])[1]
+        found: dict[str, Paper] = {}
+        for query in recovery_queries(categories, start, end):
+            offset = 0
+            while offset < RECOVERY_MAX_RESULTS:
+                fetched = await client.query_api(
+                    search_query=query, start=offset, max_results=RECOVERY_PAGE
+                )
+                page = parse_atom(fetched.body)
+                found.update((p.id, p) for p in page.papers)
+                offset += RECOVERY_PAGE
+                total = page.total_results if page.total_results is not None else 0
+                if len(page.papers) < RECOVERY_PAGE or offset >= total:
+                    break
+        by_day: dict[date, list[Paper]] = {}
+        for paper in found.values():
+            day = listing_for(paper.published, missed) if paper.published else None
+            if day is not None:
+                by_day.setdefault(day, []).append(replace(paper, announce_type=AnnounceType.NEW))
+        queued = 0
+        for day in sorted(by_day):
+            queued += (await self.announce(by_day[day], listing_date=day, late=True)).deliveries
+        await self.meta.set(RECOVERED_KEY, current.isoformat())
+        log.warning(
+            "recovered missed listings days=%s papers=%d queued=%d",
+            ",".join(d.isoformat() for d in missed), sum(map(len, by_day.values())), queued,
+        )  # fmt: skip
+        return queued
 
     # ---- followed papers --------------------------------------------------------------
 

@@ -99,6 +99,14 @@ class AnnouncementRepository:
         )
         return [_announcement(row) for row in rows]
 
+    async def last_listing_before(self, day: date) -> date | None:
+        """The latest listing day with announcements before `day`, if any."""
+        row = await self._db.fetchone(
+            "SELECT max(listing_date) FROM announcements WHERE listing_date < ?",
+            (day.isoformat(),),
+        )
+        return date.fromisoformat(str(row[0])) if row and row[0] else None
+
     async def recent_listings(self, limit: int = 7) -> list[ListingSummary]:
         """The last `limit` listing days with announcements, newest first, counted by type."""
         rows = await self._db.fetchall(

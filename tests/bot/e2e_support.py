@@ -236,8 +236,15 @@ async def running_bot(
 
 
 def api_feed(items: Iterable[Paper], *, updated: datetime = DAY_ONE) -> bytes:
-    """An export.arxiv.org API answer (Atom) holding `items`, as arXiv writes it."""
-    stamp = updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An export.arxiv.org API answer (Atom) holding `items`, as arXiv writes it.
+
+    Each entry's `published`/`updated` are the paper's own, else `updated`.
+    """
+
+    def stamp_of(value: datetime | None) -> str:
+        return (value or updated).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    stamp = stamp_of(None)
     entries = []
     for item in items:
         extra = ""
@@ -256,10 +263,10 @@ def api_feed(items: Iterable[Paper], *, updated: datetime = DAY_ONE) -> bytes:
             "  <entry>\n"
             f"    <id>http://arxiv.org/abs/{item.versioned_id}</id>\n"
             f"    <title>{escape(item.title)}</title>\n"
-            f"    <updated>{stamp}</updated>\n"
+            f"    <updated>{stamp_of(item.updated)}</updated>\n"
             f"    <summary>{escape(item.abstract)}</summary>\n"
             f"{categories}"
-            f"    <published>{stamp}</published>\n"
+            f"    <published>{stamp_of(item.published)}</published>\n"
             f"{extra}"
             f'    <arxiv:primary_category term="{escape(item.primary_category)}"/>\n'
             f"{authors}"

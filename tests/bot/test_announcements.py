@@ -17,6 +17,7 @@ from bot.announcements import (
     listing_lines,
     quiet_listing_note,
 )
+from bot.recovery import missed_days, recovery_queries, submission_window
 from bot.services import PaperService
 from storage.backend import AnyDatabase
 from storage.models import (
@@ -204,3 +205,24 @@ def test_listing_day_is_the_eastern_date() -> None:
     """arXiv's `pubDate` midnight Eastern is that Eastern day, in winter and in summer."""
     assert listing_day(datetime(2025, 1, 7, 5, 0, tzinfo=UTC), fallback=NOW) == DAY_ONE
     assert listing_day(datetime(2025, 7, 7, 4, 0, tzinfo=UTC), fallback=NOW) == date(2025, 7, 7)
+
+
+def test_missed_days_and_windows_follow_arxivs_week() -> None:
+    """Missed announcement days skip weekends; a listing's window runs between the 14:00
+    Eastern cutoffs of the two announcement days before it (winter and summer time)."""
+    tuesday, thursday, monday = date(2025, 1, 7), date(2025, 1, 9), date(2025, 1, 13)
+    assert missed_days(tuesday, thursday) == [date(2025, 1, 8)]
+    assert missed_days(date(2025, 1, 10), monday) == []  # Friday to Monday: nothing missed
+    assert missed_days(tuesday, monday) == [date(2025, 1, 8), date(2025, 1, 9), date(2025, 1, 10)]
+    assert submission_window(tuesday) == (
+        datetime(2025, 1, 3, 19, 0, tzinfo=UTC),  # Friday 14:00 EST
+        datetime(2025, 1, 6, 19, 0, tzinfo=UTC),  # Monday 14:00 EST
+    )
+    assert submission_window(date(2025, 7, 8))[1] == datetime(2025, 7, 7, 18, 0, tzinfo=UTC)
+    start, end = datetime(2025, 1, 6, 19, 0, tzinfo=UTC), datetime(2025, 1, 7, 19, 0, tzinfo=UTC)
+    window = "submittedDate:[202501061900 TO 202501071900]"
+    assert recovery_queries(["cs.LG", "cs.AI"], start, end) == [
+        f"(cat:cs.AI OR cat:cs.LG) AND {window}"
+    ]
+    assert recovery_queries(["cs", "hep-th"], start, end) == [window]
+    assert recovery_queries(["hep-th"], start, end) == [f"cat:hep-th AND {window}"]

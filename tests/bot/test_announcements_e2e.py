@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,13 @@ from bot.arxiv.feeds import parse_rss
 from bot.discord_bot import PaperbellBot
 from storage.db import Database
 from storage.feeds import FeedStateRepository
-from storage.models import AnnounceType, DeliveryStatus, DestinationKind, SubscriptionKind
+from storage.models import (
+    AnnounceType,
+    DeliveryStatus,
+    DestinationKind,
+    Paper,
+    SubscriptionKind,
+)
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
@@ -296,3 +303,58 @@ async def test_migration_from_schema_4_alerts_nothing(world: World) -> None:
         await admin_poll(w)
         await wait_delivered(bot)
     assert posted(w.emu.channel_messages(w.mixed.id)) == Counter({"2501.00031": 1})
+
+
+def submitted(item: Paper, when: datetime) -> Paper:
+    """`item` as the API gives it: submitted (v1 published) at `when`."""
+    return replace(item, published=when, updated=when)
+
+
+@pytest.mark.parametrize(
+    ("back", "missed_windows"),
+    [
+        # Down over Wednesday's listing: Thursday's poll recovers Wednesday's papers
+        # (submitted Monday 14:00 to Tuesday 14:00 Eastern).
+        (DAY_ONE.replace(day=9), "submittedDate:[202501061900 TO 202501071900]"),
+        # Down Wednesday to Friday: Monday's poll recovers three listings.
+        (DAY_ONE.replace(day=13), "submittedDate:[202501061900 TO 202501091900]"),
+    ],
+)
+async def test_missed_listings_are_recovered_once_and_marked_late(
+    world: World, back: datetime, missed_windows: str
+) -> None:
+    """After an outage of 1 or 3 announcement days the missed listings' papers are found
+    through the API, alerted once each and marked late; polling again asks and posts nothing."""
+    w = world
+    day_papers = {
+        8: submitted(paper("2501.00041", "Missed on Wednesday"), DAY_ONE.replace(hour=15)),
+        9: submitted(paper("2501.00042", "Missed on Thursday"), DAY_TWO.replace(hour=15)),
+        10: submitted(paper("2501.00043", "Missed on Friday"), DAY_THREE.replace(hour=15)),
+    }
+    missed = {day: p for day, p in day_papers.items() if day < back.day}
+    elsewhere = submitted(
+        paper("2501.00044", "Another field", categories=("math.PR",)), DAY_ONE.replace(hour=16)
+    )
+    w.arxiv.set_api(api_feed([*missed.values(), elsewhere]))
+    w.arxiv.set_rss(rss_listing([FRESH]))
+    async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
+        await w.subscribe(w.alice, "category", "cs.LG", w.ml)
+        await admin_poll(w)
+        await wait_delivered(bot)
+        assert not [r for r in w.arxiv.requests if r.path.startswith("/api")]
+
+        w.arxiv.set_rss(rss_listing([OTHER], built=back))
+        await admin_poll(w)
+        await wait_delivered(bot)
+        asked = [r.query.get("search_query") for r in w.arxiv.requests if r.path.startswith("/api")]
+        assert asked == [f"cat:cs.LG AND {missed_windows}"]
+        await admin_poll(w)  # again: nothing new is asked or posted
+        await wait_delivered(bot)
+        assert len([r for r in w.arxiv.requests if r.path.startswith("/api")]) == 1
+
+    shown = posted(w.emu.channel_messages(w.ml.id))
+    assert shown == Counter([FRESH.id, OTHER.id, *(p.id for p in missed.values())])
+    texts = notes(w.emu.channel_messages(w.ml.id))
+    for day, item in missed.items():
+        assert f"Late alert: announced 2025-01-{day:02d}" in texts[item.id][0]
+    assert "Late alert" not in texts[OTHER.id][0]
