@@ -60,7 +60,9 @@ def listing_day(pub_date: datetime | None, *, fallback: datetime) -> date:
 def is_withdrawn(paper: Paper) -> bool:
     """Whether the listing's comment or abstract says the paper was withdrawn."""
     for text in (paper.comment, paper.abstract):
-        if text and _WITHDRAWN.search(text[:_WITHDRAWN_SCAN]):
+        head = text[:_WITHDRAWN_SCAN] if text else ""
+        # The substring test is cheap; the regex runs only on the few texts that pass it.
+        if "withdrawn" in head.lower() and _WITHDRAWN.search(head):
             return True
     return False
 
