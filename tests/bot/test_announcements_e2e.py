@@ -358,3 +358,17 @@ async def test_missed_listings_are_recovered_once_and_marked_late(
     for day, item in missed.items():
         assert f"Late alert: announced 2025-01-{day:02d}" in texts[item.id][0]
     assert "Late alert" not in texts[OTHER.id][0]
+
+
+async def test_status_shows_the_last_listings_and_why_none_today(world: World) -> None:
+    """/paperbell status counts each listing's announcements by type and says plainly why
+    there is no listing today (the test listings are long past)."""
+    w = world
+    v2 = replace(OTHER, version=2, announce_type=AnnounceType.REPLACE)
+    w.arxiv.set_rss(rss_listing([FRESH, v2]))
+    async with running_bot(w.emu, w.db_path, w.arxiv):
+        await w.subscribe(w.alice, "category", "cs.LG", w.ml)
+        await admin_poll(w)
+        status = (await w.run(w.alice, "paperbell status")).content
+    assert "`2025-01-07  2: 1 new, 1 replace`" in status, status
+    assert "arXiv does not announce on Friday or" in status, status
