@@ -26,13 +26,15 @@ from bot.announcements import (
 )
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.errors import InvalidInputError, NotFoundError, UpstreamError
+from bot.errors import InvalidInputError, UpstreamError
+from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys
 from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
+from bot.redact import redact_urls
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
+from storage.lookups import LookupCache
 from storage.meta import MetaRepository
 from storage.models import (
     AlertEvent,
@@ -132,6 +134,29 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
+MAX_DOCUMENT_BYTES = 100 * 2**20  # a saved listing or API page; the largest real ones are ~10 MiB
+_READ_CHUNK = 2**20
+
+
+class DocumentTooLargeError(Exception):
+    """A document to import is larger than MAX_DOCUMENT_BYTES (or endless, like /dev/zero)."""
+
+
+def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The file's bytes, read in chunks and abandoned once past `limit`: never unbounded."""
+    chunks: list[bytes] = []
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(
+                    f"{path}: larger than {limit // 2**20} MiB; one saved document is far smaller"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class PaperService:
     """Polling, ingestion and look-ups over one store and one arXiv client."""
 
@@ -141,6 +166,7 @@ class PaperService:
         client: ArxivClient | None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        lookup_gate: LookupGate | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -151,6 +177,10 @@ class PaperService:
         self.outbox = DeliveryOutbox(db)
         self.meta = MetaRepository(db)
         self.announcements = AnnouncementRepository(db)
+        # Look-ups (/paper, /author, /search) fill the catalogue from arXiv; never alert.
+        self.lookups = ArxivLookups(
+            self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
+        )
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -244,24 +274,47 @@ class PaperService:
             started = time.perf_counter()
             result = await self._poll_url(client, url, dry_run=dry_run)
             results.append(replace(result, seconds=time.perf_counter() - started))
+        if not dry_run:
+            await self._after_poll(results, cats, scheduled=not categories)
+        return PollReport(tuple(results), cats)
+
+    async def poll_urls(self, urls: Sequence[str]) -> PollReport:
+        """One pass over some RSS URLs from `rss_urls`: the announcement cycle checks those
+        still serving yesterday's listing one at a time inside the rebuild window."""
+        client = self._require_client()
+        results = []
+        for url in urls:
+            started = time.perf_counter()
+            result = await self._poll_url(client, url, dry_run=False)
+            results.append(replace(result, seconds=time.perf_counter() - started))
+        cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
+        # No publication check here: inside the rebuild window every second counts;
+        # the hourly safety poll does it.
+        await self._after_poll(results, tuple(sorted(cats)), scheduled=False)
+        return PollReport(tuple(results), tuple(sorted(cats)))
+
+    async def _after_poll(
+        self, results: Sequence[FeedPoll], categories: Sequence[str], *, scheduled: bool
+    ) -> None:
+        """After a pass: recover listings an outage skipped, then (scheduled passes, at most
+        once a day) check followed papers for publication. Neither may sink the poll."""
         listed = [
             listing_day(datetime.fromisoformat(f.build_date), fallback=self.clock())
             for f in results
             if f.outcome is PollOutcome.NEW_LISTING and f.build_date
         ]
-        if not dry_run and listed:
+        if listed:
             try:
-                await self.recover_missed_listings(max(listed), cats)
+                await self.recover_missed_listings(max(listed), categories)
             except (ArxivHTTPError, FeedError) as exc:
                 # Not marked done: the next poll tries again.
                 log.warning("missed listing recovery failed error=%s", exc)
-        if not dry_run and not categories:
+        if scheduled:
             try:
                 await self.check_publications()
             except Exception:
                 # The poll's own result stands; tomorrow's poll tries again.
                 log.exception("publication check failed")
-        return PollReport(tuple(results), cats)
 
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
         state = None if dry_run else await self.feeds.get(url)
@@ -278,8 +331,9 @@ class PaperService:
                 return FeedPoll(url, PollOutcome.NOT_MODIFIED)
             listing = parse_rss(fetched.body)
         except (ArxivHTTPError, FeedError) as exc:
-            message = str(exc)
-            log.warning("poll failed url=%s error=%s", url, message)
+            # Stored, logged and shown in /paperbell status: never with the URL's credentials.
+            message = redact_urls(str(exc))
+            log.warning("poll failed url=%s error=%s", redact_urls(url), message)
             if not dry_run:
                 await self.feeds.record_failure(url, message, at=started)
             return FeedPoll(url, PollOutcome.ERROR, error=message)
@@ -317,9 +371,12 @@ class PaperService:
         report = ImportReport()
         for path in paths:
             try:
-                data = path.read_bytes()
+                data = read_document(path)
             except OSError as exc:
                 report.errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+                continue
+            except DocumentTooLargeError as exc:
+                report.errors.append(str(exc))
                 continue
             try:
                 batch = parse_document(data)
@@ -463,45 +520,13 @@ class PaperService:
 
     # ---- look-ups ----------------------------------------------------------------------
 
-    async def get_paper(self, raw_id: str) -> Paper:
-        """A paper by id or URL, from the store or else from the arXiv API (and then stored)."""
-        try:
-            arxiv_id = parse_arxiv_id(raw_id)
-        except InvalidArxivIdError as exc:
-            raise InvalidInputError(str(exc)) from None
-        paper = await self.papers.get(arxiv_id.id)
-        if paper is not None and (arxiv_id.version is None or arxiv_id.version <= paper.version):
-            return paper
-        client = self._require_client()
-        try:
-            fetched = await client.query_api(id_list=[arxiv_id.id], max_results=1)
-            result = parse_atom(fetched.body)
-        except (ArxivHTTPError, FeedError) as exc:
-            log.warning("paper lookup failed id=%s error=%s", arxiv_id.id, exc)
-            if paper is not None:
-                return paper
-            raise UpstreamError(
-                "arXiv did not answer for that paper just now; try again in a minute."
-            ) from None
-        found = [p for p in result.papers if p.id == arxiv_id.id]
-        if not found:
-            if paper is not None:
-                return paper
-            raise NotFoundError(f"arXiv has no paper {arxiv_id.id}.")
-        await self.ingest(found)
-        stored = await self.papers.get(arxiv_id.id)
-        return stored if stored is not None else found[0]
+    async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper:
+        """A paper by id or URL, from the store or else from arXiv (catalogued, never alerted)."""
+        return await self.lookups.paper(raw_id, user_id=user_id)
 
     @staticmethod
     def _check_query(query: str, what: str) -> str:
-        cleaned = " ".join(query.split())
-        if not cleaned:
-            raise InvalidInputError(f"Give a {what} to look for.")
-        if len(cleaned) > MAX_QUERY_LENGTH:
-            raise InvalidInputError(
-                f"That {what} is {len(cleaned):,} characters long; the limit is {MAX_QUERY_LENGTH}."
-            )
-        return cleaned
+        return check_query(query, what, limit=MAX_QUERY_LENGTH)
 
     async def search(
         self,

@@ -257,14 +257,14 @@ async def test_forged_follow_button_is_refused(world: World) -> None:
         assert listing.dm == []
 
 
-async def test_migration_from_schema_4_alerts_nothing(world: World) -> None:
-    """A store written by the previous version (schema 4: listing polled, alerts sent) is
+async def test_migration_from_schema_5_alerts_nothing(world: World) -> None:
+    """A store written by the previous version (schema 5: listing polled, alerts sent) is
     migrated; polling the same listing again, replacements included, posts nothing."""
     w = world
     v2 = replace(FRESH, version=2, announce_type=AnnounceType.REPLACE)
     listing = rss_listing([v2, OTHER])
     old = await Database.open(w.db_path, migrate=False)
-    await old.migrate(target=4)
+    await old.migrate(target=5)
     # FRESH was also looked up through the API, so its stored `published` is its v1 date,
     # not the listing's: only the feed state tells that this listing was processed.
     earlier = submitted(FRESH, datetime(2024, 12, 2, 9, 0, tzinfo=UTC))
@@ -294,7 +294,7 @@ async def test_migration_from_schema_4_alerts_nothing(world: World) -> None:
 
     w.arxiv.set_rss(listing, etag='"rebuilt-after-upgrade"')
     async with running_bot(w.emu, w.db_path, w.arxiv) as bot:
-        assert await bot.papers.db.schema_version() >= 5
+        assert await bot.papers.db.schema_version() >= 6
         await admin_poll(w)
         await wait_delivered(bot)
         await nothing_pending(bot)
