@@ -148,7 +148,7 @@ async def scenario(
     channel_ids: list[tuple[int, int]] = []  # (guild id, channel id)
 
     async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, db: AnyDatabase) -> None:
-        await PaperService(db, None).ingest(papers)
+        await PaperService(db, None).announce(papers)
         for g in range(math.ceil(channels / CHANNELS_PER_GUILD)):
             guild = await emu.create_guild(f"Readers {g}")
             for c in range(min(CHANNELS_PER_GUILD, channels - len(channel_ids))):

@@ -54,7 +54,7 @@ async def full_ingest(data: bytes, workdir: Path, run: int) -> tuple[float, int,
         service = PaperService(db, None)
         started = time.perf_counter()
         listing = parse_rss(data)
-        outcome = await service.ingest(listing.papers)
+        outcome = await service.announce(listing.papers)
         elapsed = time.perf_counter() - started
     finally:
         await db.close()

@@ -1,11 +1,16 @@
-"""Matching benchmark: one batch of 2,000 new papers against 1,000 and 1,000,000 subscriptions.
+"""Matching benchmark: one listing of 1,504 announcements against 1,000 and 1,000,000 subscriptions.
 
-Measures the matching step of `PaperService.ingest` (candidate lookup +
-`match_subscriptions` + outbox enqueue, in one write transaction, commit
-included) on two stores that differ only in the number of subscriptions:
+Measures the announcement step of `PaperService.announce` after the papers are
+stored (recording the announcements + candidate lookup + `alerts_for` + outbox
+enqueue, in one write transaction, commit included) on two stores that differ
+only in the number of subscriptions. The batch holds all four announcement
+types in the proportions of the real 2024-11-28 listing (926 new, 569 replace,
+9 cross of 1,504; that listing had no replace-cross, so 9 of its replacements
+are replace-cross here).
 
-- "1k": 1,000 live subscriptions (10% category, 45% author, 45% keyword)
-  over 10,000 destinations, several of which match papers of the batch;
+- "1k": 1,000 live subscriptions (10% category, 45% author, 43% keyword, 2%
+  followers of replaced papers) over 10,000 destinations, several of which
+  match papers of the batch;
 - "1M": the same 1,000 plus 999,000 subscriptions (3% category, 50% author,
   47% keyword) whose keys do not occur in this batch: categories absent from
   it, surnames none of its authors has, keywords whose indexed token none of
@@ -17,7 +22,7 @@ the frequencies of the real 2024-11-28 all-archives listing (primary and
 cross-lists), 1-8 authors (mean about 4) from a pool of 200,000 with
 prolific authors and common surnames, titles and abstracts from a
 Zipf-distributed vocabulary of 50,000 words. The papers are stored before the
-timing; after each run the deliveries are deleted. The runs alternate
+timing; after each run the deliveries and announcements are deleted. The runs alternate
 between the stores (medians over `--rounds`, after one warm-up each).
 Targets: 1M <= 1 s, 1M / 1k <= 1.5.
 
@@ -47,7 +52,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,14 +67,16 @@ from bench._common import (  # noqa: E402
     rename_schema,
     schema_exists,
 )
+from bot.announcements import alerts_for, as_announced, from_listing  # noqa: E402
 from bot.arxiv.feeds import parse_rss  # noqa: E402
 from bot.categories import all_categories  # noqa: E402
 from bot.matching import (  # noqa: E402
+    REPLACEMENT_TYPES,
     author_match_key,
     keyword_match_key,
     match_keys,
-    match_subscriptions,
 )
+from storage.announcements import AnnouncementRepository  # noqa: E402
 from storage.backend import AnyDatabase  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import AnnounceType, Paper, SubscriptionKind  # noqa: E402
@@ -80,8 +87,17 @@ from storage.pg import PgDatabase  # noqa: E402
 from storage.subscriptions import SubscriptionRepository, to_timestamp  # noqa: E402
 
 SEED = 20261127
-FORMAT = 2  # bump when the generated data changes, so stale caches are not reused
-PAPERS = 2_000
+FORMAT = 3  # bump when the generated data changes, so stale caches are not reused
+# The real listing's mix (926 new, 569 replace, 9 cross), with 9 replace-cross.
+MIX = {
+    AnnounceType.NEW: 926,
+    AnnounceType.CROSS: 9,
+    AnnounceType.REPLACE: 560,
+    AnnounceType.REPLACE_CROSS: 9,
+}
+PAPERS = sum(MIX.values())
+FOLLOWS = 20  # live paper follows of replaced papers in the batch
+LISTING_DAY = date(2026, 11, 27)
 DESTINATIONS = 10_000
 LIVE = 1_000
 BIG = 1_000_000
@@ -148,7 +164,7 @@ class Corpus:
                 cats.append(cat)
         return tuple(cats)
 
-    def paper(self, index: int) -> Paper:
+    def paper(self, index: int, announce: AnnounceType) -> Paper:
         rng = self.rng
         cats = self.categories()
         count = min(8, max(1, round(rng.lognormvariate(1.2, 0.6))))
@@ -160,7 +176,7 @@ class Corpus:
         published = NOW - timedelta(hours=5)
         return Paper(
             id=f"2611.{index + 1:05d}",
-            version=1,
+            version=rng.randint(2, 4) if announce in REPLACEMENT_TYPES else 1,
             title=self.text(rng.randint(6, 16)).capitalize(),
             abstract=self.text(rng.randint(100, 220)).capitalize() + ".",
             authors=tuple(authors),
@@ -168,7 +184,7 @@ class Corpus:
             categories=cats,
             published=published,
             updated=published,
-            announce_type=AnnounceType.CROSS if rng.random() < 0.12 else AnnounceType.NEW,
+            announce_type=announce,
         )
 
 
@@ -210,7 +226,9 @@ def _unique(rows: list[SubRow], row: SubRow, seen: set[tuple[int, str, str, str]
 def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
     """The batch, the live subscriptions and (with `inert`) the 999,000 others."""
     rng = corpus.rng
-    papers = [corpus.paper(i) for i in range(PAPERS)]
+    types = [kind for kind, count in MIX.items() for _ in range(count)]
+    rng.shuffle(types)
+    papers = [corpus.paper(i, kind) for i, kind in enumerate(types)]
     keys = match_keys(papers)
     seen: set[tuple[int, str, str, str]] = set()
 
@@ -239,7 +257,7 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
         row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.AUTHOR, name,
                    author_match_key(name))  # fmt: skip
         _unique(live, row, seen)
-    while len(live) < LIVE:
+    while len(live) < LIVE - FOLLOWS:
         style = rng.random()
         if style < 0.5:  # a specific term
             phrase = corpus.words[rng.randrange(300, 20_000)]
@@ -257,6 +275,13 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
             phrase = f"{rng.choice(corpus.words[:5_000])} {rng.choice(corpus.words[:20_000])}"
         row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.KEYWORD, phrase,
                    keyword_match_key(phrase))  # fmt: skip
+        _unique(live, row, seen)
+
+    replaced = [p.id for p in papers if p.announce_type in REPLACEMENT_TYPES]
+    while len(live) < LIVE:
+        paper_id = rng.choice(replaced)
+        row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.PAPER, paper_id,
+                   (paper_id, ""))  # fmt: skip
         _unique(live, row, seen)
 
     # -- 999,000 subscriptions whose keys are not in this batch ---------------------------
@@ -387,68 +412,68 @@ class RunResult:
 
 
 async def reset(db: AnyDatabase) -> None:
-    """Empty the outbox for the next run (not timed)."""
+    """Empty the outbox and the announcements for the next run (not timed)."""
     await db.execute("DELETE FROM deliveries")
+    await db.execute("DELETE FROM announcements")
     if db.dialect == "postgres":
-        await db.execute("VACUUM deliveries")  # no dead rows left for the next run's inserts
+        # No dead rows left for the next run's inserts.
+        await db.execute("VACUUM deliveries")
+        await db.execute("VACUUM announcements")
 
 
 async def matching_step(db: AnyDatabase, papers: Sequence[Paper]) -> RunResult:
-    """What `PaperService.ingest` does after the upsert, timed from BEGIN to COMMIT."""
+    """What `PaperService.announce` does after the upsert, timed from BEGIN to COMMIT."""
+    result, _ = await _announcement_step(db, papers)
+    await reset(db)
+    return result
+
+
+async def _announcement_step(
+    db: AnyDatabase, papers: Sequence[Paper]
+) -> tuple[RunResult, dict[str, float]]:
     subscriptions = SubscriptionRepository(db)
+    announcements = AnnouncementRepository(db)
     outbox = DeliveryOutbox(db)
-    started = time.perf_counter()
+    by_id = {p.id: p for p in papers}
+    parts: dict[str, float] = {}
+    started = mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        parts[name] = now - mark
+        mark = now
+
     async with db.transaction() as conn:
-        keys = match_keys(papers)
+        fresh = await announcements.record_in(conn, from_listing(papers, LISTING_DAY), now=NOW)
+        lap("record")
+        keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
+        lap("match_keys")
         candidates = await subscriptions.candidates(
             conn,
             categories=keys.categories,
             surnames=keys.surnames,
             keyword_tokens=keys.keyword_tokens,
+            paper_ids=keys.paper_ids,
         )
-        matches = match_subscriptions(papers, candidates)
-        rows = await outbox.enqueue(
-            conn, [(m.destination.id, m.paper.id, m.matched) for m in matches], now=NOW
-        )
+        lap("candidates")
+        alerts = alerts_for(fresh, by_id, candidates)
+        lap("alerts_for")
+        rows = await outbox.enqueue(conn, alerts, now=NOW)
+        lap("enqueue")
+    lap("commit")
     elapsed = time.perf_counter() - started
-    await reset(db)
-    return RunResult(elapsed, len(candidates), len(matches), rows)
+    return RunResult(elapsed, len(candidates), len(alerts), rows), parts
 
 
 async def profile_step(db: AnyDatabase, papers: Sequence[Paper], label: str) -> None:
-    """cProfile of one matching step, plus the step's parts timed separately."""
-    subscriptions = SubscriptionRepository(db)
-    outbox = DeliveryOutbox(db)
+    """cProfile of one announcement step, plus the step's parts timed separately."""
     profiler = cProfile.Profile()
-    parts: dict[str, float] = {}
     profiler.enable()
-    started = time.perf_counter()
-    async with db.transaction() as conn:
-        mark = time.perf_counter()
-        keys = match_keys(papers)
-        parts["match_keys"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        candidates = await subscriptions.candidates(
-            conn,
-            categories=keys.categories,
-            surnames=keys.surnames,
-            keyword_tokens=keys.keyword_tokens,
-        )
-        parts["candidates"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        matches = match_subscriptions(papers, candidates)
-        parts["match_subscriptions"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        await outbox.enqueue(
-            conn, [(m.destination.id, m.paper.id, m.matched) for m in matches], now=NOW
-        )
-        parts["enqueue"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-    parts["commit"] = time.perf_counter() - mark
-    total = time.perf_counter() - started
+    result, parts = await _announcement_step(db, papers)
     profiler.disable()
     await reset(db)
-    print(f"\n--- profile {label}: total {total:.3f}s")
+    print(f"\n--- profile {label}: total {result.seconds:.3f}s")
     print("    " + "  ".join(f"{k}={v:.3f}s" for k, v in parts.items()))
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
@@ -523,7 +548,7 @@ async def main() -> None:
                 results[store].append(await matching_step(stores[store], papers))
         print()
         print(f"{'backend':<9} {'size':<4} {'subscriptions':>13} {'candidates':>10} "
-              f"{'matches':>8} {'outbox rows':>11} {'median':>8}  (min, max of "
+              f"{'alerts':>8} {'outbox rows':>11} {'median':>8}  (min, max of "
               f"{args.rounds})")  # fmt: skip
         medians: dict[Store, float] = {}
         for (backend, label), runs in results.items():

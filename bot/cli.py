@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot import __version__
+from bot.announcements import listing_lines
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
 from bot.categories import normalize_category
@@ -499,7 +500,10 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
     # stats: a read command, so it never creates or migrates anything.
     db = await open_for_reading(settings.database, shown=settings.database_for_display())
     try:
-        stats = await PaperService(db, None).stats()
+        service = PaperService(db, None)
+        stats = await service.stats()
+        listings = await service.recent_listings(7)
+        quiet = await service.no_listing_note()
     finally:
         await db.close()
     if args.json:
@@ -512,6 +516,14 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
                 "pending_deliveries": stats.pending_deliveries,
                 "sent_deliveries": stats.sent_deliveries,
                 "database_bytes": stats.database_bytes,
+                "listings": [
+                    {
+                        "date": listing.listing_date.isoformat(),
+                        **{t.value: n for t, n in listing.counts.items()},
+                    }
+                    for listing in listings
+                ],
+                "no_listing_today": quiet,
             },
             out,
         )
@@ -526,6 +538,10 @@ async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
             f"alerts sent    {stats.sent_deliveries:,}\n"
             f"size           {stats.database_bytes / 2**20:,.1f} MiB\n"
         )
+        out.write("announcements of the last listings:\n" if listings else "")
+        out.writelines(f"  {line}\n" for line in listing_lines(listings))
+        if quiet:
+            out.write(f"{quiet}\n")
     return EXIT_OK
 
 

@@ -367,17 +367,19 @@ class Deliverer:
             else:
                 fresh.append(delivery)
         batches = [_Batch(existing[key], bound=True) for key in sorted(existing)]
+        if fresh and items[0].destination.digest:
+            # A digest line has no room for a note: new versions, withdrawals,
+            # publications and late alerts keep their own embed.
+            plain = [d for d in fresh if d.note is None]
+            if len(plain) >= DIGEST_MIN_ITEMS:
+                batches += [_Batch(group, bound=False) for group in _digest_groups(plain)]
+                fresh = [d for d in fresh if d.note is not None]
         if fresh:
-            if items[0].destination.digest and len(fresh) >= DIGEST_MIN_ITEMS:
-                batches += [_Batch(group, bound=False) for group in _digest_groups(fresh)]
-            else:
-                embeds = [alert_embed(d.paper, d.matched) for d in fresh]
-                batches += [
-                    _Batch(
-                        [fresh[i] for i in group], bound=False, embeds=[embeds[i] for i in group]
-                    )
-                    for group in group_embeds(embeds)
-                ]
+            embeds = [alert_embed(d.paper, d.matched, d.note) for d in fresh]
+            batches += [
+                _Batch([fresh[i] for i in group], bound=False, embeds=[embeds[i] for i in group])
+                for group in group_embeds(embeds)
+            ]
         return batches
 
     async def _deliver_destination(self, items: Sequence[Delivery], report: DeliveryReport) -> None:
@@ -476,7 +478,7 @@ class Deliverer:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         return await channel.send(
-            embeds=batch.embeds or [alert_embed(d.paper, d.matched) for d in items],
+            embeds=batch.embeds or [alert_embed(d.paper, d.matched, d.note) for d in items],
             nonce=nonce,
             allowed_mentions=discord.AllowedMentions.none(),
         )

@@ -29,7 +29,7 @@ from bot.metrics import Metrics
 from bot.services import PaperService, PollReport, utcnow
 from bot.views import APOLOGY, reply_ephemeral
 from storage.backend import AnyDatabase
-from storage.models import FeedState
+from storage.models import FeedState, ListingSummary
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class StatusReport:
     backlog: int
     subscriptions: int
     paused: int = 0
+    listings: tuple[ListingSummary, ...] = ()  # last 7 listing days, newest first
+    quiet_note: str | None = None  # why there is no listing today, when there is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,8 @@ class PaperbellBot(commands.AutoShardedBot):
             backlog=usage.pending,
             subscriptions=usage.subscriptions,
             paused=usage.paused,
+            listings=tuple(await self.papers.recent_listings(7)),
+            quiet_note=await self.papers.no_listing_note(),
         )
 
     async def personal_status(self, user_id: int) -> PersonalStatus:

@@ -163,15 +163,19 @@ def paper_embed(
     return embed
 
 
-def alert_embed(paper: Paper, matched: Sequence[str]) -> discord.Embed:
+def alert_embed(paper: Paper, matched: Sequence[str], note: str | None = None) -> discord.Embed:
     """A compact alert embed, within `ALERT_EMBED_BUDGET` characters where possible (10 a message).
 
+    `note` (a new version, a withdrawal, a publication) leads the description in bold.
     The abstract gives way first: it is cut until the whole embed fits, and
     dropped entirely only for papers whose title and authors alone are long.
     """
     abstract_chars = ALERT_ABSTRACT_CHARS
     while True:
         embed = paper_embed(paper, matched=matched, abstract_chars=abstract_chars)
+        if note:
+            lead = f"**{truncate(safe(note), 200)}**"
+            embed.description = truncate(f"{lead}\n{embed.description}", DESCRIPTION_LIMIT)
         # Alerts keep the essentials; comment/journal are one click away.
         for index in reversed(range(len(embed.fields))):
             if embed.fields[index].name in ("Comment", "Journal"):

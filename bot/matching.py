@@ -16,10 +16,10 @@ Rules:
   compatible given names (`S. Legg` ~ `Shane Legg`, not `Peter Legg`).
 - keyword: the phrase's tokens occur consecutively, as whole words, in the
   title or in the abstract (`gen` does not match "generalization").
+- paper (following one paper): only its replacements, whatever the options.
 - replacements (`replace`, `replace-cross`) count only for subscriptions with
-  `include_replacements`. Note that `PaperRepository.upsert_many` reports only
-  papers it had never stored, so a replacement reaches the matcher only when
-  its earlier version was never seen (e.g. before the bot was installed).
+  `include_replacements` and for the paper's followers. Callers match
+  announcements (`bot.announcements`), not whatever the catalogue stored.
 - one `Match` per (destination, paper), listing every subscription of that
   destination that matched; paused destinations never match.
 """
@@ -48,6 +48,7 @@ class MatchKeys:
     categories: frozenset[str]
     surnames: frozenset[str]
     keyword_tokens: frozenset[str]
+    paper_ids: frozenset[str] = frozenset()  # followers are looked up by paper id
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,8 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
                 surnames.add(surname)
         tokens.update(keyword_tokens(paper.title))
         tokens.update(keyword_tokens(paper.abstract))
-    return MatchKeys(frozenset(categories), frozenset(surnames), frozenset(tokens))
+    paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
+    return MatchKeys(frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids)
 
 
 class _Index:
@@ -121,12 +123,15 @@ class _Index:
         self.by_first_token: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(
             list
         )
+        self.by_paper: dict[str, list[Subscription]] = defaultdict(list)
         seen: set[int] = set()
         for sub in candidates:
             if sub.id in seen or sub.destination.paused:
                 continue
             seen.add(sub.id)
-            if sub.kind is SubscriptionKind.CATEGORY:
+            if sub.kind is SubscriptionKind.PAPER:
+                self.by_paper[sub.match_key].append(sub)
+            elif sub.kind is SubscriptionKind.CATEGORY:
                 self.by_category[sub.match_key].append(sub)
             elif sub.kind is SubscriptionKind.AUTHOR:
                 self.by_surname[sub.match_key].append((sub, tuple(sub.given_key.split())))
@@ -146,6 +151,8 @@ def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _matching_subscriptions(paper: Paper, index: _Index) -> Iterable[Subscription]:
+    if paper.announce_type in REPLACEMENT_TYPES:
+        yield from index.by_paper.get(paper.id, ())
     for category in paper_categories(paper):
         subs = index.by_category.get(category)
         if subs:
@@ -179,7 +186,7 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, Subscription]] = defaultdict(dict)
         for sub in _matching_subscriptions(paper, index):
-            if replacement and not sub.include_replacements:
+            if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
             hits[sub.destination.id][sub.id] = sub
         for destination_id in sorted(hits):

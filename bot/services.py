@@ -12,22 +12,40 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from bot.announcements import (
+    alerts_for,
+    as_announced,
+    from_listing,
+    listing_day,
+    publication_note,
+    quiet_listing_note,
+)
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError, parse_document, parse_rss
+from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.errors import InvalidInputError, UpstreamError
 from bot.lookups import ArxivLookups, LookupGate, check_query
-from bot.matching import match_keys, match_subscriptions
+from bot.matching import match_keys
+from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
 from bot.redact import redact_urls
+from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.lookups import LookupCache
 from storage.meta import MetaRepository
-from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
-from storage.outbox import DeliveryOutbox
+from storage.models import (
+    AlertEvent,
+    AnnounceType,
+    AuthorMatch,
+    ListingSummary,
+    Paper,
+    SearchHit,
+    StoreStats,
+)
+from storage.outbox import DeliveryOutbox, OutboxAlert
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
 
@@ -35,6 +53,12 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_LENGTH = 300
 MAX_RESULTS = 100
+PUBLICATION_CHECK_KEY = "publications_checked_at"
+PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
+PUBLICATION_BATCH = 100  # ids per API request
+RECOVERED_KEY = "missed_listings_recovered_through"
+RECOVERY_PAGE = 1000  # API results per request when recovering missed listings
+RECOVERY_MAX_RESULTS = 10_000  # per query; arXiv serves at most 30,000
 
 # Author and keyword subscriptions are matched locally, so they need every new
 # paper: these are arXiv's archives (the "all archives" RSS listing).
@@ -99,6 +123,7 @@ class IngestOutcome:
     updated: int
     unchanged: int
     deliveries: int
+    announced: int = 0  # announcements recorded for the first time
 
 
 @dataclass(slots=True)
@@ -151,6 +176,7 @@ class PaperService:
         self.subscriptions = SubscriptionRepository(db)
         self.outbox = DeliveryOutbox(db)
         self.meta = MetaRepository(db)
+        self.announcements = AnnouncementRepository(db)
         # Look-ups (/paper, /author, /search) fill the catalogue from arXiv; never alert.
         self.lookups = ArxivLookups(
             self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
@@ -164,41 +190,67 @@ class PaperService:
     # ---- ingestion -------------------------------------------------------------------
 
     async def ingest(self, batch: Sequence[Paper]) -> IngestOutcome:
-        """Store a batch and queue alerts for its genuinely new papers, in one transaction.
+        """Store a batch in the catalogue. Never alerts.
 
-        Because the outbox rows are written in the same transaction as the papers,
-        a crash between ingest and posting loses nothing: the alerts wait in the outbox.
+        Look-ups, imports and backfills fill the catalogue through here; only
+        `announce` (what a polled listing says arXiv announced) queues alerts.
+        """
+        result = await self.papers.upsert_many(batch, now=self.clock())
+        return IngestOutcome(result.new, result.updated, result.unchanged, 0)
+
+    async def announce(
+        self,
+        papers: Sequence[Paper],
+        *,
+        listing_date: date | None = None,
+        alert: bool = True,
+        late: bool = False,
+    ) -> IngestOutcome:
+        """Store a listing's papers, record its announcements, and queue the alerts
+        the new announcements make, all in one transaction.
+
+        Because the outbox rows are written in the same transaction as the papers
+        and the announcements, a crash loses nothing and a repeat adds nothing:
+        an announcement already recorded is not matched again. `alert=False`
+        records without matching (a listing its feed state says was processed).
         """
         now = self.clock()
+        day = listing_date or listing_day(None, fallback=now)
+        by_id = {p.id: p for p in papers}
         async with self.db.transaction() as conn:
-            result = await self.papers.upsert_many_in(conn, batch, now=now)
+            result = await self.papers.upsert_many_in(conn, papers, now=now)
+            fresh = await self.announcements.record_in(
+                conn, from_listing(papers, day, late=late), now=now
+            )
             deliveries = 0
-            if result.new:
-                keys = match_keys(result.new)
+            if fresh and alert:
+                keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
                 candidates = await self.subscriptions.candidates(
                     conn,
                     categories=keys.categories,
                     surnames=keys.surnames,
                     keyword_tokens=keys.keyword_tokens,
+                    paper_ids=keys.paper_ids,
                 )
-                matches = match_subscriptions(result.new, candidates)
-                if matches:
-                    deliveries = await self.outbox.enqueue(
-                        conn,
-                        [(m.destination.id, m.paper.id, m.matched) for m in matches],
-                        now=now,
-                    )
-        if result.new:
+                alerts = alerts_for(fresh, by_id, candidates)
+                if alerts:
+                    deliveries = await self.outbox.enqueue(conn, alerts, now=now)
+        if fresh:
             log.info(
-                "ingested batch=%d new=%d updated=%d deliveries=%d",
-                len(batch), len(result.new), result.updated, deliveries,
+                "announced listing=%s batch=%d announcements=%d new=%d deliveries=%d",
+                day.isoformat(), len(papers), len(fresh), len(result.new), deliveries,
             )  # fmt: skip
-        return IngestOutcome(result.new, result.updated, result.unchanged, deliveries)
+        return IngestOutcome(result.new, result.updated, result.unchanged, deliveries, len(fresh))
 
     async def poll_categories(self) -> tuple[str, ...]:
         """What the scheduled poll asks arXiv for: subscribed categories, or every archive
         when author/keyword subscriptions need to see all new papers."""
         categories = set(await self.subscriptions.all_categories())
+        followed = await self.subscriptions.followed_papers()
+        if followed:
+            # A followed paper's new versions are announced in its primary category.
+            categories.update(p.primary_category for p in await self.papers.get_many(followed))
+            categories.discard("")
         if await self.subscriptions.needs_all_papers():
             # Whole archives cover their subject classes; drop the redundant ones.
             categories = {c for c in categories if c.split(".")[0] not in ALL_ARCHIVES}
@@ -222,6 +274,8 @@ class PaperService:
             started = time.perf_counter()
             result = await self._poll_url(client, url, dry_run=dry_run)
             results.append(replace(result, seconds=time.perf_counter() - started))
+        if not dry_run:
+            await self._after_poll(results, cats, scheduled=not categories)
         return PollReport(tuple(results), cats)
 
     async def poll_urls(self, urls: Sequence[str]) -> PollReport:
@@ -234,7 +288,33 @@ class PaperService:
             result = await self._poll_url(client, url, dry_run=False)
             results.append(replace(result, seconds=time.perf_counter() - started))
         cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
+        # No publication check here: inside the rebuild window every second counts;
+        # the hourly safety poll does it.
+        await self._after_poll(results, tuple(sorted(cats)), scheduled=False)
         return PollReport(tuple(results), tuple(sorted(cats)))
+
+    async def _after_poll(
+        self, results: Sequence[FeedPoll], categories: Sequence[str], *, scheduled: bool
+    ) -> None:
+        """After a pass: recover listings an outage skipped, then (scheduled passes, at most
+        once a day) check followed papers for publication. Neither may sink the poll."""
+        listed = [
+            listing_day(datetime.fromisoformat(f.build_date), fallback=self.clock())
+            for f in results
+            if f.outcome is PollOutcome.NEW_LISTING and f.build_date
+        ]
+        if listed:
+            try:
+                await self.recover_missed_listings(max(listed), categories)
+            except (ArxivHTTPError, FeedError) as exc:
+                # Not marked done: the next poll tries again.
+                log.warning("missed listing recovery failed error=%s", exc)
+        if scheduled:
+            try:
+                await self.check_publications()
+            except Exception:
+                # The poll's own result stands; tomorrow's poll tries again.
+                log.exception("publication check failed")
 
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
         state = None if dry_run else await self.feeds.get(url)
@@ -264,7 +344,11 @@ class PaperService:
             known = {p.id for p in await self.papers.get_many([p.id for p in listing.papers])}
             new = tuple(p for p in listing.papers if p.id not in known)
             return FeedPoll(url, PollOutcome.NEW_LISTING, len(listing.papers), new, 0, None, build)
-        outcome = await self.ingest(listing.papers)
+        # A listing this URL already served was processed (its feed state is recorded
+        # after its alerts were queued): record it again, but alert nothing. This also
+        # keeps a store migrated from before announcements from alerting old listings.
+        day = listing_day(listing.pub_date or listing.build_date, fallback=started)
+        outcome = await self.announce(listing.papers, listing_date=day, alert=not stale)
         await self.feeds.record_success(
             url,
             etag=fetched.etag,
@@ -304,6 +388,135 @@ class PaperService:
             report.papers += len(batch)
             report.new += len(outcome.new)
         return report
+
+    async def recover_missed_listings(self, current: date, categories: Sequence[str]) -> int:
+        """Announce, marked late, the papers of listings missed before `current`; returns alerts.
+
+        When the last listing seen is older than the announcement day before
+        `current` (the bot or arXiv's RSS was down), the API is asked for the
+        papers submitted in the missed listings' windows (`bot.recovery`), one
+        paged query per group of categories, through the client's pacing. They
+        are announced under the missed days, so each alerts once, as late.
+        """
+        done = await self.meta.get(RECOVERED_KEY)
+        if done is not None and done >= current.isoformat():
+            return 0
+        last = await self.announcements.last_listing_before(current)
+        missed = missed_days(last, current) if last is not None else []
+        if not missed:
+            return 0
+        client = self._require_client()
+        start, end = submission_window(missed[0])[0], submission_window(missed[-1])[1]
+        found: dict[str, Paper] = {}
+        for query in recovery_queries(categories, start, end):
+            offset = 0
+            while offset < RECOVERY_MAX_RESULTS:
+                fetched = await client.query_api(
+                    search_query=query, start=offset, max_results=RECOVERY_PAGE
+                )
+                page = parse_atom(fetched.body)
+                found.update((p.id, p) for p in page.papers)
+                offset += RECOVERY_PAGE
+                total = page.total_results if page.total_results is not None else 0
+                if len(page.papers) < RECOVERY_PAGE or offset >= total:
+                    break
+        by_day: dict[date, list[Paper]] = {}
+        for paper in found.values():
+            day = listing_for(paper.published, missed) if paper.published else None
+            if day is not None:
+                by_day.setdefault(day, []).append(replace(paper, announce_type=AnnounceType.NEW))
+        queued = 0
+        for day in sorted(by_day):
+            queued += (await self.announce(by_day[day], listing_date=day, late=True)).deliveries
+        await self.meta.set(RECOVERED_KEY, current.isoformat())
+        log.warning(
+            "recovered missed listings days=%s papers=%d queued=%d",
+            ",".join(d.isoformat() for d in missed), sum(map(len, by_day.values())), queued,
+        )  # fmt: skip
+        return queued
+
+    # ---- followed papers --------------------------------------------------------------
+
+    async def check_publications(self, *, force: bool = False) -> int:
+        """Alert followers of papers that gained a journal reference or DOI; returns alerts queued.
+
+        At most once a day (unless `force`): the followed papers not yet known
+        to be published are asked of the API in batches of `PUBLICATION_BATCH`
+        ids per request, through the client's one-at-a-time, 3 s pacing. The
+        answers also refresh the catalogue.
+        """
+        now = self.clock()
+        last = await self.meta.get(PUBLICATION_CHECK_KEY)
+        if not force and last is not None:
+            try:
+                if now - datetime.fromisoformat(last) < PUBLICATION_CHECK_EVERY:
+                    return 0
+            except ValueError:
+                log.warning("unreadable %s=%r; checking now", PUBLICATION_CHECK_KEY, last)
+        followed = await self.subscriptions.followed_papers()
+        known = await self.announcements.published(followed)
+        todo = [paper_id for paper_id in followed if paper_id not in known]
+        if not todo:
+            await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
+            return 0
+        client = self._require_client()
+        queued = 0
+        for start in range(0, len(todo), PUBLICATION_BATCH):
+            chunk = todo[start : start + PUBLICATION_BATCH]
+            try:
+                fetched = await client.query_api(id_list=chunk, max_results=len(chunk))
+                result = parse_atom(fetched.body)
+            except (ArxivHTTPError, FeedError) as exc:
+                log.warning("publication check failed ids=%d error=%s", len(chunk), exc)
+                return queued  # not marked done: the next poll tries again
+            wanted = set(chunk)
+            found = [p for p in result.papers if p.id in wanted]
+            async with self.db.transaction() as conn:
+                await self.papers.upsert_many_in(conn, found, now=now)
+                for paper in found:
+                    if not (paper.journal_ref or paper.doi):
+                        continue
+                    if not await self.announcements.note_publication_in(
+                        conn, paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=now
+                    ):
+                        continue
+                    note = publication_note(paper.journal_ref, paper.doi)
+                    followers = await self.subscriptions.followers_in(conn, paper.id)
+                    queued += await self.outbox.enqueue(
+                        conn,
+                        [
+                            OutboxAlert(
+                                f.destination.id,
+                                paper.id,
+                                (f.describe(),),
+                                AlertEvent.PUBLISHED,
+                                0,
+                                note,
+                            )
+                            for f in followers
+                        ],
+                        now=now,
+                    )
+        await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
+        log.info("publication check papers=%d queued=%d", len(todo), queued)
+        return queued
+
+    async def note_known_publication(self, paper: Paper) -> None:
+        """Remember that `paper` is already published (a new follower is not told so later)."""
+        if paper.journal_ref or paper.doi:
+            await self.announcements.note_publication(
+                paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=self.clock()
+            )
+
+    # ---- what was announced ------------------------------------------------------------
+
+    async def recent_listings(self, limit: int = 7) -> list[ListingSummary]:
+        """Announcements of the last `limit` listing days, newest first, counted by type."""
+        return await self.announcements.recent_listings(limit)
+
+    async def no_listing_note(self) -> str | None:
+        """A plain explanation when tonight's listing is missing, empty or unchanged."""
+        return quiet_listing_note(await self.recent_listings(1), self.clock())
 
     # ---- look-ups ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.categories import normalize_category
 from bot.config import Settings
 from bot.errors import (
@@ -37,6 +38,7 @@ from storage.subscriptions import QuotaReachedError, SubscriptionQuota, Usage
 log = logging.getLogger(__name__)
 
 MAX_AUTHOR_LENGTH = 100
+MAX_PAPER_ID_LENGTH = 200
 MIN_KEYWORD_LENGTH = 3
 ChannelCheck = Callable[[int], bool]
 """Answers a permission question about a channel id, resolved at run time by the cog."""
@@ -134,6 +136,11 @@ class SubscriptionService:
         if channel_id is not None and guild_id is None:
             raise InvalidInputError("Channel subscriptions can only be made inside a server.")
         cleaned = self._clean(kind, value)
+        if kind is SubscriptionKind.PAPER:
+            # Known to arXiv (and now to the catalogue, which gives its category to poll);
+            # a publication known today is not news for this follower later.
+            followed = await self.papers.get_paper(cleaned.value)
+            await self.papers.note_known_publication(followed)
         if channel_id is None:
             dest_kind, target_id, dest_guild = DestinationKind.DM, actor_id, None
         else:
@@ -184,6 +191,14 @@ class SubscriptionService:
 
     def _clean(self, kind: SubscriptionKind, value: str) -> _Cleaned:
         text = " ".join(value.split())
+        if kind is SubscriptionKind.PAPER:
+            if len(text) > MAX_PAPER_ID_LENGTH:
+                raise InvalidInputError("That is not an arXiv id or link.")
+            try:
+                paper_id = parse_arxiv_id(text).id
+            except InvalidArxivIdError as exc:
+                raise InvalidInputError(str(exc)) from None
+            return _Cleaned(paper_id, paper_id, "")
         if kind is SubscriptionKind.CATEGORY:
             category = normalize_category(text)
             return _Cleaned(category, category, "")
@@ -263,6 +278,8 @@ class SubscriptionService:
     async def _backfill_candidates(self, sub: Subscription, limit: int) -> list[Paper]:
         """The `limit` newest (category, author) or best (keyword) stored papers to check."""
         store = self.papers.papers
+        if sub.kind is SubscriptionKind.PAPER:
+            return []  # a followed paper has no past to post, only its next versions
         if sub.kind is SubscriptionKind.CATEGORY:
             return list(await store.latest(limit=limit, category=sub.match_key))
         if sub.kind is SubscriptionKind.AUTHOR:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 
+from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.embeds import safe
 from bot.errors import UserError
 from bot.subscribing import SubscriptionService
@@ -222,3 +224,88 @@ class AuthorPages(Paginator):
         super().__init__(loader, owner_id=owner_id, timeout=timeout)
         self.follow = FollowButton(subscriptions, author)
         self.add_item(self.follow)
+
+
+FOLLOW_PAPER_PREFIX = "pb:follow-paper:"
+BAD_BUTTON = "That button is not valid any more; use /subscribe paper instead."
+
+
+class _HasSubscriptions(Protocol):
+    subscriptions: SubscriptionService
+
+
+class FollowPaperButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"pb:follow-paper:(?P<paper>[A-Za-z0-9./-]{1,40})",
+):
+    """🔔 Follow under a /paper answer: DM-subscribes the clicker to that paper.
+
+    Persistent (it works after a restart): the paper id travels in the
+    custom_id, which the client sends back and anyone can forge, so it is
+    matched by a bounded pattern and parsed as an arXiv id again on each click.
+    """
+
+    def __init__(self, paper_id: str | None) -> None:
+        custom_id = FOLLOW_PAPER_PREFIX + (paper_id or "invalid")
+        super().__init__(
+            discord.ui.Button(
+                label="Follow",
+                emoji="🔔",
+                style=discord.ButtonStyle.primary,
+                custom_id=custom_id[:100],
+            )
+        )
+        self.paper_id = paper_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> FollowPaperButton:
+        try:
+            parsed = parse_arxiv_id(match["paper"])
+        except InvalidArxivIdError:
+            log.info("follow button with a bad paper id from user=%s", interaction.user.id)
+            return cls(None)
+        return cls(parsed.id)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if self.paper_id is None:
+            await reply_ephemeral(interaction, BAD_BUTTON)
+            return
+        client: _HasSubscriptions = interaction.client
+        try:
+            result = await client.subscriptions.subscribe(
+                actor_id=interaction.user.id,
+                guild_id=None,
+                channel_id=None,
+                kind=SubscriptionKind.PAPER,
+                value=self.paper_id,
+            )
+        except UserError as exc:
+            await reply_ephemeral(interaction, str(exc))
+            return
+        await reply_ephemeral(
+            interaction, follow_paper_message(self.paper_id, result.created, result.note)
+        )
+
+
+def follow_paper_view(paper_id: str) -> discord.ui.View:
+    """The view with the 🔔 Follow button for one paper (persistent: no timeout)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(FollowPaperButton(paper_id))
+    return view
+
+
+def follow_paper_message(paper_id: str, created: bool, note: str | None) -> str:
+    """The private answer to a paper's Follow click."""
+    if not created:
+        return f"You already follow {paper_id}."
+    text = (
+        f"You'll get a DM when {paper_id} has a new version, is withdrawn or is published. "
+        "Make sure your privacy settings let the bot message you; /unsubscribe stops it."
+    )
+    return f"{text}\n{note}" if note else text

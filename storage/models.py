@@ -8,7 +8,7 @@ local-time bug shows up at the storage boundary instead of in a channel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from storage.names import names_ambiguous
@@ -126,6 +126,7 @@ class SubscriptionKind(StrEnum):
     AUTHOR = "author"
     CATEGORY = "category"
     KEYWORD = "keyword"
+    PAPER = "paper"  # follow one paper (match_key: its versionless id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,40 @@ class Subscription:
         return f"{self.kind.value}: {self.value}"
 
 
+class AlertEvent(StrEnum):
+    """What an outbox row tells its destination; the outbox key is (destination, paper,
+    event, version), so each is said at most once."""
+
+    ANNOUNCED = "announced"  # first announced (new) or cross-listed here; version 0
+    VERSION = "version"  # a new version (or a withdrawal); version = the new version
+    PUBLISHED = "published"  # gained a journal reference or DOI; version 0
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """One item of an arXiv listing: this version of this paper, announced as this type."""
+
+    paper_id: str
+    version: int
+    announce_type: AnnounceType
+    listing_date: date  # the listing's day, US Eastern
+    categories: tuple[str, ...]
+    withdrawn: bool = False
+    late: bool = False  # recovered after the listing itself was missed
+
+
+@dataclass(frozen=True, slots=True)
+class ListingSummary:
+    """How many announcements of each type one listing day brought."""
+
+    listing_date: date
+    counts: dict[AnnounceType, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -184,6 +219,9 @@ class Delivery:
     message_id: int | None = None
     last_error: str | None = None
     batch_id: int | None = None  # the message this delivery was bound to before sending
+    event: AlertEvent = AlertEvent.ANNOUNCED
+    version: int = 0
+    note: str | None = None  # what the alert says besides the paper ("New version v3 ...")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 A delivery row is created in the same transaction that stored the paper, so an
 alert is never lost between "stored" and "queued". It stays `pending` until
 Discord confirmed the message (`mark_sent`) or the sender gave up for good
-(`mark_failed`); the UNIQUE (destination_id, paper_rowid) key means a paper is
-queued for a destination at most once, whatever re-polls or backfills happen.
+(`mark_failed`); the UNIQUE (destination_id, paper_rowid, event, version) key
+means a paper is announced to a destination at most once, each new version and
+its publication at most once, whatever re-polls or backfills happen.
 
 Before a message is posted its deliveries are bound to a batch
 (`assign_batch`); a batch is always claimed whole, so a retry after a crash
@@ -24,11 +25,12 @@ import os
 import socket
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from storage.backend import AnyDatabase, Connection, Row, json_ids
-from storage.models import AnnounceType, Delivery, DeliveryStatus, Paper
+from storage.models import AlertEvent, AnnounceType, Delivery, DeliveryStatus, Paper
 from storage.subscriptions import (
     DESTINATION_COLUMNS,
     destination_from_row,
@@ -51,7 +53,8 @@ _PAPER_COLUMNS = (
 )
 _DELIVERY_SELECT = (
     "SELECT dl.id, dl.status, dl.matched_json, dl.attempts, dl.created_at,"
-    " dl.next_attempt_at, dl.sent_at, dl.message_id, dl.last_error, dl.batch_id, "
+    " dl.next_attempt_at, dl.sent_at, dl.message_id, dl.last_error, dl.batch_id,"
+    " dl.event, dl.version AS dl_version, dl.note, "
     + DESTINATION_COLUMNS
     + ", "
     + _PAPER_COLUMNS
@@ -64,6 +67,18 @@ OutboxItem = tuple[int, str, Sequence[str]]
 """(destination id, versionless paper id, descriptions of the matching subscriptions)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxAlert:
+    """One alert to queue: `event` (and `version`) of a paper for a destination."""
+
+    destination_id: int
+    paper_id: str
+    matched: Sequence[str]
+    event: AlertEvent = AlertEvent.ANNOUNCED
+    version: int = 0
+    note: str | None = None
+
+
 class DeliveryOutbox:
     """Queue of alerts to post; see the module docstring for the guarantees."""
 
@@ -72,31 +87,48 @@ class DeliveryOutbox:
         # Whose leases are whose when several processes share a PostgreSQL outbox.
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    async def enqueue(self, conn: Connection, items: Sequence[OutboxItem], *, now: datetime) -> int:
+    async def enqueue(
+        self, conn: Connection, items: Sequence[OutboxItem | OutboxAlert], *, now: datetime
+    ) -> int:
         """Queue deliveries inside the caller's transaction; returns how many rows were new.
 
-        Items for a (destination, paper) pair that is already queued, sent or
-        failed are ignored. Every paper must already be stored: a missing one
-        is a bug in the caller and raises `LookupError` (rolling back its batch).
+        Items whose (destination, paper, event, version) is already queued, sent
+        or failed are ignored: a paper is announced to a destination once, each
+        new version once, its publication once. Every paper must already be
+        stored: a missing one is a bug in the caller and raises `LookupError`
+        (rolling back its batch). Plain tuples are first announcements.
         """
-        merged: dict[tuple[int, str], list[str]] = {}
-        for destination_id, paper_id, matched in items:
-            descriptions = merged.setdefault((destination_id, paper_id), [])
-            descriptions.extend(d for d in matched if d not in descriptions)
+        merged: dict[tuple[int, str, AlertEvent, int], tuple[list[str], str | None]] = {}
+        for item in items:
+            alert = item if isinstance(item, OutboxAlert) else OutboxAlert(*item)
+            key = (alert.destination_id, alert.paper_id, alert.event, alert.version)
+            descriptions, _ = merged.setdefault(key, ([], alert.note))
+            descriptions.extend(d for d in alert.matched if d not in descriptions)
         if not merged:
             return 0
-        rowids = await _paper_rowids(conn, {paper_id for _, paper_id in merged})
-        missing = sorted({paper_id for _, paper_id in merged} - rowids.keys())
+        wanted = {key[1] for key in merged}
+        rowids = await _paper_rowids(conn, wanted)
+        missing = sorted(wanted - rowids.keys())
         if missing:
             raise LookupError(f"cannot queue deliveries for unknown papers: {missing[:10]}")
         stamp = to_timestamp(now)
         cursor = await conn.executemany(
-            "INSERT INTO deliveries (destination_id, paper_rowid, status, matched_json,"
-            " created_at, next_attempt_at) VALUES (?, ?, 'pending', ?, ?, ?)"
-            " ON CONFLICT (destination_id, paper_rowid) DO NOTHING",
+            "INSERT INTO deliveries (destination_id, paper_rowid, event, version, note, status,"
+            " matched_json, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+            " ON CONFLICT (destination_id, paper_rowid, event, version) DO NOTHING",
             [
-                (destination_id, rowids[paper_id], json.dumps(matched), stamp, stamp)
-                for (destination_id, paper_id), matched in merged.items()
+                (
+                    destination_id,
+                    rowids[paper_id],
+                    event.value,
+                    version,
+                    note,
+                    json.dumps(matched),
+                    stamp,
+                    stamp,
+                )
+                for (destination_id, paper_id, event, version), (matched, note) in merged.items()
             ],
         )
         created = max(cursor.rowcount, 0)
@@ -387,4 +419,7 @@ def _delivery_from_row(row: Row) -> Delivery:
         message_id=None if row["message_id"] is None else int(row["message_id"]),
         last_error=row["last_error"],
         batch_id=None if row["batch_id"] is None else int(row["batch_id"]),
+        event=AlertEvent(row["event"]),
+        version=int(row["dl_version"]),
+        note=row["note"],
     )

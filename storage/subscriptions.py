@@ -410,6 +410,26 @@ class SubscriptionRepository:
         )
         return [str(row[0]) for row in rows]
 
+    async def followed_papers(self) -> list[str]:
+        """Versionless ids of papers some unpaused destination follows."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT s.match_key FROM subscriptions AS s JOIN destinations AS d"
+            " ON d.id = s.destination_id WHERE s.kind = 'paper' AND d.paused_reason IS NULL"
+            " ORDER BY s.match_key"
+        )
+        return [str(row[0]) for row in rows]
+
+    async def followers_in(self, conn: Connection, paper_id: str) -> list[Subscription]:
+        """Paper subscriptions to `paper_id` of unpaused destinations, on `conn`."""
+        async with conn.execute(
+            _SUBSCRIPTION_SELECT
+            + " WHERE s.kind = 'paper' AND s.match_key = ? AND d.paused_reason IS NULL"
+            " ORDER BY s.id",
+            (paper_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_subscription_from_row(row) for row in rows]
+
     async def needs_all_papers(self) -> bool:
         """Whether an unpaused destination has an author or keyword subscription.
 
@@ -463,6 +483,7 @@ class SubscriptionRepository:
         categories: Collection[str],
         surnames: Collection[str],
         keyword_tokens: Collection[str],
+        paper_ids: Collection[str] = (),
     ) -> list[Subscription]:
         """Subscriptions of unpaused destinations whose match key is one of the given keys.
 
@@ -473,6 +494,7 @@ class SubscriptionRepository:
         keys = _keys(SubscriptionKind.CATEGORY, categories)
         keys += _keys(SubscriptionKind.AUTHOR, surnames)
         keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
+        keys += _keys(SubscriptionKind.PAPER, paper_ids)
         if not keys:
             return []
         if self.db.dialect == "postgres":

@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.announcements import listing_lines
 from bot.cogs.subscriptions import check_channel_target
 from bot.discord_bot import PaperbellBot, PersonalStatus, StatusReport
 from bot.embeds import CONTENT_LIMIT, safe, truncate
@@ -64,6 +65,11 @@ def status_text(report: StatusReport) -> str:
         f"This server: {_plural(report.subscriptions, 'subscription')}{paused} · "
         f"waiting to be posted: {_plural(report.backlog, 'alert')}"
     )
+    if report.listings:
+        lines.append("Announcements of the last listings:")
+        lines.extend(f"`{line}`" for line in listing_lines(report.listings))
+    if report.quiet_note:
+        lines.append(report.quiet_note)
     return truncate("\n".join(lines), CONTENT_LIMIT)
 
 

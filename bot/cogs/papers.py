@@ -28,7 +28,7 @@ from bot.discord_bot import PaperbellBot
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
 from bot.errors import InvalidInputError, NotFoundError, UserError
 from bot.lookups import INCOMPLETE_NOTE, LookupPlan, RefreshState, check_query
-from bot.views import AuthorPages, Paginator
+from bot.views import AuthorPages, FollowPaperButton, Paginator, follow_paper_view
 from storage.models import SearchHit
 from storage.names import names_ambiguous
 
@@ -167,7 +167,7 @@ class Papers(commands.Cog):
             # "ephemeral" error would not be; answer in place, and the thinking never hangs.
             await interaction.edit_original_response(content=str(exc))
             return
-        await interaction.followup.send(embed=paper_embed(found))
+        await interaction.followup.send(embed=paper_embed(found), view=follow_paper_view(found.id))
 
     @app_commands.command(name="search")
     @app_commands.describe(
@@ -284,4 +284,5 @@ class Papers(commands.Cog):
 
 
 async def setup(bot: PaperbellBot) -> None:
+    bot.add_dynamic_items(FollowPaperButton)  # Follow buttons of earlier /paper answers too
     await bot.add_cog(Papers(bot))

@@ -83,6 +83,8 @@ def describe_target(sub: Subscription) -> str:
         return f"new {code(sub.value)} papers"
     if sub.kind is SubscriptionKind.AUTHOR:
         return f"new papers by **{value}**"
+    if sub.kind is SubscriptionKind.PAPER:
+        return f"new versions, a withdrawal or the publication of {value}"
     return f"new papers mentioning “{value}”"
 
 
@@ -95,7 +97,9 @@ def subscribe_reply(result: SubscribeResult, backfill: int, channel_mention: str
     else:
         head = f"{channel_mention} will get {what}"
     lines = [f"{head} (subscription #{sub.id})."]
-    if backfill == 0:
+    if sub.kind is SubscriptionKind.PAPER:
+        pass  # nothing to backfill: a follow is about what happens next
+    elif backfill == 0:
         lines.append("Nothing from the past is posted (use `backfill` for recent papers).")
     elif result.backfilled:
         count = result.backfilled
@@ -153,7 +157,10 @@ class Subscriptions(commands.Cog):
             backfill=backfill,
         )
         reply = subscribe_reply(result, backfill, channel.mention if channel else None)
-        await interaction.response.send_message(reply, ephemeral=True)
+        if interaction.response.is_done():
+            await interaction.followup.send(reply, ephemeral=True)
+        else:
+            await interaction.response.send_message(reply, ephemeral=True)
         if result.backfilled:
             self.bot.deliverer.kick()  # post the backfill now, not at the next interval
 
@@ -237,6 +244,29 @@ class Subscriptions(commands.Cog):
             backfill=backfill,
         )
 
+    @subscribe.command(name="paper")
+    @app_commands.describe(
+        value="arXiv id or link, e.g. 2307.15771 or arxiv.org/abs/2307.15771",
+        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+    )
+    async def subscribe_paper(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        value: app_commands.Range[str, 1, 200],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        """Follow one paper: its new versions, a withdrawal, its publication."""
+        # The paper may have to be fetched from arXiv: answer within Discord's 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self._subscribe(
+            interaction,
+            SubscriptionKind.PAPER,
+            value,
+            channel,
+            include_replacements=True,
+            backfill=0,
+        )
+
     @app_commands.command(name="unsubscribe")
     @app_commands.describe(subscription="The subscription to remove (start typing to pick one)")
     async def unsubscribe(
@@ -313,7 +343,7 @@ def subscriptions_section(
         extras = []
         if sub.kind is SubscriptionKind.CATEGORY and not sub.include_cross:
             extras.append("no cross-lists")
-        if sub.include_replacements:
+        if sub.include_replacements and sub.kind is not SubscriptionKind.PAPER:
             extras.append("with replacements")
         suffix = f" ({', '.join(extras)})" if extras else ""
         lines.append(f"`#{sub.id}` {label}{suffix}")

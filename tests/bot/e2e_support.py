@@ -236,3 +236,54 @@ async def running_bot(
                 yield bot
     finally:
         await db.close()
+
+
+def api_feed(items: Iterable[Paper], *, updated: datetime = DAY_ONE) -> bytes:
+    """An export.arxiv.org API answer (Atom) holding `items`, as arXiv writes it.
+
+    Each entry's `published`/`updated` are the paper's own, else `updated`.
+    """
+
+    def stamp_of(value: datetime | None) -> str:
+        return (value or updated).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    stamp = stamp_of(None)
+    entries = []
+    for item in items:
+        extra = ""
+        if item.comment:
+            extra += f"    <arxiv:comment>{escape(item.comment)}</arxiv:comment>\n"
+        if item.journal_ref:
+            extra += f"    <arxiv:journal_ref>{escape(item.journal_ref)}</arxiv:journal_ref>\n"
+        if item.doi:
+            extra += f"    <arxiv:doi>{escape(item.doi)}</arxiv:doi>\n"
+        categories = "".join(
+            f'    <category term="{escape(c)}" scheme="http://arxiv.org/schemas/atom"/>\n'
+            for c in item.categories
+        )
+        authors = "".join(f"    <author><name>{escape(a)}</name></author>\n" for a in item.authors)
+        entries.append(
+            "  <entry>\n"
+            f"    <id>http://arxiv.org/abs/{item.versioned_id}</id>\n"
+            f"    <title>{escape(item.title)}</title>\n"
+            f"    <updated>{stamp_of(item.updated)}</updated>\n"
+            f"    <summary>{escape(item.abstract)}</summary>\n"
+            f"{categories}"
+            f"    <published>{stamp_of(item.published)}</published>\n"
+            f"{extra}"
+            f'    <arxiv:primary_category term="{escape(item.primary_category)}"/>\n'
+            f"{authors}"
+            "  </entry>\n"
+        )
+    count = len(entries)
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?>\n"
+        '<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" '
+        'xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns="http://www.w3.org/2005/Atom">\n'
+        "  <id>https://arxiv.org/api/e2e</id>\n"
+        "  <title>arXiv Query: e2e</title>\n"
+        f"  <updated>{stamp}</updated>\n"
+        f"  <opensearch:itemsPerPage>{count}</opensearch:itemsPerPage>\n"
+        f"  <opensearch:totalResults>{count}</opensearch:totalResults>\n"
+        "  <opensearch:startIndex>0</opensearch:startIndex>\n" + "".join(entries) + "</feed>\n"
+    ).encode()

@@ -322,7 +322,7 @@ async def test_missing_permission_pauses_keeps_alerts_and_subscribe_resumes(worl
         bot_role = w.emu.bot_role(w.lab.id)
         await w.emu.set_permission_overwrite(w.theory.id, bot_role, deny=Permission.SEND_MESSAGES)
         papers = cs_lg_papers(3)
-        await bot.papers.ingest(papers)
+        await bot.papers.announce(papers)
         bot.deliverer.kick()
         await wait_delivered(bot)
         await more_passes(bot)
@@ -351,7 +351,7 @@ async def test_unknown_channel_drops_its_subscriptions(world: World) -> None:
         await subscribe_channels(bot, w, w.ml, w.theory)
         w.emu.fail_next_posts(w.theory.id, status=404, count=100)
         papers = cs_lg_papers(15)  # two messages per channel
-        await bot.papers.ingest(papers)
+        await bot.papers.announce(papers)
         bot.deliverer.kick()
         await wait_delivered(bot)
         await more_passes(bot)
@@ -382,7 +382,7 @@ async def test_rate_limits_and_server_errors_are_retried_then_delivered(world: W
         w.emu.fail_next_posts(w.mixed.id, status=503, count=2)
         w.emu.fail_next_posts(w.feed.id, status=503, after_create=True)
         papers = cs_lg_papers(2)
-        await bot.papers.ingest(papers)
+        await bot.papers.announce(papers)
         bot.deliverer.kick()
         await wait_delivered(bot)
 
@@ -412,7 +412,7 @@ async def test_closed_dms_pause_until_the_user_subscribes_again(world: World) ->
         await w.subscribe(w.dave, "category", "cs.LG", dm=True)
         w.emu.set_dms_open(w.dave.id, False)
         papers = cs_lg_papers(2)
-        await bot.papers.ingest(papers)
+        await bot.papers.announce(papers)
         bot.deliverer.kick()
         await wait_delivered(bot)
         await more_passes(bot)
@@ -533,7 +533,7 @@ async def test_rate_limited_channels_do_not_hold_up_the_others(tmp_path: Path) -
                     kind=SubscriptionKind.CATEGORY, value="cs.LG",
                 )  # fmt: skip
             papers = cs_lg_papers(25)
-            assert (await bot.papers.ingest(papers)).deliveries == 500
+            assert (await bot.papers.announce(papers)).deliveries == 500
             bot.deliverer.kick()
             await wait_delivered(bot, timeout=30)
 
@@ -591,7 +591,7 @@ async def test_global_rate_limit_is_hit_once_then_respected(tmp_path: Path) -> N
                     kind=SubscriptionKind.CATEGORY, value="cs.LG",
                 )  # fmt: skip
             papers = cs_lg_papers(50)
-            await bot.papers.ingest(papers)
+            await bot.papers.announce(papers)
             emu.reset_rate_limits()
             bot.deliverer.kick()
             await wait_delivered(bot, timeout=30)
@@ -622,7 +622,7 @@ async def test_posts_are_recorded_when_answered_not_after_the_bucket_wait(tmp_pa
                 actor_id=guild.owner_id, guild_id=guild.id, channel_id=channel.id,
                 kind=SubscriptionKind.CATEGORY, value="cs.LG",
             )  # fmt: skip
-            await bot.papers.ingest(cs_lg_papers(50))  # 5 messages: the bucket's last one
+            await bot.papers.announce(cs_lg_papers(50))  # 5 messages: the bucket's last one
             report = await asyncio.wait_for(bot.deliverer.run_once(), timeout=20)
             assert report.sent == 50 and report.messages == 5
             await asyncio.wait_for(bot.close(), timeout=20)

@@ -151,7 +151,7 @@ async def queue_alerts(scene: Scene) -> None:
             actor_id=scene.reader.id, guild_id=None, channel_id=None,
             kind=SubscriptionKind.AUTHOR, value="Ada Lovelace",
         )  # fmt: skip
-        outcome = await papers.ingest(PAPERS)
+        outcome = await papers.announce(PAPERS)
         assert outcome.deliveries == 200
     finally:
         await db.close()

@@ -274,3 +274,20 @@ async def test_search_when_arxiv_fails_prints_stored_results_and_a_note(
         "paperbell: Stored results only: arXiv answered with an error (503); "
         "try again in a few minutes."
     )
+
+
+async def test_db_stats_shows_the_last_listings_and_why_none_today(
+    env: dict[str, str], arxiv_server: ArxivServer
+) -> None:
+    """After a poll, `db stats` counts the listing's announcements by type, and says plainly
+    that there is no listing for today (the fixture's day is long past)."""
+    arxiv_server.set_rss(RSS_FIXTURE.read_bytes())
+    assert (await paperbell(env, "poll", "--categories", "cs.LG")).code == 0
+    stats = await paperbell(env, "db", "stats")
+    assert stats.code == 0, stats.err
+    assert "2024-11-28  1,504: 926 new, 9 cross, 569 replace" in stats.out
+    assert "arXiv does not announce on Friday or" in stats.out
+    listings = json.loads((await paperbell(env, "db", "stats", "--json")).out)["listings"]
+    assert listings == [
+        {"date": "2024-11-28", "new": 926, "cross": 9, "replace": 569, "replace-cross": 0}
+    ]

@@ -42,6 +42,7 @@ PAUSED = Destination(4, DestinationKind.CHANNEL, 102, 2, paused_reason="403", pa
 CATEGORY = SubscriptionKind.CATEGORY
 AUTHOR = SubscriptionKind.AUTHOR
 KEYWORD = SubscriptionKind.KEYWORD
+PAPER = SubscriptionKind.PAPER
 
 _ids = count(1)
 
@@ -77,7 +78,7 @@ def sub(
     include_replacements: bool = False,
     sub_id: int | None = None,
 ) -> Subscription:
-    if kind is CATEGORY:
+    if kind is CATEGORY or kind is PAPER:
         match_key, given_key = value, ""
     elif kind is AUTHOR:
         match_key, given_key = author_match_key(value)
@@ -273,7 +274,8 @@ def naive_match(papers: Sequence[Paper], subs: Sequence[Subscription]) -> list[M
         for s in sorted({s.id: s for s in subs}.values(), key=lambda s: s.id):
             if s.destination.paused:
                 continue
-            if p.announce_type in REPLACEMENT_TYPES and not s.include_replacements:
+            replacement = p.announce_type in REPLACEMENT_TYPES
+            if replacement and not (s.include_replacements or s.kind is PAPER):
                 continue
             if _naive_hit(p, s):
                 found.setdefault(s.destination.id, (s.destination, []))[1].append(s.describe())
@@ -284,6 +286,8 @@ def naive_match(papers: Sequence[Paper], subs: Sequence[Subscription]) -> list[M
 
 
 def _naive_hit(p: Paper, s: Subscription) -> bool:
+    if s.kind is PAPER:  # followers hear of new versions only
+        return s.match_key == p.id and p.announce_type in REPLACEMENT_TYPES
     if s.kind is CATEGORY:
         in_paper = s.match_key == p.primary_category or s.match_key in p.categories
         return in_paper and (s.include_cross or s.match_key == p.primary_category)
@@ -346,6 +350,8 @@ def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
             value = draw(st.sampled_from(CATEGORIES))
         elif kind is AUTHOR:
             value = draw(st.sampled_from(NAMES))
+        elif kind is PAPER:
+            value = f"2411.{draw(st.integers(0, 4)):05d}"
         else:
             value = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)))
         try:

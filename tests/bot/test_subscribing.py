@@ -253,7 +253,7 @@ async def test_backfill_range(world: World, count: int) -> None:
 
 async def test_new_subscription_does_not_post_the_past(world: World) -> None:
     """Without backfill nothing already stored is queued for the new subscription."""
-    await world.papers.ingest([paper(n) for n in range(1, 6)])
+    await world.papers.announce([paper(n) for n in range(1, 6)])
     await world.service.subscribe(
         actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.LG"
     )
@@ -265,7 +265,7 @@ async def test_category_backfill_queues_newest_matching_oldest_first(world: Worl
     batch = [paper(n) for n in range(1, 9)]
     # Newer than all of those, but cross-listed into cs.LG (primary cs.AI) or another field.
     batch += [paper(20, primary="cs.AI", categories=("cs.LG",)), paper(21, primary="math.PR")]
-    await world.papers.ingest(batch)
+    await world.papers.announce(batch)
     result = await world.service.subscribe(
         actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value="cs.LG",
         include_cross=False, backfill=3,
@@ -281,7 +281,7 @@ async def test_backfill_looks_past_many_non_matching_papers(world: World) -> Non
     """Backfill still finds matches behind many newer papers the rules exclude (replacements)."""
     batch = [paper(n) for n in (1, 2)]
     batch += [paper(n, announce=AnnounceType.REPLACE) for n in range(3, 90)]
-    await world.papers.ingest(batch)
+    await world.papers.announce(batch)
     result = await world.service.subscribe(
         actor_id=ALICE, guild_id=None, channel_id=None, kind=CATEGORY, value="cs.LG", backfill=2
     )
@@ -291,7 +291,7 @@ async def test_backfill_looks_past_many_non_matching_papers(world: World) -> Non
 
 async def test_backfill_with_cross_lists_and_no_duplicates(world: World) -> None:
     """include_cross lets cross-lists into the backfill; repeating it queues nothing twice."""
-    await world.papers.ingest(
+    await world.papers.announce(
         [paper(1), paper(2), paper(20, primary="cs.AI", categories=("cs.LG",))]
     )
     first = await world.service.subscribe(
@@ -308,7 +308,7 @@ async def test_backfill_with_cross_lists_and_no_duplicates(world: World) -> None
 
 async def test_author_backfill_and_spellings(world: World) -> None:
     """An author subscription reports the stored spellings and backfills only compatible names."""
-    await world.papers.ingest(
+    await world.papers.announce(
         [
             paper(1, authors=("Shane Legg", "Marcus Hutter")),
             paper(2, authors=("S. Legg",)),
@@ -329,7 +329,7 @@ async def test_author_backfill_and_spellings(world: World) -> None:
 
 async def test_surname_only_author_is_ambiguous(world: World) -> None:
     """A name that matches stored names of different people is flagged ambiguous."""
-    await world.papers.ingest(
+    await world.papers.announce(
         [paper(1, authors=("Shane Legg",)), paper(2, authors=("Peter Legg",))]
     )
     result = await world.service.subscribe(
@@ -350,7 +350,7 @@ async def test_unknown_author_gets_a_note(world: World) -> None:
 
 async def test_keyword_backfill_needs_the_exact_phrase(world: World) -> None:
     """A keyword backfill queues papers with the phrase, not ones merely sharing its words."""
-    await world.papers.ingest(
+    await world.papers.announce(
         [
             paper(1, title="Score-based diffusion models for images"),
             paper(2, title="Models of heat diffusion in metals"),
@@ -514,7 +514,7 @@ async def test_choices_are_capped_and_short(tmp_path: Path) -> None:
 
 async def test_channel_deleted_removes_destination(world: World) -> None:
     """Deleting a channel drops its subscriptions and queued alerts, and reports the count."""
-    await world.papers.ingest([paper(1)])
+    await world.papers.announce([paper(1)])
     for value in ("cs.LG", "cs.AI"):
         await world.service.subscribe(
             actor_id=ALICE, guild_id=GUILD, channel_id=CHANNEL, kind=CATEGORY, value=value,
@@ -577,7 +577,7 @@ async def test_creators_lists_who_subscribed_a_destination(world: World) -> None
 
 async def test_author_suggestions_come_from_the_store(world: World) -> None:
     """Author autocomplete offers stored spellings and ignores empty or huge input."""
-    await world.papers.ingest([paper(1, authors=("Shane Legg", "Marcus Hutter"))])
+    await world.papers.announce([paper(1, authors=("Shane Legg", "Marcus Hutter"))])
     assert await world.service.author_suggestions("Leg") == ["Shane Legg"]
     assert await world.service.author_suggestions("") == []
     assert await world.service.author_suggestions("x" * 500) == []

@@ -49,6 +49,13 @@ PLAUSIBLE: dict[tuple[str, str], Any] = {
     ("subscriptions", "match_key"): "legg",
     ("subscriptions", "given_key"): "shane",
     ("deliveries", "status"): "pending",
+    ("deliveries", "event"): "announced",
+    ("deliveries", "version"): 0,
+    ("announcements", "paper_id"): "2411.17709",
+    ("announcements", "announce_type"): "replace",
+    ("announcements", "listing_date"): "2024-11-28",
+    ("announcements", "categories"): "cs.LG stat.ML",
+    ("publications", "paper_id"): "2411.17709",
     ("deliveries", "matched_json"): '["author: Shane Legg"]',
     ("meta", "key"): "migration_test",
 }
