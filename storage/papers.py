@@ -73,12 +73,12 @@ _COLUMNS = (
     "p.announce_type, p.first_seen"
 )
 _INSERT_PAPER = (
-    "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, authors_text, "
+    "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, "
     "primary_category, categories, published, updated, comment, journal_ref, doi, "
-    "announce_type, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "announce_type, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE_PAPER = (
-    "UPDATE papers SET version = ?, title = ?, abstract = ?, authors_json = ?, authors_text = ?, "
+    "UPDATE papers SET version = ?, title = ?, abstract = ?, authors_json = ?, "
     "primary_category = ?, categories = ?, published = ?, updated = ?, comment = ?, "
     "journal_ref = ?, doi = ?, announce_type = ? WHERE rowid = ?"
 )
@@ -146,8 +146,7 @@ def _values(paper: Paper) -> tuple[Any, ...]:
         paper.version,
         paper.title,
         paper.abstract,
-        json.dumps(list(paper.authors), ensure_ascii=False),
-        ", ".join(paper.authors),
+        json.dumps(paper.authors, ensure_ascii=False),
         paper.primary_category,
         " ".join(paper.categories),
         _ts(paper.published),
@@ -161,6 +160,11 @@ def _values(paper: Paper) -> tuple[Any, ...]:
 
 def _fts_row(rowid: int, title: str, abstract: str, authors_text: str) -> tuple[Any, ...]:
     return (rowid, fold_for_index(title), fold_for_index(abstract), fold_for_index(authors_text))
+
+
+def _names_text(authors_json: str | None) -> str:
+    """A stored `authors_json` list as the ", "-joined text the index holds."""
+    return ", ".join(json.loads(authors_json)) if authors_json else ""
 
 
 def _fts_paper(rowid: int, paper: Paper) -> tuple[Any, ...]:
@@ -373,7 +377,7 @@ def _filtered_rows_sql(
     Parameters: the returned ones, then LIMIT and OFFSET.
     """
     dates, params = _filters(None, since, until, "p")
-    columns = "p.rowid, p.published, p.id, p.title, p.abstract, p.authors_text"
+    columns = "p.rowid, p.published, p.id, p.title, p.abstract, p.authors_json"
     if category:
         source, source_params = _category_source(category)
         return (
@@ -513,25 +517,29 @@ class PaperRepository:
         updates: Sequence[tuple[int, Paper, Paper]],
     ) -> None:
         """Rewrite paper_authors and paper_categories for new papers and changed lists."""
-        author_lists = list(inserts) + [
-            (r, new) for r, old, new in updates if old.authors != new.authors
-        ]
+        relinked = [(r, old, new) for r, old, new in updates if old.authors != new.authors]
+        author_lists = list(inserts) + [(r, new) for r, _, new in relinked]
         category_lists = list(inserts) + [
             (r, new) for r, old, new in updates if old.categories != new.categories
         ]
-        relinked = [(r,) for r, old, new in updates if old.authors != new.authors]
+        names = {n for _, p in author_lists for n in p.authors}
+        names.update(n for _, old, _ in relinked for n in old.authors)
+        ids = await self._author_ids(conn, names) if names else {}
         if relinked:
-            await conn.executemany("DELETE FROM paper_authors WHERE paper_rowid = ?", relinked)
+            await conn.executemany(
+                "DELETE FROM paper_authors WHERE author_id = ? AND paper_rowid = ?",
+                [(ids[n], r) for r, old, _ in relinked for n in set(old.authors)],
+            )
         recategorized = [(r,) for r, old, new in updates if old.categories != new.categories]
         if recategorized:
             await conn.executemany(
                 "DELETE FROM paper_categories WHERE paper_rowid = ?", recategorized
             )
         if author_lists:
-            ids = await self._author_ids(conn, {n for _, p in author_lists for n in p.authors})
+            # OR IGNORE: one name twice in a list is one (author, paper) pair.
             await conn.executemany(
-                "INSERT INTO paper_authors (paper_rowid, position, author_id) VALUES (?, ?, ?)",
-                [(r, i, ids[name]) for r, p in author_lists for i, name in enumerate(p.authors)],
+                "INSERT OR IGNORE INTO paper_authors (author_id, paper_rowid) VALUES (?, ?)",
+                [(ids[name], r) for r, p in author_lists for name in p.authors],
             )
         if category_lists:
             await conn.executemany(
@@ -582,10 +590,11 @@ class PaperRepository:
         else:
             await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
         indexed = 0
-        async with conn.execute("SELECT rowid, title, abstract, authors_text FROM papers") as cur:
+        async with conn.execute("SELECT rowid, title, abstract, authors_json FROM papers") as cur:
             while batch := list(await cur.fetchmany(2000)):
                 await conn.executemany(
-                    _PG_FTS_INSERT if postgres else _FTS_INSERT, [_fts_row(*r) for r in batch]
+                    _PG_FTS_INSERT if postgres else _FTS_INSERT,
+                    [_fts_row(r[0], r[1], r[2], _names_text(r[3])) for r in batch],
                 )
                 indexed += len(batch)
         await conn.execute(
@@ -872,7 +881,7 @@ class PaperRepository:
         ):
             sql, params = _filtered_rows_sql(category, since, until)
             return await self._collect(plan, plan.tokens, sql, params, offset_paging=True)
-        text = ", p.abstract, p.authors_text" if plan.check else ", NULL, NULL"
+        text = ", p.abstract, p.authors_json" if plan.check else ", NULL, NULL"
         # With words to check, read on page by page below the last rowid seen.
         candidates, params = self._candidates_sql(
             plan.scan, category, since, until, "", below=bool(plan.check)
@@ -893,7 +902,7 @@ class PaperRepository:
         *,
         offset_paging: bool,
     ) -> list[tuple[float, int]]:
-        """Read candidate rows (rowid, published, id, title, abstract, authors_text) in
+        """Read candidate rows (rowid, published, id, title, abstract, authors_json) in
         chunks, keep those containing the `check` words, and rank them."""
         cap = self._common_candidates
         words = set(plan.tokens)
@@ -903,9 +912,9 @@ class PaperRepository:
             chunk = cap - len(found)
             paging = [chunk, read] if offset_paging else [below, chunk] if check else [chunk]
             rows = await self._fts_rows(sql, [*params, *paging])
-            for rowid, published, paper_id, title, abstract, authors_text in rows:
+            for rowid, published, paper_id, title, abstract, authors_json in rows:
                 read += 1
-                if check and not _has_words(check, title, abstract, authors_text):
+                if check and not _has_words(check, title, abstract, _names_text(authors_json)):
                     continue
                 rank = -1.0 if words <= set(keyword_tokens(title)) else 0.0
                 found.append((rank, int(rowid), published or "", paper_id))
