@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
+DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 
 
 class ConfigError(Exception):
@@ -39,6 +40,7 @@ class Settings:
     arxiv_rss_url: str = DEFAULT_RSS_URL
     arxiv_api_url: str = DEFAULT_API_URL
     arxiv_author_feed_url: str = DEFAULT_AUTHOR_FEED_URL
+    arxiv_oai_url: str = DEFAULT_OAI_URL
     arxiv_delay: float = 3.0
     arxiv_timeout: float = 30.0
     arxiv_max_retries: int = 4
@@ -145,6 +147,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "arxiv_author_feed_url",
         lambda n, v: _parse_url(n, v, ("http", "https")),
     ),
+    "PAPERBELL_ARXIV_OAI_URL": ("arxiv_oai_url", lambda n, v: _parse_url(n, v, ("http", "https"))),
     "PAPERBELL_ARXIV_DELAY": ("arxiv_delay", lambda n, v: _parse_float(n, v)),
     "PAPERBELL_ARXIV_TIMEOUT": ("arxiv_timeout", lambda n, v: _parse_float(n, v, minimum=0.1)),
     "PAPERBELL_ARXIV_MAX_RETRIES": (

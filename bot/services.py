@@ -15,13 +15,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TextIO
 
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.arxiv.oai import is_oai_document, parse_list_records
+from bot.arxiv.snapshot import SnapshotLineError
+from bot.bulk import SnapshotImporter, is_snapshot, read_document
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys, match_subscriptions
 from storage.backend import AnyDatabase
+from storage.catalogue import CatalogueWriter
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
 from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
@@ -105,6 +110,9 @@ class ImportReport:
     papers: int = 0
     new: int = 0
     errors: list[str] = field(default_factory=list)
+    # Snapshot files: bad lines are reported (the first MAX_REPORTED_LINES) but not fatal.
+    bad_lines: int = 0
+    line_errors: list[tuple[Path, SnapshotLineError]] = field(default_factory=list)
 
 
 class PaperService:
@@ -239,25 +247,53 @@ class PaperService:
             build,
         )
 
-    async def import_files(self, paths: Sequence[Path]) -> ImportReport:
-        """Ingest saved RSS, Atom or OAI-PMH documents; a bad file is reported, not fatal."""
+    async def import_files(
+        self, paths: Sequence[Path], *, progress_stream: TextIO | None = None
+    ) -> ImportReport:
+        """Ingest saved RSS, Atom or OAI-PMH documents and metadata snapshots (JSON lines),
+        plain or gzipped, told apart by their content; a bad file is reported, not fatal.
+
+        Snapshots and OAI-PMH pages fill the catalogue without alerting anyone.
+        """
         report = ImportReport()
         for path in paths:
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                report.errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+                if is_snapshot(path):
+                    await self._import_snapshot(path, report, progress_stream)
+                    continue
+                data = read_document(path)
+            except (OSError, EOFError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                report.errors.append(f"{path}: cannot read ({reason})")
                 continue
             try:
-                batch = parse_document(data)
+                if is_oai_document(data):
+                    batch = parse_list_records(data).papers
+                    async with CatalogueWriter(self.db) as writer:
+                        stored = await writer.store(batch, now=self.clock())
+                    new = stored.new
+                else:
+                    batch = parse_document(data)
+                    new = len((await self.ingest(batch)).new)
             except FeedError as exc:
                 report.errors.append(f"{path}: {exc}")
                 continue
-            outcome = await self.ingest(batch)
             report.files += 1
             report.papers += len(batch)
-            report.new += len(outcome.new)
+            report.new += new
         return report
+
+    async def _import_snapshot(
+        self, path: Path, report: ImportReport, progress_stream: TextIO | None
+    ) -> None:
+        async with CatalogueWriter(self.db) as writer:
+            importer = SnapshotImporter(writer, progress_stream=progress_stream)
+            done = await importer.import_file(path, now=self.clock())
+        report.files += 1
+        report.papers += done.papers
+        report.new += done.new
+        report.bad_lines += done.bad_lines
+        report.line_errors.extend((path, error) for error in done.errors)
 
     # ---- look-ups ----------------------------------------------------------------------
 
