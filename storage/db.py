@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
 READER_MMAP_BYTES = 256 * 2**20
+PAGE_SIZE = 8192
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -77,6 +78,9 @@ class Database:
         db = cls(conn, path)
         try:
             conn.row_factory = aiosqlite.Row
+            # Only a new, empty file takes a page size (before WAL is on): 8 KiB pages
+            # hold five ~1.4 KB paper rows where 4 KiB pages held two and wasted a quarter.
+            await conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA busy_timeout = 5000")

@@ -29,7 +29,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -476,7 +476,8 @@ class PaperRepository:
                 else:
                     updates.append((rowid, old, merged))
             else:
-                inserts.append((next_rowid, _normalized(paper, first_seen=now)))
+                # Already normal (see above): only the first-seen time is new.
+                inserts.append((next_rowid, replace(paper, first_seen=now)))
                 next_rowid += 1
 
         if inserts:
@@ -503,6 +504,12 @@ class PaperRepository:
 
     async def _stored(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Paper]]:
         found: dict[str, tuple[int, Paper]] = {}
+        if self._db.dialect == "sqlite":
+            sql = f"SELECT {_COLUMNS} FROM json_each(?) j CROSS JOIN papers p ON p.id = j.value"
+            async with conn.execute(sql, (json.dumps(list(ids)),)) as cursor:
+                for row in await cursor.fetchall():
+                    found[row[1]] = (int(row[0]), _paper(row))
+            return found
         for chunk in _chunks(ids):
             sql = f"SELECT {_COLUMNS} FROM papers p WHERE p.id IN ({_marks(len(chunk))})"
             async with conn.execute(sql, chunk) as cursor:
@@ -555,7 +562,11 @@ class PaperRepository:
         """
         wanted = list(names)
         ids: dict[str, int] = {}
-        for chunk in _chunks(wanted):
+        if self._db.dialect == "sqlite":
+            sql = "SELECT a.id, a.name FROM json_each(?) j CROSS JOIN authors a ON a.name = j.value"
+            async with conn.execute(sql, (json.dumps(wanted, ensure_ascii=False),)) as cursor:
+                ids.update((row[1], int(row[0])) for row in await cursor.fetchall())
+        for chunk in _chunks(wanted) if self._db.dialect != "sqlite" else ():
             sql = f"SELECT id, name FROM authors WHERE name IN ({_marks(len(chunk))})"
             async with conn.execute(sql, chunk) as cursor:
                 ids.update((row[1], int(row[0])) for row in await cursor.fetchall())
@@ -571,7 +582,8 @@ class PaperRepository:
                 ids[name] = next_id + offset
                 rows.append((next_id + offset, name, key.surname, key.given_key))
             await conn.executemany(
-                "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)", rows
+                "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)",
+                rows,
             )
         return ids
 
