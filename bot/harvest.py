@@ -49,7 +49,7 @@ class HarvestReport:
     deleted: int = 0
     skipped: int = 0
     restarts: int = 0
-    resumed_at: int | None = None  # the cursor this run resumed at, when it resumed
+    resumed_at: int | None = None  # records already stored when this run resumed
     total_records: int = 0  # records stored by the whole harvest, earlier runs included
     complete_list_size: int | None = None
     seconds: float = 0.0
@@ -108,7 +108,7 @@ class Harvester:
         if state is None or state.finished:
             state = await self._states.start(metadata_prefix, spec, start, end, now=self._clock())
         else:
-            report.resumed_at = state.cursor or 0
+            report.resumed_at = state.records
             log.info(
                 "harvest resumed key=%s cursor=%s records=%d", key, state.cursor, state.records
             )
