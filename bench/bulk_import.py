@@ -25,10 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
+from bench.snapshot_data import lines  # noqa: E402
 from bot.services import PaperService  # noqa: E402
-from snapshot_data import lines  # noqa: E402
 from storage.db import Database  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -87,7 +86,7 @@ async def main() -> None:
         f"({db_bytes / papers * 1e6 / 2**30:.2f} GiB per million papers; target <= 1.5x)"
     )
     if args.reimport:
-        wall2, cpu2, papers2, new2 = await run_import(store, source)
+        wall2, cpu2, _, new2 = await run_import(store, source)
         size2 = store.stat().st_size
         print(
             f"re-import  {wall2:7.1f} s wall, {cpu2:.1f} s CPU, {new2} new, "
