@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bot import bulk
+from bot.arxiv import snapshot
 from bot.bulk import SnapshotImporter
 from bot.services import PaperService
 from storage.backend import AnyDatabase
@@ -145,20 +147,32 @@ async def test_snapshot_import_never_alerts(any_db: AnyDatabase, tmp_path: Path)
     assert await DeliveryOutbox(any_db).pending_count() == 0
 
 
-async def test_streams_in_batches(any_db: AnyDatabase, tmp_path: Path) -> None:
-    """A file bigger than one batch is stored whole; progress lines name the records."""
+@pytest.mark.parametrize("parallel", [False, True], ids=["here", "worker-process"])
+async def test_streams_in_batches(
+    any_db: AnyDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """A file bigger than a batch (and than a worker's chunk) is stored whole, bad and
+    over-long lines reported with their numbers; progress lines name the records."""
+    monkeypatch.setattr(bulk, "CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(bulk, "MAX_LINE_BYTES", 5_000)  # where lines are cut into chunks
+    monkeypatch.setattr(snapshot, "MAX_LINE_BYTES", 5_000)  # where they are read one by one
+    rows = [json.dumps(record(f"0801.{n:04d}")).encode() for n in range(1, 1201)]
+    rows[99] = b"{broken"  # line 100
+    rows[699] = b'{"id": "0801.0700", "title": "' + b"x" * 6_000 + b'"}'  # line 700: too long
+    rows.insert(1000, b"")  # a blank line 1001 shifts the rest
     path = tmp_path / "many.json"
-    path.write_bytes(
-        b"".join(json.dumps(record(f"0801.{n:04d}")).encode() + b"\n" for n in range(1, 1201))
-    )
+    path.write_bytes(b"\n".join(rows) + b"\n")
     progress = io.StringIO()
     async with CatalogueWriter(any_db) as writer:
         done = await SnapshotImporter(
-            writer, batch_size=500, progress_stream=progress, live=False
+            writer, batch_size=500, progress_stream=progress, live=False, parallel=parallel
         ).import_file(path)
-    assert (done.papers, done.new, done.lines) == (1200, 1200, 1200)
-    assert await PaperRepository(any_db).count() == 1200
-    assert "1,200 records" in progress.getvalue()
+    assert (done.papers, done.new, done.lines, done.bad_lines) == (1198, 1198, 1200, 2)
+    assert sorted((e.line, e.reason.split(" ")[0]) for e in done.errors) == [
+        (100, "invalid"), (700, "longer"),
+    ]  # fmt: skip
+    assert await PaperRepository(any_db).count() == 1198
+    assert "1,198 records" in progress.getvalue()
 
 
 async def test_cli_import_reports_bad_lines(tmp_path: Path, snapshot_file: Path) -> None:
