@@ -992,18 +992,33 @@ class PaperRepository:
             return AuthorMatch(query, names, ())
         # The author's papers drive the join (CROSS JOIN fixes the order); scanning
         # papers by date and probing would read the whole table for a rare name.
-        rows = await self._db.fetchall(
-            f"""
+        theirs = f"""
             WITH theirs AS MATERIALIZED (
                 SELECT DISTINCT pa.paper_rowid AS r FROM paper_authors pa
                 WHERE pa.author_id IN ({json_ids(self._db.dialect)})
+            )"""
+        params = (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset))
+        if self._db.dialect == "sqlite":
+            # A prolific name has thousands of papers: sort them on the small
+            # (rowid, published, id) index, then read only the page's rows.
+            sql = f"""{theirs},
+            page AS MATERIALIZED (
+                SELECT q.rowid AS r, q.published, q.id
+                FROM theirs CROSS JOIN papers q INDEXED BY papers_rowid_published
+                    ON q.rowid = theirs.r
+                ORDER BY q.published DESC, q.id DESC
+                LIMIT ? OFFSET ?
             )
+            SELECT {_COLUMNS} FROM page CROSS JOIN papers p ON p.rowid = page.r
+            ORDER BY page.published DESC, page.id DESC
+            """
+        else:
+            sql = f"""{theirs}
             SELECT {_COLUMNS} FROM theirs CROSS JOIN papers p ON p.rowid = theirs.r
             ORDER BY p.published DESC, p.id DESC
             LIMIT ? OFFSET ?
-            """,
-            (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset)),
-        )
+            """
+        rows = await self._db.fetchall(sql, params)
         return AuthorMatch(query, names, tuple(_paper(row) for row in rows))
 
     async def _matching_authors(self, query: str) -> list[tuple[int, str]]:
