@@ -90,6 +90,9 @@ async def main() -> None:
     parser.add_argument("--commands", type=int, default=300)
     args = parser.parse_args()
     commands = sample_queries(args.store, args.commands)
+    with sqlite3.connect(args.store) as conn:
+        # Each run's emulator is new: make the bot sync its commands to it again.
+        conn.execute("DELETE FROM meta WHERE key LIKE 'commands:%'")
     async with DiscordEmulator() as emu, ArxivServer() as arxiv:
         guild = await emu.create_guild("Bench")
         channel = await emu.create_text_channel(guild.id, "general")

@@ -23,7 +23,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
-READER_MMAP_BYTES = 256 * 2**20
+# No memory map: every page a look-up touched in a mapped multi-GB catalogue stayed
+# in the bot's resident memory (its RSS passed 150 MB over all of arXiv); the
+# 64 MiB page cache above bounds it, and the OS page cache still keeps the file.
+READER_MMAP_BYTES = 0
 PAGE_SIZE = 8192
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
