@@ -192,7 +192,20 @@ def parse_line(line: bytes) -> Paper:
         raise _BadRecord(f"invalid JSON ({str(exc)[:60]})") from None
     except RecursionError:
         raise _BadRecord("invalid JSON (nested too deeply)") from None
+    if b"\\ud" in line or b"\\uD" in line:
+        # JSON may escape a lone surrogate, which no database can store: make it "?".
+        record = _scrub(record)
     return paper_from_record(record)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
 
 
 def iter_snapshot(stream: IO[bytes]) -> Iterator[Paper | SnapshotLineError]:

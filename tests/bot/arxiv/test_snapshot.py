@@ -134,6 +134,14 @@ def test_stream_reports_bad_lines_by_number_and_goes_on(monkeypatch: pytest.Monk
     assert "longer than" in errors[1].reason
 
 
+def test_lone_surrogates_become_question_marks() -> None:
+    """A JSON-escaped lone surrogate (unstorable) is replaced; a real pair is kept."""
+    raw = b'{"id": "2401.00001", "title": "A \\ud800 B \\ud83d\\ude00", "authors": "X Y"}\n'
+    paper = parse_line(raw)
+    assert paper.title == "A ? B \U0001f600"
+    paper.title.encode("utf-8")
+
+
 def test_created_dates() -> None:
     """RFC 2822 dates as the snapshot writes them; anything else is None."""
     assert parse_created("Mon, 2 Apr 2007 19:18:42 GMT") == datetime(
