@@ -7,6 +7,10 @@ database size on disk and the peak RSS of this process.
 Targets: get p95 <= 1 ms, search p95 <= 20 ms, author p95 <= 20 ms.
 
     .venv/bin/python -m bench.lookups [--papers 1000000] [--queries 500] [--rebuild]
+    .venv/bin/python -m bench.lookups --store bench/out/bulk-3000000.db
+
+`--store PATH` measures a store built by `bench.bulk_import --keep PATH` (all of
+arXiv's size from the snapshot format); its searches use that data's vocabulary.
 """
 
 from __future__ import annotations
@@ -116,11 +120,16 @@ async def main() -> None:
     parser.add_argument("--papers", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--store", type=Path, help="measure this store (bench/bulk_import.py)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"lookups-{args.papers}.db"
+    path = args.store or OUT / f"lookups-{args.papers}.db"
     corpus = Corpus(random.Random(SEED))
-    if args.rebuild or not path.exists():
+    if args.store:
+        from bench.snapshot_data import Generator
+
+        corpus.words = Generator().words  # the bulk store's vocabulary, Zipf-ordered the same way
+    elif args.rebuild or not path.exists():
         print(f"building {path.name} ...")
         await build(path, args.papers, corpus)
     db = await Database.open(path)

@@ -4,4 +4,6 @@ import sys
 
 from bot.cli import main
 
-sys.exit(main())
+# Guarded: worker processes (the snapshot import's parser) re-import the main module.
+if __name__ == "__main__":
+    sys.exit(main())

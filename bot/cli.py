@@ -135,8 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--dry-run", action="store_true", help="fetch and show, store nothing")
     poll.add_argument("--json", action="store_true", help="print the new papers as JSON")
 
-    imp = command("import", "ingest saved RSS, Atom (API) or OAI-PMH documents")
-    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a saved document")
+    imp = command(
+        "import", "ingest saved RSS, Atom (API) or OAI-PMH documents, or arXiv's metadata snapshot"
+    )
+    imp.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE",
+        help="a saved document, or the snapshot's JSON lines (plain or .gz)",
+    )  # fmt: skip
+
+    harvest = command(
+        "harvest", "fill the catalogue from arXiv's OAI-PMH (resumes where it stopped)"
+    )
+    harvest.add_argument(
+        "--set", dest="set_spec", metavar="SET", help="an OAI set: cs, math, physics:hep-th"
+    )
+    harvest.add_argument(
+        "--from", dest="from_day", type=_day_arg, metavar="YYYY-MM-DD",
+        help="records changed on or after this day",
+    )  # fmt: skip
+    harvest.add_argument(
+        "--until", dest="until_day", type=_day_arg, metavar="YYYY-MM-DD",
+        help="records changed on or before this day",
+    )  # fmt: skip
+    harvest.add_argument(
+        "--format",
+        dest="metadata_prefix",
+        choices=("arXivRaw", "arXiv"),
+        default="arXivRaw",
+        help="arXivRaw (default) has every version's date; arXiv splits author names",
+    )
 
     paper = command("paper", "show one paper (fetched from arXiv when not stored yet)")
     paper.add_argument("id", help="arXiv id or URL, e.g. 2307.15771 or arXiv:hep-th/9901001")
@@ -200,6 +227,10 @@ def _date_arg(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text[:40]!r}") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _day_arg(text: str) -> date:
+    return _date_arg(text).date()
 
 
 def _limit_arg(text: str) -> int:
@@ -313,6 +344,7 @@ async def open_service(
                 rss_url=settings.arxiv_rss_url,
                 api_url=settings.arxiv_api_url,
                 author_feed_url=settings.arxiv_author_feed_url,
+                oai_url=settings.arxiv_oai_url,
                 limiter=RequestLimiter(settings.arxiv_delay),
                 user_agent=user_agent(settings),
                 timeout=settings.arxiv_timeout,
@@ -399,12 +431,42 @@ def _check_import_paths(paths: Sequence[Path]) -> None:
 async def _cmd_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     _check_import_paths(args.files)
     async with open_service(settings, network=False) as service:
-        report = await service.import_files(args.files)
+        report = await service.import_files(args.files, progress_stream=sys.stderr)
     out.write(f"imported {report.papers} papers ({report.new} new) from {report.files} files\n")
+    if report.bad_lines:
+        out.write(f"skipped {report.bad_lines} bad lines\n")
+        for path, line_error in report.line_errors:
+            sys.stderr.write(f"paperbell: {path}: {line_error}\n")
+        if report.bad_lines > len(report.line_errors):
+            sys.stderr.write(
+                f"paperbell: ... and {report.bad_lines - len(report.line_errors)} more\n"
+            )
     for error in report.errors:
         sys.stderr.write(f"paperbell: {error}\n")
     # A file that is not a document arXiv serves is the caller's to fix.
     return EXIT_USAGE if report.errors else EXIT_OK
+
+
+async def _cmd_harvest(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.harvest import Harvester
+
+    async with open_service(settings, network=True) as service:
+        assert service.client is not None
+        harvester = Harvester(service.db, service.client, progress_stream=sys.stderr)
+        report = await harvester.run(
+            set_spec=args.set_spec,
+            from_day=args.from_day,
+            until_day=args.until_day,
+            metadata_prefix=args.metadata_prefix,
+        )
+    resumed = f", resumed at record {report.resumed_at:,}" if report.resumed_at is not None else ""
+    out.write(
+        f"harvested {report.records:,} records in {report.pages} pages{resumed}: "
+        f"{report.papers:,} papers ({report.new:,} new, {report.updated:,} updated), "
+        f"{report.deleted:,} deleted, {report.skipped:,} skipped; "
+        f"{report.total_records:,} records in this harvest\n"
+    )
+    return EXIT_OK
 
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -553,6 +615,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -
     handlers = {
         "poll": _cmd_poll,
         "import": _cmd_import,
+        "harvest": _cmd_harvest,
         "paper": _cmd_paper,
         "search": _cmd_search,
         "author": _cmd_author,

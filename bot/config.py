@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
+DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 DEFAULT_HEALTH_HOST = "127.0.0.1"
 
 PREFIX = "PAPERBELL_"
@@ -160,6 +161,7 @@ class Settings(BaseSettings):
     )
     arxiv_rss_url: Annotated[str, _HTTP] = DEFAULT_RSS_URL
     arxiv_api_url: Annotated[str, _HTTP] = DEFAULT_API_URL
+    arxiv_oai_url: Annotated[str, _HTTP] = DEFAULT_OAI_URL
     arxiv_author_feed_url: Annotated[str, _HTTP] = DEFAULT_AUTHOR_FEED_URL
     arxiv_delay: Annotated[float, _number()] = 3.0
     arxiv_timeout: Annotated[float, _number(0.1)] = 30.0

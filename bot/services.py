@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import TextIO
 
 from bot.announcements import (
     alerts_for,
@@ -26,6 +27,9 @@ from bot.announcements import (
 )
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
+from bot.arxiv.oai import is_oai_document, parse_list_records
+from bot.arxiv.snapshot import SnapshotLineError
+from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
 from bot.errors import InvalidInputError, UpstreamError
 from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys
@@ -33,6 +37,7 @@ from bot.recovery import listing_for, missed_days, recovery_queries, submission_
 from bot.redact import redact_urls
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
+from storage.catalogue import CatalogueWriter
 from storage.feeds import FeedStateRepository
 from storage.lookups import LookupCache
 from storage.meta import MetaRepository
@@ -132,29 +137,9 @@ class ImportReport:
     papers: int = 0
     new: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-MAX_DOCUMENT_BYTES = 100 * 2**20  # a saved listing or API page; the largest real ones are ~10 MiB
-_READ_CHUNK = 2**20
-
-
-class DocumentTooLargeError(Exception):
-    """A document to import is larger than MAX_DOCUMENT_BYTES (or endless, like /dev/zero)."""
-
-
-def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
-    """The file's bytes, read in chunks and abandoned once past `limit`: never unbounded."""
-    chunks: list[bytes] = []
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise DocumentTooLargeError(
-                    f"{path}: larger than {limit // 2**20} MiB; one saved document is far smaller"
-                )
-            chunks.append(chunk)
-    return b"".join(chunks)
+    # Snapshot files: bad lines are reported (the first MAX_REPORTED_LINES) but not fatal.
+    bad_lines: int = 0
+    line_errors: list[tuple[Path, SnapshotLineError]] = field(default_factory=list)
 
 
 class PaperService:
@@ -366,27 +351,43 @@ class PaperService:
             build,
         )
 
-    async def import_files(self, paths: Sequence[Path]) -> ImportReport:
-        """Ingest saved RSS, Atom or OAI-PMH documents; a bad file is reported, not fatal."""
+    async def import_files(
+        self, paths: Sequence[Path], *, progress_stream: TextIO | None = None
+    ) -> ImportReport:
+        """Ingest saved RSS, Atom or OAI-PMH documents and metadata snapshots (JSON lines),
+        plain or gzipped, told apart by their content; a bad file is reported, not fatal.
+
+        Snapshots and OAI-PMH pages fill the catalogue without alerting anyone.
+        """
         report = ImportReport()
         for path in paths:
             try:
+                if is_snapshot(path):
+                    await self._import_snapshot(path, report, progress_stream)
+                    continue
                 data = read_document(path)
-            except OSError as exc:
-                report.errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+            except (OSError, EOFError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                report.errors.append(f"{path}: cannot read ({reason})")
                 continue
             except DocumentTooLargeError as exc:
                 report.errors.append(str(exc))
                 continue
             try:
-                batch = parse_document(data)
+                if is_oai_document(data):
+                    batch = parse_list_records(data).papers
+                    async with CatalogueWriter(self.db) as writer:
+                        stored = await writer.store(batch, now=self.clock())
+                    new = stored.new
+                else:
+                    batch = parse_document(data)
+                    new = len((await self.ingest(batch)).new)
             except FeedError as exc:
                 report.errors.append(f"{path}: {exc}")
                 continue
-            outcome = await self.ingest(batch)
             report.files += 1
             report.papers += len(batch)
-            report.new += len(outcome.new)
+            report.new += new
         return report
 
     async def recover_missed_listings(self, current: date, categories: Sequence[str]) -> int:
@@ -517,6 +518,18 @@ class PaperService:
     async def no_listing_note(self) -> str | None:
         """A plain explanation when tonight's listing is missing, empty or unchanged."""
         return quiet_listing_note(await self.recent_listings(1), self.clock())
+
+    async def _import_snapshot(
+        self, path: Path, report: ImportReport, progress_stream: TextIO | None
+    ) -> None:
+        async with CatalogueWriter(self.db) as writer:
+            importer = SnapshotImporter(writer, progress_stream=progress_stream)
+            done = await importer.import_file(path, now=self.clock())
+        report.files += 1
+        report.papers += done.papers
+        report.new += done.new
+        report.bad_lines += done.bad_lines
+        report.line_errors.extend((path, error) for error in done.errors)
 
     # ---- look-ups ----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,12 +73,12 @@ _COLUMNS = (
     "p.announce_type, p.first_seen"
 )
 _INSERT_PAPER = (
-    "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, authors_text, "
+    "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, "
     "primary_category, categories, published, updated, comment, journal_ref, doi, "
-    "announce_type, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "announce_type, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE_PAPER = (
-    "UPDATE papers SET version = ?, title = ?, abstract = ?, authors_json = ?, authors_text = ?, "
+    "UPDATE papers SET version = ?, title = ?, abstract = ?, authors_json = ?, "
     "primary_category = ?, categories = ?, published = ?, updated = ?, comment = ?, "
     "journal_ref = ?, doi = ?, announce_type = ? WHERE rowid = ?"
 )
@@ -146,8 +146,7 @@ def _values(paper: Paper) -> tuple[Any, ...]:
         paper.version,
         paper.title,
         paper.abstract,
-        json.dumps(list(paper.authors), ensure_ascii=False),
-        ", ".join(paper.authors),
+        json.dumps(paper.authors, ensure_ascii=False),
         paper.primary_category,
         " ".join(paper.categories),
         _ts(paper.published),
@@ -161,6 +160,11 @@ def _values(paper: Paper) -> tuple[Any, ...]:
 
 def _fts_row(rowid: int, title: str, abstract: str, authors_text: str) -> tuple[Any, ...]:
     return (rowid, fold_for_index(title), fold_for_index(abstract), fold_for_index(authors_text))
+
+
+def _names_text(authors_json: str | None) -> str:
+    """A stored `authors_json` list as the ", "-joined text the index holds."""
+    return ", ".join(json.loads(authors_json)) if authors_json else ""
 
 
 def _fts_paper(rowid: int, paper: Paper) -> tuple[Any, ...]:
@@ -373,7 +377,7 @@ def _filtered_rows_sql(
     Parameters: the returned ones, then LIMIT and OFFSET.
     """
     dates, params = _filters(None, since, until, "p")
-    columns = "p.rowid, p.published, p.id, p.title, p.abstract, p.authors_text"
+    columns = "p.rowid, p.published, p.id, p.title, p.abstract, p.authors_json"
     if category:
         source, source_params = _category_source(category)
         return (
@@ -472,7 +476,8 @@ class PaperRepository:
                 else:
                     updates.append((rowid, old, merged))
             else:
-                inserts.append((next_rowid, _normalized(paper, first_seen=now)))
+                # Already normal (see above): only the first-seen time is new.
+                inserts.append((next_rowid, replace(paper, first_seen=now)))
                 next_rowid += 1
 
         if inserts:
@@ -499,6 +504,12 @@ class PaperRepository:
 
     async def _stored(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Paper]]:
         found: dict[str, tuple[int, Paper]] = {}
+        if self._db.dialect == "sqlite":
+            sql = f"SELECT {_COLUMNS} FROM json_each(?) j CROSS JOIN papers p ON p.id = j.value"
+            async with conn.execute(sql, (json.dumps(list(ids)),)) as cursor:
+                for row in await cursor.fetchall():
+                    found[row[1]] = (int(row[0]), _paper(row))
+            return found
         for chunk in _chunks(ids):
             sql = f"SELECT {_COLUMNS} FROM papers p WHERE p.id IN ({_marks(len(chunk))})"
             async with conn.execute(sql, chunk) as cursor:
@@ -513,25 +524,29 @@ class PaperRepository:
         updates: Sequence[tuple[int, Paper, Paper]],
     ) -> None:
         """Rewrite paper_authors and paper_categories for new papers and changed lists."""
-        author_lists = list(inserts) + [
-            (r, new) for r, old, new in updates if old.authors != new.authors
-        ]
+        relinked = [(r, old, new) for r, old, new in updates if old.authors != new.authors]
+        author_lists = list(inserts) + [(r, new) for r, _, new in relinked]
         category_lists = list(inserts) + [
             (r, new) for r, old, new in updates if old.categories != new.categories
         ]
-        relinked = [(r,) for r, old, new in updates if old.authors != new.authors]
+        names = {n for _, p in author_lists for n in p.authors}
+        names.update(n for _, old, _ in relinked for n in old.authors)
+        ids = await self._author_ids(conn, names) if names else {}
         if relinked:
-            await conn.executemany("DELETE FROM paper_authors WHERE paper_rowid = ?", relinked)
+            await conn.executemany(
+                "DELETE FROM paper_authors WHERE author_id = ? AND paper_rowid = ?",
+                [(ids[n], r) for r, old, _ in relinked for n in set(old.authors)],
+            )
         recategorized = [(r,) for r, old, new in updates if old.categories != new.categories]
         if recategorized:
             await conn.executemany(
                 "DELETE FROM paper_categories WHERE paper_rowid = ?", recategorized
             )
         if author_lists:
-            ids = await self._author_ids(conn, {n for _, p in author_lists for n in p.authors})
+            # OR IGNORE: one name twice in a list is one (author, paper) pair.
             await conn.executemany(
-                "INSERT INTO paper_authors (paper_rowid, position, author_id) VALUES (?, ?, ?)",
-                [(r, i, ids[name]) for r, p in author_lists for i, name in enumerate(p.authors)],
+                "INSERT OR IGNORE INTO paper_authors (author_id, paper_rowid) VALUES (?, ?)",
+                [(ids[name], r) for r, p in author_lists for name in p.authors],
             )
         if category_lists:
             await conn.executemany(
@@ -547,7 +562,11 @@ class PaperRepository:
         """
         wanted = list(names)
         ids: dict[str, int] = {}
-        for chunk in _chunks(wanted):
+        if self._db.dialect == "sqlite":
+            sql = "SELECT a.id, a.name FROM json_each(?) j CROSS JOIN authors a ON a.name = j.value"
+            async with conn.execute(sql, (json.dumps(wanted, ensure_ascii=False),)) as cursor:
+                ids.update((row[1], int(row[0])) for row in await cursor.fetchall())
+        for chunk in _chunks(wanted) if self._db.dialect != "sqlite" else ():
             sql = f"SELECT id, name FROM authors WHERE name IN ({_marks(len(chunk))})"
             async with conn.execute(sql, chunk) as cursor:
                 ids.update((row[1], int(row[0])) for row in await cursor.fetchall())
@@ -563,7 +582,8 @@ class PaperRepository:
                 ids[name] = next_id + offset
                 rows.append((next_id + offset, name, key.surname, key.given_key))
             await conn.executemany(
-                "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)", rows
+                "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)",
+                rows,
             )
         return ids
 
@@ -582,10 +602,11 @@ class PaperRepository:
         else:
             await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
         indexed = 0
-        async with conn.execute("SELECT rowid, title, abstract, authors_text FROM papers") as cur:
+        async with conn.execute("SELECT rowid, title, abstract, authors_json FROM papers") as cur:
             while batch := list(await cur.fetchmany(2000)):
                 await conn.executemany(
-                    _PG_FTS_INSERT if postgres else _FTS_INSERT, [_fts_row(*r) for r in batch]
+                    _PG_FTS_INSERT if postgres else _FTS_INSERT,
+                    [_fts_row(r[0], r[1], r[2], _names_text(r[3])) for r in batch],
                 )
                 indexed += len(batch)
         await conn.execute(
@@ -842,7 +863,7 @@ class PaperRepository:
         ):
             sql, params = _filtered_rows_sql(category, since, until)
             return await self._collect(plan, plan.tokens, sql, params, offset_paging=True)
-        text = ", p.abstract, p.authors_text" if plan.check else ", NULL, NULL"
+        text = ", p.abstract, p.authors_json" if plan.check else ", NULL, NULL"
         # With words to check, read on page by page below the last rowid seen.
         candidates, params = self._candidates_sql(
             plan.scan, category, since, until, "", below=bool(plan.check)
@@ -863,7 +884,7 @@ class PaperRepository:
         *,
         offset_paging: bool,
     ) -> list[tuple[float, int]]:
-        """Read candidate rows (rowid, published, id, title, abstract, authors_text) in
+        """Read candidate rows (rowid, published, id, title, abstract, authors_json) in
         chunks, keep those containing the `check` words, and rank them."""
         cap = self._common_candidates
         words = set(plan.tokens)
@@ -873,9 +894,9 @@ class PaperRepository:
             chunk = cap - len(found)
             paging = [chunk, read] if offset_paging else [below, chunk] if check else [chunk]
             rows = await self._fts_rows(sql, [*params, *paging])
-            for rowid, published, paper_id, title, abstract, authors_text in rows:
+            for rowid, published, paper_id, title, abstract, authors_json in rows:
                 read += 1
-                if check and not _has_words(check, title, abstract, authors_text):
+                if check and not _has_words(check, title, abstract, _names_text(authors_json)):
                     continue
                 rank = -1.0 if words <= set(keyword_tokens(title)) else 0.0
                 found.append((rank, int(rowid), published or "", paper_id))
@@ -941,18 +962,33 @@ class PaperRepository:
             return AuthorMatch(query, names, ())
         # The author's papers drive the join (CROSS JOIN fixes the order); scanning
         # papers by date and probing would read the whole table for a rare name.
-        rows = await self._db.fetchall(
-            f"""
+        theirs = f"""
             WITH theirs AS MATERIALIZED (
                 SELECT DISTINCT pa.paper_rowid AS r FROM paper_authors pa
                 WHERE pa.author_id IN ({json_ids(self._db.dialect)})
+            )"""
+        params = (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset))
+        if self._db.dialect == "sqlite":
+            # A prolific name has thousands of papers: sort them on the small
+            # (rowid, published, id) index, then read only the page's rows.
+            sql = f"""{theirs},
+            page AS MATERIALIZED (
+                SELECT q.rowid AS r, q.published, q.id
+                FROM theirs CROSS JOIN papers q INDEXED BY papers_rowid_published
+                    ON q.rowid = theirs.r
+                ORDER BY q.published DESC, q.id DESC
+                LIMIT ? OFFSET ?
             )
+            SELECT {_COLUMNS} FROM page CROSS JOIN papers p ON p.rowid = page.r
+            ORDER BY page.published DESC, page.id DESC
+            """
+        else:
+            sql = f"""{theirs}
             SELECT {_COLUMNS} FROM theirs CROSS JOIN papers p ON p.rowid = theirs.r
             ORDER BY p.published DESC, p.id DESC
             LIMIT ? OFFSET ?
-            """,
-            (json.dumps([author_id for author_id, _ in authors]), limit, max(0, offset)),
-        )
+            """
+        rows = await self._db.fetchall(sql, params)
         return AuthorMatch(query, names, tuple(_paper(row) for row in rows))
 
     async def _matching_authors(self, query: str) -> list[tuple[int, str]]:

@@ -9,7 +9,10 @@ same protocols paperbell uses against arXiv:
   `search_query`, arXiv's HTTP 400 error document for malformed ids and
   queries; with a corpus (`set_api_corpus`) it answers `au:`, `all:` and `cat:`
   queries (ANDed) itself, sorted and paged as asked;
-- `/a/{id}.atom` (arxiv.org): opted-in author feeds.
+- `/a/{id}.atom` (arxiv.org): opted-in author feeds;
+- `/oai` (oaipmh.arxiv.org): OAI-PMH `ListRecords`, the first page for a fresh
+  request and the page a `resumptionToken` names, OAI-PMH `<error>` answers for
+  unknown tokens and verbs (`set_oai`; pages built with `oai_list_records`).
 
 Tests script it: `enqueue(Scripted(...))` makes the next requests answer with a
 given status, headers, body, delay, truncated body or dropped connection; every
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 FIXTURES = Path(__file__).parent / "fixtures"
 
 RSS_CONTENT_TYPE = "application/rss+xml; charset=utf-8"
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
 
 # Shapes the real API accepts in id_list: new style (with optional version) and old style.
@@ -270,6 +274,78 @@ def api_error_feed(message: str, anchor: str) -> bytes:
     return _atom_feed("arXiv Search Results", 1, entry)
 
 
+_OAI_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/" \
+xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/ \
+http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">
+<responseDate>2024-12-03T08:14:05Z</responseDate>
+<request verb="ListRecords">https://oaipmh.arxiv.org/oai</request>
+"""
+
+
+def oai_error(code: str, message: str) -> bytes:
+    """An OAI-PMH error answer (`badResumptionToken`, `badArgument`, `noRecordsMatch`...)."""
+    return (
+        f'{_OAI_HEAD}<error code="{escape(code)}">{escape(message)}</error>\n</OAI-PMH>\n'
+    ).encode()
+
+
+def oai_raw_record(
+    arxiv_id: str,
+    title: str,
+    authors: str,
+    *,
+    categories: str = "cs.LG",
+    abstract: str = "An abstract.",
+    versions: Iterable[str] = ("Mon, 2 Apr 2007 19:18:42 GMT",),
+    datestamp: str = "2024-12-02",
+    deleted: bool = False,
+) -> str:
+    """One `<record>` in arXiv's `arXivRaw` metadata format (every version with its date)."""
+    if deleted:
+        return (
+            f'<record><header status="deleted"><identifier>oai:arXiv.org:{escape(arxiv_id)}'
+            f"</identifier><datestamp>{datestamp}</datestamp></header></record>\n"
+        )
+    version_xml = "".join(
+        f'<version version="v{n}"><date>{escape(date)}</date><size>12kb</size>'
+        f"<source_type>D</source_type></version>"
+        for n, date in enumerate(versions, 1)
+    )
+    return f"""<record>
+<header>
+ <identifier>oai:arXiv.org:{escape(arxiv_id)}</identifier>
+ <datestamp>{datestamp}</datestamp>
+ <setSpec>cs</setSpec>
+</header>
+<metadata>
+<arXivRaw xmlns="http://arxiv.org/OAI/arXivRaw/" \
+xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:schemaLocation="http://arxiv.org/OAI/arXivRaw/ http://arxiv.org/OAI/arXivRaw.xsd">
+<id>{escape(arxiv_id)}</id><submitter>Someone</submitter>{version_xml}<title>{escape(title)}</title>\
+<authors>{escape(authors)}</authors><categories>{escape(categories)}</categories>\
+<license>http://arxiv.org/licenses/nonexclusive-distrib/1.0/</license>\
+<abstract>  {escape(abstract)}
+</abstract>
+</arXivRaw>
+</metadata>
+</record>
+"""
+
+
+def oai_list_records(
+    records: Iterable[str], *, token: str | None, cursor: int, complete_list_size: int
+) -> bytes:
+    """A `ListRecords` page; `token=None` makes it the last page (an empty token)."""
+    token_xml = (
+        f'<resumptionToken cursor="{cursor}" completeListSize="{complete_list_size}">'
+        f"{escape(token or '')}</resumptionToken>"
+    )
+    body = "".join(records)
+    return f"{_OAI_HEAD}<ListRecords>\n{body}{token_xml}\n</ListRecords>\n</OAI-PMH>\n".encode()
+
+
 def _not_modified(request: web.Request, doc: _Document) -> bool:
     """RFC 9110 conditional GET: If-None-Match wins; else compare If-Modified-Since."""
     if_none_match = request.headers.get("If-None-Match")
@@ -304,6 +380,8 @@ class ArxivServer:
         self._default_api: bytes | None = None
         self._corpus: list[Paper] | None = None
         self._authors: dict[str, _Document] = {}
+        self._oai_first: bytes | None = None
+        self._oai_pages: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._arrivals = asyncio.Condition()
@@ -315,6 +393,7 @@ class ArxivServer:
         app.router.add_get("/rss/{cats}", self._handle_rss)
         app.router.add_get("/api/query", self._handle_api)
         app.router.add_get("/a/{author_id}.atom", self._handle_author)
+        app.router.add_get("/oai", self._handle_oai)
         app.router.add_get("/{tail:.*}", self._handle_other)
         # Cancel a handler when its client goes away (a client timeout), so slow
         # scripted answers do not outlive the test.
@@ -369,6 +448,11 @@ class ArxivServer:
     def author_feed_url(self) -> str:
         """Counterpart of `https://arxiv.org/a/`."""
         return f"{self.url}/a/"
+
+    @property
+    def oai_url(self) -> str:
+        """Counterpart of `https://oaipmh.arxiv.org/oai`."""
+        return f"{self.url}/oai"
 
     # -- content -------------------------------------------------------------------
 
@@ -434,6 +518,14 @@ class ArxivServer:
     ) -> None:
         """Serve `body` at `/a/<author_id>.atom`; unknown ids answer 404."""
         self._authors[author_id] = _document(body, ATOM_CONTENT_TYPE, etag, last_modified)
+
+    def set_oai(self, first: bytes, by_token: Mapping[str, bytes] | None = None) -> None:
+        """Serve `first` to a fresh ListRecords request and `by_token[t]` to resumptionToken=t.
+
+        Any other token answers `badResumptionToken`, as arXiv does for expired ones.
+        """
+        self._oai_first = first
+        self._oai_pages = dict(by_token or {})
 
     def enqueue(self, *responses: Scripted) -> None:
         """Queue scripted answers; each is used once, in order, by a matching request."""
@@ -577,6 +669,23 @@ class ArxivServer:
         if doc is None:
             return web.Response(status=404, text="<html><body>Not Found</body></html>")
         return self._serve_document(request, doc)
+
+    async def _handle_oai(self, request: web.Request) -> web.Response:
+        query = request.query
+        if query.get("verb") != "ListRecords":
+            body = oai_error("badVerb", "Illegal OAI verb")
+        elif "resumptionToken" in query:
+            if set(query) != {"verb", "resumptionToken"}:
+                body = oai_error("badArgument", "resumptionToken is an exclusive argument")
+            else:
+                token = query["resumptionToken"]
+                page = self._oai_pages.get(token)
+                body = page or oai_error("badResumptionToken", f"Bad resumption token: {token}")
+        elif query.get("metadataPrefix") not in ("arXiv", "arXivRaw", "oai_dc"):
+            body = oai_error("cannotDisseminateFormat", "Unknown metadata format")
+        else:
+            body = self._oai_first or oai_error("noRecordsMatch", "No records match")
+        return web.Response(status=200, body=body, headers={"Content-Type": XML_CONTENT_TYPE})
 
     async def _handle_other(self, request: web.Request) -> web.Response:
         return web.Response(status=404, text="<html><body>Not Found</body></html>")

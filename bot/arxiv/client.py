@@ -49,6 +49,7 @@ DEFAULT_USER_AGENT = (
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
 DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
+DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 
 # rss.arxiv.org returns at most this many items per request, silently dropping the rest.
 RSS_ITEM_CAP = 2000
@@ -271,6 +272,7 @@ class ArxivClient:
         rss_url: str = DEFAULT_RSS_URL,
         api_url: str = DEFAULT_API_URL,
         author_feed_url: str = DEFAULT_AUTHOR_FEED_URL,
+        oai_url: str = DEFAULT_OAI_URL,
         limiter: RequestLimiter,
         user_agent: str,
         timeout: float = 30,
@@ -288,6 +290,7 @@ class ArxivClient:
         self._rss_url = rss_url.rstrip("/") + "/"
         self._api_url = api_url
         self._author_feed_url = author_feed_url.rstrip("/") + "/"
+        self._oai_url = oai_url
         self._limiter = limiter
         self._user_agent = user_agent
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -571,3 +574,27 @@ class ArxivClient:
         """Fetch an opted-in author's Atom feed (`https://arxiv.org/a/<id>.atom`)."""
         url = self.author_feed_url(author_id_or_orcid)
         return await self.get(url, etag=etag, last_modified=last_modified)
+
+    async def list_records(
+        self,
+        *,
+        resumption_token: str | None = None,
+        metadata_prefix: str = "arXivRaw",
+        set_spec: str | None = None,
+        from_date: str | None = None,
+        until_date: str | None = None,
+    ) -> FetchResult:
+        """One OAI-PMH `ListRecords` page: the first of a harvest, or the one a token names.
+
+        With a resumption token OAI-PMH allows no other argument. A 503 with
+        `Retry-After` (OAI-PMH's flow control) is waited out and retried by `get`.
+        """
+        params = {"verb": "ListRecords"}
+        if resumption_token is not None:
+            params["resumptionToken"] = resumption_token
+        else:
+            params["metadataPrefix"] = metadata_prefix
+            for name, value in (("set", set_spec), ("from", from_date), ("until", until_date)):
+                if value:
+                    params[name] = value
+        return await self.get(self._oai_url, params=params)

@@ -27,8 +27,8 @@ import pytest
 
 from bot import cli
 from bot.backup import database_lock
+from bot.bulk import DocumentTooLargeError, read_document
 from bot.cli_failures import EXIT_BROKEN_PIPE
-from bot.services import DocumentTooLargeError, read_document
 from tests.arxiv_server import FIXTURES
 from tests.backends import needs_postgres, require_postgres
 

@@ -1,0 +1,266 @@
+"""Filling the catalogue in bulk: arXiv's metadata snapshot and saved OAI-PMH pages.
+
+Catalogue filling never alerts: papers go through `CatalogueWriter`, which
+stores them (idempotently: a re-import changes nothing) and never matches
+subscriptions or touches the outbox. A snapshot is read as a stream, one
+batch at a time, so memory stays flat whatever the file's size; bad lines
+are counted and reported with their line numbers, and the import goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, cast
+
+from bot.arxiv.snapshot import (
+    MAX_LINE_BYTES,
+    PaperFields,
+    SnapshotLineError,
+    iter_snapshot,
+    looks_like_snapshot,
+    parse_chunk,
+)
+from bot.progress import BulkProgress
+from storage.catalogue import CatalogueWriter
+from storage.models import Paper
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 5_000
+MAX_REPORTED_LINES = 1_000  # bad lines kept for the report; all are counted
+GZIP_MAGIC = b"\x1f\x8b"
+PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes ~1 s to start
+CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
+AHEAD = 3  # chunks parsed ahead of the one being stored, at most
+
+
+@dataclass(slots=True)
+class BulkReport:
+    """What one bulk import did."""
+
+    lines: int = 0
+    papers: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    bad_lines: int = 0
+    errors: list[SnapshotLineError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.papers / self.seconds if self.seconds > 0 else 0.0
+
+
+def open_maybe_gzip(path: Path, stack: ExitStack) -> tuple[IO[bytes], IO[bytes]]:
+    """(stream of the decompressed content, the raw file for progress by bytes read)."""
+    raw = stack.enter_context(path.open("rb"))
+    if raw.read(2) == GZIP_MAGIC:
+        raw.seek(0)
+        unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+        stack.callback(unzipped.close)
+        return cast(IO[bytes], unzipped), raw
+    raw.seek(0)
+    return raw, raw
+
+
+def is_snapshot(path: Path) -> bool:
+    """Whether the file (plain or gzipped) holds JSON lines rather than an XML document."""
+    with ExitStack() as stack:
+        stream, _ = open_maybe_gzip(path, stack)
+        try:
+            head = stream.read(256)
+        except (OSError, EOFError):
+            return False
+    return looks_like_snapshot(head)
+
+
+MAX_DOCUMENT_BYTES = 100 * 2**20  # a saved listing or API page; the largest real ones are ~10 MiB
+_READ_CHUNK = 2**20
+
+
+class DocumentTooLargeError(Exception):
+    """A document to import is larger than MAX_DOCUMENT_BYTES (or endless, like /dev/zero)."""
+
+
+def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """A saved XML document's bytes, gunzipped when it is gzipped, read in chunks and
+    abandoned once past `limit` (after decompression): never unbounded."""
+    chunks: list[bytes] = []
+    size = 0
+    with ExitStack() as stack:
+        stream, _ = open_maybe_gzip(path, stack)
+        while chunk := stream.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(
+                    f"{path}: larger than {limit // 2**20} MiB; one saved document is far smaller"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class SnapshotImporter:
+    """Streams snapshot files into the catalogue in batches.
+
+    With `parallel` (by default for files over `PARALLEL_MIN_BYTES`) the JSON is
+    parsed in a worker process while this one stores the previous batch, a
+    couple of chunks ahead at most, so memory stays bounded; the papers come
+    back as plain tuples, which pickle cheaply.
+    """
+
+    def __init__(
+        self,
+        writer: CatalogueWriter,
+        *,
+        batch_size: int = BATCH_SIZE,
+        progress_stream: IO[str] | None = None,
+        live: bool | None = None,
+        parallel: bool | None = None,
+    ) -> None:
+        self._writer = writer
+        self._batch_size = batch_size
+        self._progress_stream = progress_stream
+        self._live = live
+        self._parallel = parallel
+
+    async def import_file(self, path: Path, *, now: datetime | None = None) -> BulkReport:
+        report = BulkReport()
+        started = time.perf_counter()
+        size = path.stat().st_size
+        parallel = self._parallel if self._parallel is not None else size >= PARALLEL_MIN_BYTES
+        with ExitStack() as stack:
+            stream, raw = open_maybe_gzip(path, stack)
+            progress = stack.enter_context(
+                BulkProgress(
+                    f"import {path.name}",
+                    size,
+                    stream=self._progress_stream,  # type: ignore[arg-type]
+                    live=self._live,
+                )
+            )
+            batches = (
+                self._parsed_elsewhere(stream, report, stack)
+                if parallel
+                else _aiter(self._batches(stream, report))
+            )
+            async for batch in batches:
+                result = await self._writer.store(batch, now=now)
+                report.papers += len(batch)
+                report.new += result.new
+                report.updated += result.updated
+                report.unchanged += result.unchanged
+                progress.update(completed=raw.tell(), records=report.papers)
+            progress.update(completed=size, records=report.papers, force=True)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "snapshot imported file=%s lines=%d papers=%d new=%d updated=%d bad=%d seconds=%.1f",
+            path.name, report.lines, report.papers, report.new, report.updated,
+            report.bad_lines, report.seconds,
+        )  # fmt: skip
+        return report
+
+    def _bad(self, report: BulkReport, error: SnapshotLineError) -> None:
+        report.bad_lines += 1
+        if len(report.errors) < MAX_REPORTED_LINES:
+            report.errors.append(error)
+        log.debug("snapshot bad %s", error)
+
+    def _batches(self, stream: IO[bytes], report: BulkReport) -> Iterator[list[Paper]]:
+        batch: list[Paper] = []
+        for item in iter_snapshot(stream):
+            report.lines += 1
+            if isinstance(item, SnapshotLineError):
+                self._bad(report, item)
+                continue
+            batch.append(item)
+            if len(batch) >= self._batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def _parsed_elsewhere(
+        self, stream: IO[bytes], report: BulkReport, stack: ExitStack
+    ) -> AsyncIterator[list[Paper]]:
+        """Batches parsed by a worker process, `AHEAD` chunks in flight at most."""
+        pool = stack.enter_context(
+            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        )
+        loop = asyncio.get_running_loop()
+        pending: deque[asyncio.Future[tuple[list[PaperFields], list[tuple[int, str]], int]]]
+        pending = deque()
+        chunks = _line_chunks(stream, report, self._bad)
+        batch: list[Paper] = []
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < AHEAD:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                else:
+                    pending.append(loop.run_in_executor(pool, parse_chunk, *chunk))
+            if not pending:
+                break
+            fields, errors, lines = await pending.popleft()
+            report.lines += lines
+            for number, reason in errors:
+                self._bad(report, SnapshotLineError(number, reason))
+            batch.extend(Paper(*f) for f in fields)
+            if len(batch) >= self._batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _line_chunks(
+    stream: IO[bytes],
+    report: BulkReport,
+    bad: Callable[[BulkReport, SnapshotLineError], None],
+) -> Iterator[tuple[bytes, int]]:
+    """(whole lines, number of the first) of about `CHUNK_BYTES` each.
+
+    An over-long line is reported here and read past without being kept; a
+    blank line takes its place so the numbering of the rest stays right.
+    """
+    parts: list[bytes] = []
+    size = 0
+    number = 0
+    first = 1
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            break
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            report.lines += 1
+            bad(report, SnapshotLineError(number, f"longer than {MAX_LINE_BYTES:,} bytes"))
+            line = b"\n"
+        parts.append(line if line.endswith(b"\n") else line + b"\n")
+        size += len(line)
+        if size >= CHUNK_BYTES:
+            yield b"".join(parts), first
+            parts, size, first = [], 0, number + 1
+    if parts:
+        yield b"".join(parts), first
+
+
+async def _aiter(items: Iterator[list[Paper]]) -> AsyncIterator[list[Paper]]:
+    for item in items:
+        yield item

@@ -1,0 +1,76 @@
+"""The catalogue writer: stores papers in bulk (snapshot import, OAI-PMH harvest).
+
+Filling the catalogue never alerts: unlike `PaperService.ingest`, nothing here
+matches subscriptions or writes the outbox, so a million imported papers queue
+no message. Storing is `PaperRepository.upsert_many_in`, so it is idempotent
+and merges with what the bot polled; a re-import changes nothing.
+
+While a writer is open on SQLite, the writing connection gets a larger page
+cache (the author and id indexes of millions of papers are written at random
+places); it is set back when the writer closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from storage.backend import AnyDatabase, Connection
+from storage.models import Paper
+from storage.papers import PaperRepository
+
+log = logging.getLogger(__name__)
+
+BULK_CACHE_KIB = 262_144  # 256 MiB of page cache for the writer during a bulk job
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    new: int
+    updated: int
+    unchanged: int
+
+
+class CatalogueWriter:
+    """Stores batches of papers without alerting anyone."""
+
+    def __init__(self, db: AnyDatabase) -> None:
+        self._db = db
+        self._repo = PaperRepository(db)
+        self._saved_cache: int | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._db.dialect == "sqlite":
+            conn = self._db.conn  # type: ignore[union-attr]
+            async with conn.execute("PRAGMA cache_size") as cursor:
+                row = await cursor.fetchone()
+            self._saved_cache = int(row[0]) if row else None
+            await conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._db.dialect == "sqlite" and self._saved_cache is not None:
+            await self._db.conn.execute(  # type: ignore[union-attr]
+                f"PRAGMA cache_size = {self._saved_cache}"
+            )
+
+    async def store(self, papers: Sequence[Paper], *, now: datetime | None = None) -> StoreResult:
+        """Store one batch in its own transaction."""
+        async with self._db.transaction() as conn:
+            return await self.store_in(conn, papers, now=now)
+
+    async def store_in(
+        self, conn: Connection, papers: Sequence[Paper], *, now: datetime | None = None
+    ) -> StoreResult:
+        """Store one batch inside the caller's transaction (with its harvest progress)."""
+        result = await self._repo.upsert_many_in(conn, papers, now=now)
+        return StoreResult(len(result.new), result.updated, result.unchanged)
