@@ -106,6 +106,8 @@ class BulkProgress:
             self._last_shown == (completed, records)
         ):
             return
+        if (completed, records) == (0, 0):
+            return  # nothing to say yet (and a failure before the first page stays one line)
         self._last_line = now
         self._last_shown = (completed, records)
         share = eta = ""

@@ -74,6 +74,7 @@ def base_env(database: Path | str) -> dict[str, str]:
         PAPERBELL_ARXIV_RSS_URL=f"{CLOSED}/rss/",
         PAPERBELL_ARXIV_API_URL=f"{CLOSED}/api/query",
         PAPERBELL_ARXIV_AUTHOR_FEED_URL=f"{CLOSED}/a/",
+        PAPERBELL_ARXIV_OAI_URL=f"{CLOSED}/oai",
         PAPERBELL_ARXIV_DELAY="0",
         PAPERBELL_ARXIV_MAX_RETRIES="0",
         PAPERBELL_ARXIV_TIMEOUT="5",
@@ -166,6 +167,12 @@ CASES = [
     case("import-not-a-document", "import {root}/notes.txt", 2, "notes.txt:"),
     case("import-into-corrupt-db", f"import {RSS_FIXTURE}", 2, "database disk image is malformed",
          database="corrupt"),
+    # harvest
+    case("harvest-bad-from", "harvest --from 2024-13-01", 2, "expected YYYY-MM-DD"),
+    case("harvest-from-after-until", "harvest --from 2024-05-01 --until 2024-01-01", 2,
+         "--from is after --until"),
+    case("harvest-bad-format", "harvest --format json", 2, "invalid choice: 'json'"),
+    case("harvest-arxiv-unreachable", "harvest --set cs", 1, "127.0.0.1:9/oai"),
     # paper
     case("paper-bad-id", "paper 2313.00001", 2, "arXiv id"),
     case("paper-arxiv-unreachable", "paper 2101.00001", 1, "from arXiv (127.0.0.1:9)"),

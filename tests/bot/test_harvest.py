@@ -126,7 +126,7 @@ async def test_three_pages_with_a_503_in_between(
 async def test_harvest_never_alerts(
     any_db: AnyDatabase, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
 ) -> None:
-    """Harvested papers in a subscribed category queue no alert (a polled one would)."""
+    """Harvested papers in a subscribed category queue no alert (an announced one would)."""
     subs = SubscriptionRepository(any_db)
     channel = await subs.ensure_destination(DestinationKind.CHANNEL, 555, 1)
     await subs.add(
@@ -138,7 +138,7 @@ async def test_harvest_never_alerts(
     outbox = DeliveryOutbox(any_db)
     assert await outbox.pending_count() == 0
     polled = build_paper(9999)
-    assert (await PaperService(any_db, None).ingest([polled])).deliveries == 1
+    assert (await PaperService(any_db, None).announce([polled])).deliveries == 1
     assert await outbox.pending_count() == 1
 
 
