@@ -225,19 +225,42 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
                 line += f" ({feed.error})"
             else:
                 line += f", {feed.items} items, {len(feed.new)} new"
+                if feed.skipped:
+                    line += f", {len(feed.skipped)} skipped"
             out.write(line + "\n")
         for paper in report.new:
             print_paper_line(paper, out)
+    _report_skips(
+        [f"{feed.url}: {skip}" for feed in report.feeds for skip in feed.skipped],
+        [f"warning: {warning}" for warning in report.warnings],
+    )
     return EXIT_ERROR if report.errors and len(report.errors) == len(report.feeds) else EXIT_OK
 
 
 async def _cmd_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async with open_service(settings, network=False) as service:
         report = await service.import_files(args.files)
-    out.write(f"imported {report.papers} papers ({report.new} new) from {report.files} files\n")
+    skipped = f", {len(report.skipped)} items skipped" if report.skipped else ""
+    out.write(
+        f"imported {report.papers} papers ({report.new} new) from {report.files} files{skipped}\n"
+    )
+    _report_skips(report.skipped, [])
     for error in report.errors:
         sys.stderr.write(f"paperbell: {error}\n")
     return EXIT_ERROR if report.errors else EXIT_OK
+
+
+_SHOWN_SKIPS = 20
+
+
+def _report_skips(skips: Sequence[str], warnings: Sequence[str]) -> None:
+    """Items left out (the first few, then a count) and warnings, one line each on stderr."""
+    for line in skips[:_SHOWN_SKIPS]:
+        sys.stderr.write(f"paperbell: {line}\n")
+    if len(skips) > _SHOWN_SKIPS:
+        sys.stderr.write(f"paperbell: … and {len(skips) - _SHOWN_SKIPS} more items skipped\n")
+    for line in warnings:
+        sys.stderr.write(f"paperbell: {line}\n")
 
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

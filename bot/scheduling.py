@@ -199,8 +199,11 @@ class PollScheduler:
             )
 
     async def safety_poll(self) -> None:
-        with contextlib.suppress(UserError):  # already logged by poll_once
-            await self.poll_once(reason="interval")
+        try:
+            with contextlib.suppress(UserError):  # already logged by poll_once
+                await self.poll_once(reason="interval")
+        except Exception:  # the job and its schedule outlive any failure
+            log.exception("interval poll failed")
 
     async def announcement_cycle(self) -> None:
         """Poll until every feed has served tonight's listing, retrying every few minutes.
@@ -222,6 +225,9 @@ class PollScheduler:
         try:
             report = await self.poll_once(reason="announcement")
         except UserError:
+            report = None
+        except Exception:  # a failed poll must not end the night's retries
+            log.exception("announcement poll failed; retrying on schedule")
             report = None
         urls = await self._tonights_urls(report)
         if urls is not None and all(url in self._cycle_fresh for url in urls):
