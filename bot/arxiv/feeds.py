@@ -369,7 +369,7 @@ def tex_accents_to_unicode(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("{", "").replace("}", ""))
 
 
-_PAREN = re.compile(r"[()]")
+_PAREN_RUN = re.compile(r"\(+|\)+")
 # " and " separates authors ("A, B and C") except inside a group's own name.
 _GROUP_WORDS = ("collaboration", "consortium", "team", "group", "project", "survey", "network")
 
@@ -386,33 +386,54 @@ def clean_author_name(name: str) -> str:
 def _strip_parenthesised(text: str) -> str:
     """Drop every balanced `(...)` group, nested ones included, with the whitespace before it.
 
-    An unclosed `(` and a stray `)` stay. One pass with a stack of open groups:
-    linear however deep the nesting or long the runs of spaces (a regex loop
-    stripping innermost groups first was quadratic on both).
+    An unclosed `(` and a stray `)` stay. One pass over runs of parentheses with a
+    stack of open runs: linear however deep the nesting or long the runs of spaces
+    (a regex loop stripping innermost groups first was quadratic on both).
     """
+    if ")" not in text:
+        return text
     pieces: list[str] = []
-    opened: list[int] = []  # index in `pieces` of each "(" not closed yet
+    # [index in `pieces` of a run of "(", how many of them are still open]; the run's
+    # piece is a placeholder until the end, so closing part of a long run copies nothing.
+    opened: list[list[int]] = []
     pos = 0
-    for paren in _PAREN.finditer(text):
-        at = paren.start()
-        pieces.append(text[pos:at])
-        pos = at + 1
-        if text[at] == "(":
-            opened.append(len(pieces))
-            pieces.append("(")
-        elif opened:
-            del pieces[opened.pop() :]
-            # The whitespace before the group goes with it. Each piece is trimmed
-            # at most once (after that it ends in a non-space), so this stays linear.
-            while pieces and (not pieces[-1] or pieces[-1][-1].isspace()):
+    for run in _PAREN_RUN.finditer(text):
+        start, end = run.span()
+        if start > pos:
+            pieces.append(text[pos:start])
+        pos = end
+        count = end - start
+        if text[start] == "(":
+            opened.append([len(pieces), count])
+            pieces.append("")
+            continue
+        closed_run = False
+        while count and opened:
+            index, still_open = opened[-1]
+            if still_open > count:  # the innermost `count` groups of this run close
+                opened[-1][1] = still_open - count
+                del pieces[index + 1 :]
+                count, closed_run = 0, False
+            else:
+                opened.pop()
+                del pieces[index:]
+                count -= still_open
+                closed_run = True
+        if closed_run:
+            # The whitespace before the group goes with it. Each piece is trimmed at
+            # most once (after that it ends in a non-space), so this stays linear.
+            floor = opened[-1][0] + 1 if opened else 0
+            while len(pieces) > floor and (not pieces[-1] or pieces[-1][-1].isspace()):
                 trimmed = pieces[-1].rstrip()
                 if trimmed:
                     pieces[-1] = trimmed
                     break
                 pieces.pop()
-        else:
-            pieces.append(")")
+        if count:  # more ")" than open groups: the rest stay
+            pieces.append(")" * count)
     pieces.append(text[pos:])
+    for index, still_open in opened:
+        pieces[index] = "(" * still_open
     return "".join(pieces)
 
 

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.arxiv.caps import CAPS
@@ -39,7 +39,13 @@ def _old_strip(text: str) -> str:
         text = stripped
 
 
-@given(st.text(alphabet="() \t\nab,", max_size=60))
+@settings(max_examples=1000)
+@given(
+    st.text(alphabet="() \t\nab,", max_size=60)
+    | st.lists(st.sampled_from(["(", ")", "((", "))", "(((", ")))", " ", "  ", "a", "b c"])).map(
+        "".join
+    )
+)
 def test_parenthesis_stripping_means_what_it_meant(text: str) -> None:
     """The one-pass stripper removes exactly what the innermost-first regex loop removed."""
     assert _strip_parenthesised(text) == _old_strip(text)
