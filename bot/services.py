@@ -168,14 +168,15 @@ class PaperService:
             result = await self.papers.upsert_many_in(conn, batch, now=now)
             deliveries = 0
             if result.new:
-                keys = match_keys(result.new)
+                # Matching is pure CPU (tokens of every title and abstract): off the loop.
+                keys = await asyncio.to_thread(match_keys, result.new)
                 candidates = await self.subscriptions.candidates(
                     conn,
                     categories=keys.categories,
                     surnames=keys.surnames,
                     keyword_tokens=keys.keyword_tokens,
                 )
-                matches = match_subscriptions(result.new, candidates)
+                matches = await asyncio.to_thread(match_subscriptions, result.new, candidates)
                 if matches:
                     deliveries = await self.outbox.enqueue(
                         conn,
