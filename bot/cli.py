@@ -26,6 +26,7 @@ from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import UserError
 from bot.logs import configure_logging
+from bot.redact import redact_urls
 from bot.services import PaperService
 from storage.backend import open_database
 from storage.db import StorageError
@@ -220,9 +221,9 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
         _dump([paper_to_json(p) for p in report.new], out)
     else:
         for feed in report.feeds:
-            line = f"# {feed.url}: {feed.outcome.value}"
+            line = f"# {redact_urls(feed.url)}: {feed.outcome.value}"
             if feed.error:
-                line += f" ({feed.error})"
+                line += f" ({redact_urls(feed.error)})"
             else:
                 line += f", {feed.items} items, {len(feed.new)} new"
                 if feed.skipped:
@@ -256,11 +257,11 @@ _SHOWN_SKIPS = 20
 def _report_skips(skips: Sequence[str], warnings: Sequence[str]) -> None:
     """Items left out (the first few, then a count) and warnings, one line each on stderr."""
     for line in skips[:_SHOWN_SKIPS]:
-        sys.stderr.write(f"paperbell: {line}\n")
+        sys.stderr.write(f"paperbell: {redact_urls(line)}\n")
     if len(skips) > _SHOWN_SKIPS:
         sys.stderr.write(f"paperbell: … and {len(skips) - _SHOWN_SKIPS} more items skipped\n")
     for line in warnings:
-        sys.stderr.write(f"paperbell: {line}\n")
+        sys.stderr.write(f"paperbell: {redact_urls(line)}\n")
 
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

@@ -37,12 +37,14 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.papers",
     "bot.cogs.subscriptions",
     "bot.cogs.admin",
+    "bot.cogs.citations",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
-    """What `/paperbell status` shows: feed health, store size, outbox backlog."""
+    """What `/paperbell status` shows in a server: feed health, papers stored, and that
+    server's own subscriptions, paused channels and alerts waiting (never other servers')."""
 
     feeds: tuple[FeedState, ...]
     last_poll: datetime | None
@@ -50,6 +52,19 @@ class StatusReport:
     papers: int
     backlog: int
     subscriptions: int
+    paused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalStatus:
+    """What `/paperbell status` shows by DM: the caller's own DM alerts, nothing global."""
+
+    last_poll: datetime | None
+    next_poll: datetime | None
+    subscriptions: int
+    pending: int
+    paused_reason: str | None
+    paused_at: datetime | None
 
 
 class PaperbellTree(app_commands.CommandTree["PaperbellBot"]):
@@ -193,16 +208,32 @@ class PaperbellBot(commands.AutoShardedBot):
 
     # ---- used by the admin cog -------------------------------------------------------
 
-    async def status_report(self) -> StatusReport:
+    async def status_report(self, guild_id: int) -> StatusReport:
+        """Shared feed health and catalogue size, with this guild's own counts."""
         stats = await self.papers.stats()
         feeds = tuple(await self.papers.feeds.all())
+        usage = await self.subscriptions.usage(guild_id=guild_id)
         return StatusReport(
             feeds=feeds,
             last_poll=self.poll_scheduler.last_poll,
             next_poll=self.poll_scheduler.next_poll(),
             papers=stats.papers,
-            backlog=stats.pending_deliveries,
-            subscriptions=stats.subscriptions,
+            backlog=usage.pending,
+            subscriptions=usage.subscriptions,
+            paused=usage.paused,
+        )
+
+    async def personal_status(self, user_id: int) -> PersonalStatus:
+        """A DM caller's own alerts: their DM subscriptions, whether DMs are paused, the backlog."""
+        usage = await self.subscriptions.usage(user_id=user_id)
+        dest = await self.subscriptions.dm_destination(user_id)
+        return PersonalStatus(
+            last_poll=self.poll_scheduler.last_poll,
+            next_poll=self.poll_scheduler.next_poll(),
+            subscriptions=usage.subscriptions,
+            pending=usage.pending,
+            paused_reason=dest.paused_reason if dest is not None else None,
+            paused_at=dest.paused_at if dest is not None else None,
         )
 
     async def poll_now(self) -> PollReport:

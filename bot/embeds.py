@@ -1,19 +1,22 @@
-"""The only place that builds Discord embeds for papers.
+"""The only place that builds Discord embeds for papers, and the one escaper for untrusted text.
 
-Feed text is untrusted: markdown is escaped, every field is cut to Discord's
-limits before sending (going over any limit is an HTTP 400), and messages are
-sent with `allowed_mentions` none by the callers, so a title that says
-`@everyone` pings nobody.
+Text from arXiv (titles, authors, abstracts, comments, journal references,
+categories) and from users (slash-command values) is hostile: it must never
+form a link, a mention or markup. `safe()` makes any text literal; `link_text()`
+does so for the visible part of a masked link, `code()` for a code span. Every
+renderer, here and in the cogs, goes through them. Every field is also cut to
+Discord's limits before sending (going over any limit is an HTTP 400), and
+messages are sent with `allowed_mentions` none by the callers.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 import discord
-from discord.utils import escape_markdown, escape_mentions
 
 from storage.models import Paper
 
@@ -53,13 +56,62 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def safe(text: str) -> str:
-    """Escape markdown and neutralise mention syntax in untrusted text.
+# Characters that open markdown, links, mentions or custom markup anywhere in a line:
+# emphasis, spoilers, code, masked links `[..](..)`, autolinks, mention/emoji/timestamp
+# syntax `<@..>` `<#..>` `<t:..>`, quotes, headers, bare `@everyone`/`@here`.
+_INLINE = re.compile(r"[\\*_~|`\[\]()<>#@]|://")
+# Block syntax that only counts at the start of a line (where `safe` text may land):
+# lists `- ` `* ` `+ ` `1. `, subtext `-#`.
+_LINE_START = re.compile(r"(\d{1,9})\.(?=\s|$)|[-+]")
+_BRACKETS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
 
-    escape_mentions only covers real-length ids; `<@` is broken up as well so no
-    `<@...>`/`<@&...>` of any length renders as a mention pill.
+
+def _escape(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if text == "@":
+        return "@\u200b"  # a zero-width space: `@everyone` shows, but is no mention anywhere
+    return "\\://" if text == "://" else "\\" + text
+
+
+def safe(text: str) -> str:
+    """Untrusted text as literal Discord markdown, on one line.
+
+    Whitespace runs (newlines included) become one space, so nothing can start
+    a line of its own; every character that could open markup, a link or a
+    mention is backslash-escaped (Discord shows it as typed); `://` is escaped
+    so a bare URL cannot auto-link; a list marker at the very start is escaped.
+    Linear in the length of `text`.
     """
-    return escape_mentions(escape_markdown(" ".join(text.split()))).replace("<@", "<\u200b@")
+    flat = " ".join(text.split())
+    escaped = _INLINE.sub(_escape, flat)
+    head = _LINE_START.match(escaped)
+    if head is not None:
+        if head.group(1) is not None:
+            escaped = f"{head.group(1)}\\.{escaped[head.end() :]}"
+        else:
+            escaped = "\\" + escaped
+    return escaped
+
+
+def link_text(text: str) -> str:
+    """Untrusted text for the visible part of our own masked link `[text](url)`.
+
+    Besides `safe`, square brackets become their full-width look-alikes: Discord's
+    link rule balances brackets without honouring escapes, so an escaped `[` could
+    still swallow the link's closing bracket and break it.
+    """
+    return safe(text.translate(_BRACKETS))
+
+
+_CODE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,39}")
+
+
+def code(text: str) -> str:
+    """`text` as an inline code span when it is a plain token (a category), else `safe` text.
+
+    Backslashes do not escape inside code spans, so only plain tokens get one.
+    """
+    return f"`{text}`" if _CODE_SAFE.fullmatch(text) else safe(text)
 
 
 def authors_line(authors: Sequence[str], limit: int = 8) -> str:
@@ -83,21 +135,24 @@ def paper_embed(
         colour=ARXIV_RED,
         timestamp=paper.published,
     )
+    # Author names and footers are plain text in Discord (no markdown, no links).
     embed.set_author(
-        name=truncate(authors_line(paper.authors) or "Unknown authors", AUTHOR_NAME_LIMIT)
+        name=truncate(
+            " ".join(authors_line(paper.authors).split()) or "Unknown authors", AUTHOR_NAME_LIMIT
+        )
     )
     abstract = truncate(safe(paper.abstract), abstract_chars)
     links = f"[abs]({paper.abs_url}) · [pdf]({paper.pdf_url})"
     embed.description = truncate(f"{abstract}\n\n{links}", DESCRIPTION_LIMIT)
-    cats = " ".join(f"`{c}`" for c in paper.categories[:12])
+    cats = " ".join(code(c) for c in paper.categories[:12])
     embed.add_field(
-        name="Categories", value=truncate(cats or paper.primary_category, 200), inline=True
+        name="Categories", value=truncate(cats or code(paper.primary_category), 200), inline=True
     )
     dates = _day(paper.published) or "?"
     if paper.updated and _day(paper.updated) != _day(paper.published):
         dates += f" (v{paper.version} {_day(paper.updated)})"
     embed.add_field(
-        name="arXiv", value=truncate(f"{paper.versioned_id} · {dates}", 200), inline=True
+        name="arXiv", value=truncate(f"{safe(paper.versioned_id)} · {dates}", 200), inline=True
     )
     if paper.comment:
         embed.add_field(name="Comment", value=truncate(safe(paper.comment), 300), inline=False)
@@ -127,14 +182,18 @@ def alert_embed(paper: Paper, matched: Sequence[str]) -> discord.Embed:
         abstract_chars = max(0, abstract_chars - excess - 1) if abstract_chars > excess else 0
 
 
+def _digest_line(paper: Paper, *, et_al: bool) -> str:
+    first = safe(paper.authors[0]) if paper.authors else "?"
+    more = " et al." if et_al else ""
+    return f"• [{truncate(link_text(paper.title), 150)}]({paper.abs_url}) — {first}{more}"
+
+
 def digest_embed(items: Sequence[tuple[Paper, Sequence[str]]], *, title: str) -> discord.Embed:
     """A compact list of papers in one embed (digest mode): one line each."""
     lines: list[str] = []
     used = 0
     for paper, _matched in items:
-        first = paper.authors[0] if paper.authors else "?"
-        more = " et al." if len(paper.authors) > 1 else ""
-        line = f"• [{truncate(safe(paper.title), 150)}]({paper.abs_url}) — {safe(first)}{more}"
+        line = _digest_line(paper, et_al=len(paper.authors) > 1)
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
             break
         lines.append(line)
@@ -148,8 +207,7 @@ def digest_capacity(items: Sequence[tuple[Paper, Sequence[str]]]) -> int:
     """How many of `items` fit in one digest embed (the rest go in the next message)."""
     used = 0
     for count, (paper, _matched) in enumerate(items):
-        first = paper.authors[0] if paper.authors else "?"
-        line = f"• [{truncate(safe(paper.title), 150)}]({paper.abs_url}) — {safe(first)} et al."
+        line = _digest_line(paper, et_al=True)  # the longest the line can be
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
             return max(count, 1)
         used += len(line) + 1
@@ -189,8 +247,8 @@ def paper_list_embed(
     blocks: list[str] = [intro] if intro else []
     for paper in papers:
         others = [a for a in paper.authors if a not in skip]
-        line = f"**[{truncate(safe(paper.title) or paper.id, 150)}]({paper.abs_url})**\n"
-        details = [_day(paper.published) or "?", f"`{paper.primary_category}`"]
+        line = f"**[{truncate(link_text(paper.title) or paper.id, 150)}]({paper.abs_url})**\n"
+        details = [_day(paper.published) or "?", code(paper.primary_category)]
         if others:
             prefix = "with " if skip else ""
             details.append(prefix + truncate(safe(authors_line(others, 4)), 200))

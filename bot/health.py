@@ -33,6 +33,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.redact import redact_urls
 from bot.services import PollReport, utcnow
 from storage.feeds import FeedStateRepository
 from storage.models import FeedState
@@ -395,6 +396,6 @@ class FeedAlerts:
             self._reported[outage.url] = outage.since
             log.warning(
                 "feed failing url=%s since=%s failures=%d",
-                outage.url, outage.since.isoformat(), outage.feed.consecutive_failures,
+                redact_urls(outage.url), outage.since.isoformat(), outage.feed.consecutive_failures,
             )  # fmt: skip
         return fresh

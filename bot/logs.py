@@ -1,7 +1,8 @@
 """Logging: one line per event, `key=value` by default or JSON with PAPERBELL_LOG_FORMAT=json.
 
-A filter masks registered secrets (the Discord token) wherever they would appear,
-as a last line of defence: no code path is meant to log them in the first place.
+A filter masks registered secrets (the Discord token) and the credentials in any
+URL (`bot.redact`) wherever they would appear, as a last line of defence: no code
+path is meant to log them in the first place.
 """
 
 from __future__ import annotations
@@ -12,33 +13,35 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.redact import redact_urls
+
 log = logging.getLogger(__name__)
 
 _REDACTED = "[redacted]"
 
 
 class SecretFilter(logging.Filter):
-    """Replaces any registered secret in a record's rendered message and traceback."""
+    """Masks registered secrets and URL credentials in a record's message and traceback."""
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        cleaned = message
+    def _clean(self, text: str) -> str:
+        text = redact_urls(text)
         for secret in self.secrets:
-            cleaned = cleaned.replace(secret, _REDACTED)
+            text = text.replace(secret, _REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._clean(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info or record.exc_text:
             # Another handler may have formatted (and cached) the traceback already.
             text = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
-            for secret in self.secrets:
-                text = text.replace(secret, _REDACTED)
-            record.exc_text = text
+            record.exc_text = self._clean(text)
         return True
 
 

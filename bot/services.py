@@ -28,6 +28,7 @@ from bot.arxiv.feeds import (
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.matching import match_keys, match_subscriptions
+from bot.redact import redact_urls
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
 from storage.meta import MetaRepository
@@ -233,11 +234,11 @@ class PaperService:
                 f"listing truncated: {result.listed:,} items is the most arXiv serves per "
                 "listing, so some papers of this category may be missing"
             )
-            log.warning("%s url=%s", warning, url)
+            log.warning("%s url=%s", warning, redact_urls(url))
             return [replace(result, warning=warning)]
         log.info(
             "listing hit the %d-item cap url=%s; refetching its %d categories in two groups",
-            RSS_ITEM_CAP, url, len(categories),
+            RSS_ITEM_CAP, redact_urls(url), len(categories),
         )  # fmt: skip
         results = [result]
         half = (len(categories) + 1) // 2
@@ -252,16 +253,17 @@ class PaperService:
         try:
             return await self._fetch_and_ingest(client, url, started, dry_run=dry_run)
         except (ArxivHTTPError, FeedError) as exc:
-            message = _one_line(str(exc))
-            log.warning("poll failed url=%s error=%s", url, message)
+            # Stored, logged and shown in /paperbell status: never with the URL's credentials.
+            message = _one_line(redact_urls(str(exc)))
+            log.warning("poll failed url=%s error=%s", redact_urls(url), message)
         except Exception as exc:  # a bug or a surprise must not stop the URLs after this one
-            message = _one_line(f"{type(exc).__name__}: {exc}")
-            log.error("poll failed url=%s error=%s", url, message, exc_info=True)
+            message = _one_line(redact_urls(f"{type(exc).__name__}: {exc}"))
+            log.error("poll failed url=%s error=%s", redact_urls(url), message, exc_info=True)
         if not dry_run:
             try:
                 await self.feeds.record_failure(url, message, at=started)
             except Exception:
-                log.exception("cannot record the poll failure url=%s", url)
+                log.exception("cannot record the poll failure url=%s", redact_urls(url))
         return FeedPoll(url, PollOutcome.ERROR, error=message)
 
     async def _fetch_and_ingest(

@@ -10,7 +10,7 @@ at ingest, and `backfill` queues at most 10 stored papers through the outbox.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,11 +32,15 @@ from storage.models import (
     SubscriptionKind,
 )
 from storage.names import names_ambiguous
+from storage.subscriptions import QuotaReachedError, SubscriptionQuota, Usage
 
 log = logging.getLogger(__name__)
 
 MAX_AUTHOR_LENGTH = 100
 MIN_KEYWORD_LENGTH = 3
+ChannelCheck = Callable[[int], bool]
+"""Answers a permission question about a channel id, resolved at run time by the cog."""
+
 MAX_BACKFILL = 10
 MAX_CHOICES = 25  # Discord's autocomplete limit
 MAX_LABEL = 100  # Discord's limit for a choice name
@@ -135,36 +139,29 @@ class SubscriptionService:
         else:
             dest_kind, target_id, dest_guild = DestinationKind.CHANNEL, channel_id, guild_id
 
-        existing_dest = await self.repo.destination_for(dest_kind, target_id)
-        existing = (
-            await self.repo.list_destination(existing_dest.id) if existing_dest is not None else []
-        )
-        duplicate = any(
-            s.kind is kind and s.match_key == cleaned.match_key and s.given_key == cleaned.given_key
-            for s in existing
-        )
-        if not duplicate:
-            await self._check_quotas(kind, actor_id, dest_guild, existing)
-
-        destination = existing_dest
+        destination = await self.repo.destination_for(dest_kind, target_id)
         if destination is None or destination.guild_id != dest_guild:
             destination = await self.repo.ensure_destination(dest_kind, target_id, dest_guild)
+        try:
+            subscription, created = await self.repo.add(
+                destination,
+                kind,
+                cleaned.value,
+                cleaned.match_key,
+                cleaned.given_key,
+                include_cross=include_cross,
+                include_replacements=include_replacements,
+                created_by=actor_id,
+                now=self.clock(),
+                quota=self._quota(),
+            )
+        except QuotaReachedError as exc:
+            raise _quota_message(exc) from None
         resumed = False
         if destination.paused:
             # The caller has just checked (channel) or fixed (DM settings) what paused it;
             # if it is still broken, the next delivery pauses it again.
             resumed = await self.resume(destination.id) is not None
-        subscription, created = await self.repo.add(
-            destination,
-            kind,
-            cleaned.value,
-            cleaned.match_key,
-            cleaned.given_key,
-            include_cross=include_cross,
-            include_replacements=include_replacements,
-            created_by=actor_id,
-            now=self.clock(),
-        )
         if created:
             log.info(
                 "subscribed subscription=%d destination=%d kind=%s by=%d",
@@ -217,34 +214,13 @@ class SubscriptionService:
             raise InvalidInputError(f"That keyword is too long; the limit is {limit} characters.")
         return _Cleaned(text, token, phrase)
 
-    async def _check_quotas(
-        self,
-        kind: SubscriptionKind,
-        actor_id: int,
-        guild_id: int | None,
-        existing: Sequence[Subscription],
-    ) -> None:
+    def _quota(self) -> SubscriptionQuota:
         settings = self.settings
-        if kind is SubscriptionKind.KEYWORD:
-            keywords = sum(1 for s in existing if s.kind is SubscriptionKind.KEYWORD)
-            if keywords >= settings.max_keywords_per_destination:
-                raise QuotaExceededError(
-                    f"This destination already watches {keywords} keywords; the limit is "
-                    f"{settings.max_keywords_per_destination}. Remove one with /unsubscribe first."
-                )
-        if guild_id is not None:
-            in_guild = await self.repo.count_for_guild(guild_id)
-            if in_guild >= settings.max_subscriptions_per_guild:
-                raise QuotaExceededError(
-                    f"This server already has {in_guild} channel subscriptions; the limit is "
-                    f"{settings.max_subscriptions_per_guild}."
-                )
-        by_user = await self.repo.count_for_user(actor_id)
-        if by_user >= settings.max_subscriptions_per_user:
-            raise QuotaExceededError(
-                f"You have already created {by_user} subscriptions; the limit is "
-                f"{settings.max_subscriptions_per_user}."
-            )
+        return SubscriptionQuota(
+            per_guild=settings.max_subscriptions_per_guild,
+            per_user=settings.max_subscriptions_per_user,
+            keywords_per_destination=settings.max_keywords_per_destination,
+        )
 
     @staticmethod
     def _note(
@@ -302,15 +278,31 @@ class SubscriptionService:
         actor_id: int,
         guild_id: int | None,
         subscription_id: int,
-        can_manage_channels: bool,
+        can_manage: ChannelCheck,
+        can_view: ChannelCheck | None = None,
     ) -> Subscription:
-        """Remove a subscription the actor may manage; others look like they don't exist."""
+        """Remove a subscription the actor may manage; others look like they don't exist.
+
+        `can_manage(channel_id)` says whether the actor has Manage Channels in that
+        channel, the subscription's own (resolved at run time by the caller);
+        `can_view` whether they can see it: a channel they can't see is not
+        even confirmed to have that subscription.
+        """
         sub = await self.repo.get(subscription_id)
-        if sub is None or not self._visible(sub, actor_id, guild_id):
+        hidden = (
+            sub is not None
+            and can_view is not None
+            and sub.destination.kind is DestinationKind.CHANNEL
+            and not can_view(sub.destination.target_id)
+        )
+        if sub is None or hidden or not self._visible(sub, actor_id, guild_id):
             raise NotFoundError(f"You have no subscription #{subscription_id} here.")
-        if sub.destination.kind is DestinationKind.CHANNEL and not can_manage_channels:
+        if sub.destination.kind is DestinationKind.CHANNEL and not can_manage(
+            sub.destination.target_id
+        ):
             raise PermissionDeniedError(
-                "Removing a channel's subscription needs the Manage Channels permission."
+                "Removing a channel's subscription needs the Manage Channels permission "
+                "in that channel."
             )
         removed = await self.repo.remove(subscription_id)
         if removed is None:  # deleted concurrently
@@ -325,8 +317,17 @@ class SubscriptionService:
             return dest.target_id == user_id
         return guild_id is not None and dest.guild_id == guild_id
 
-    async def listing(self, *, guild_id: int | None, user_id: int) -> SubscriptionListing:
+    async def listing(
+        self, *, guild_id: int | None, user_id: int, can_view: ChannelCheck | None = None
+    ) -> SubscriptionListing:
+        """This guild's channel subscriptions and the user's DM ones.
+
+        `can_view(channel_id)` keeps only channels the caller can see; the cogs
+        always pass it (None lists every channel: the operator's view).
+        """
         channel = await self.repo.list_for_guild(guild_id) if guild_id is not None else []
+        if can_view is not None:
+            channel = [s for s in channel if can_view(s.destination.target_id)]
         dm = await self.repo.list_dm(user_id)
         return SubscriptionListing(channel=channel, dm=dm)
 
@@ -335,13 +336,17 @@ class SubscriptionService:
         *,
         guild_id: int | None,
         user_id: int,
-        can_manage_channels: bool,
+        can_manage: ChannelCheck,
         current: str,
         channel_name: Callable[[int], str | None] | None = None,
     ) -> list[tuple[str, int]]:
-        """(label, subscription id) pairs the caller may remove, filtered by `current`."""
-        listing = await self.listing(guild_id=guild_id, user_id=user_id)
-        removable = listing.dm + (listing.channel if can_manage_channels else [])
+        """(label, subscription id) pairs the caller may remove, filtered by `current`.
+
+        Channel subscriptions appear only where `can_manage(channel_id)`, so a
+        private channel's subscriptions never show to someone who can't manage it.
+        """
+        listing = await self.listing(guild_id=guild_id, user_id=user_id, can_view=can_manage)
+        removable = listing.dm + listing.channel
         needle = current.strip().casefold().lstrip("#")
         result: list[tuple[str, int]] = []
         for sub in removable:
@@ -355,6 +360,13 @@ class SubscriptionService:
             if len(result) == MAX_CHOICES:
                 break
         return result
+
+    async def usage(self, *, guild_id: int | None = None, user_id: int | None = None) -> Usage:
+        """Subscriptions, paused destinations and waiting alerts of a guild, or of a user's DMs."""
+        return await self.repo.usage(guild_id=guild_id, user_id=user_id)
+
+    async def dm_destination(self, user_id: int) -> Destination | None:
+        return await self.repo.destination_for(DestinationKind.DM, user_id)
 
     async def author_suggestions(self, prefix: str, limit: int = MAX_CHOICES) -> list[str]:
         """Stored author spellings starting like `prefix`, for autocomplete."""
@@ -412,6 +424,22 @@ class SubscriptionService:
 
     async def resume(self, destination_id: int) -> Destination | None:
         return await self.repo.resume_destination(destination_id)
+
+
+def _quota_message(exc: QuotaReachedError) -> QuotaExceededError:
+    """What a user is told about the limit the store refused a subscription over."""
+    if exc.scope == "keywords":
+        return QuotaExceededError(
+            f"This destination already watches {exc.count} keywords; the limit is "
+            f"{exc.limit}. Remove one with /unsubscribe first."
+        )
+    if exc.scope == "guild":
+        return QuotaExceededError(
+            f"This server already has {exc.count} channel subscriptions; the limit is {exc.limit}."
+        )
+    return QuotaExceededError(
+        f"You have already created {exc.count} subscriptions; the limit is {exc.limit}."
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

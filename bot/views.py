@@ -14,6 +14,7 @@ from typing import Any
 
 import discord
 
+from bot.embeds import safe
 from bot.errors import UserError
 from bot.subscribing import SubscriptionService
 from storage.models import SubscriptionKind
@@ -167,7 +168,7 @@ class FollowButton(discord.ui.Button[Paginator]):
 
 def follow_message(author: str, created: bool, note: str | None) -> str:
     """The private answer to a Follow click."""
-    shown = discord.utils.escape_markdown(author)
+    shown = safe(author)
     if created:
         text = (
             f"You'll get a DM when a new paper by **{shown}** appears. "

@@ -9,8 +9,10 @@ text itself and the index and the matcher cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,6 +117,47 @@ def _subscription_from_row(row: Row) -> Subscription:
 
 _DESTINATION_SELECT = "SELECT " + DESTINATION_COLUMNS + " FROM destinations AS d"
 
+# One transaction-scoped advisory lock per quota scope (PostgreSQL); the schema is
+# mixed in because advisory locks are database-wide.
+_PG_SCOPE_LOCK = (
+    "SELECT pg_advisory_xact_lock("
+    "CAST(? AS bigint) # hashtextextended(coalesce(current_schema(), ''), 0))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionQuota:
+    """Limits checked in the same transaction as the insert, so concurrency cannot beat them."""
+
+    per_guild: int
+    per_user: int
+    keywords_per_destination: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A guild's channels, or a user's DMs: subscriptions, paused destinations, alerts waiting."""
+
+    subscriptions: int
+    paused: int
+    pending: int
+
+
+class QuotaReachedError(Exception):
+    """A new subscription would go over a limit; `scope` is "guild", "user" or "keywords"."""
+
+    def __init__(self, scope: str, count: int, limit: int) -> None:
+        super().__init__(f"{scope} quota reached: {count} of {limit}")
+        self.scope = scope
+        self.count = count
+        self.limit = limit
+
+
+def _scope_key(scope: str, ident: int) -> int:
+    """A stable signed 64-bit lock key for one quota scope (`user` 42, `guild` 7, ...)."""
+    digest = hashlib.blake2b(f"paperbell-quota:{scope}:{ident}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
 
 class SubscriptionRepository:
     """Reads and writes destinations and subscriptions; every change is one transaction."""
@@ -206,15 +249,31 @@ class SubscriptionRepository:
         include_replacements: bool,
         created_by: int,
         now: datetime,
+        quota: SubscriptionQuota | None = None,
     ) -> tuple[Subscription, bool]:
         """Subscribe `destination`; returns (subscription, created).
 
         An existing subscription with the same keys is returned unchanged
-        (its flags included) instead of being duplicated.
+        (its flags included) instead of being duplicated. With `quota`, a new
+        one is refused with `QuotaReachedError` when it would go over a limit;
+        the counts and the insert are one transaction (SQLite: the database's
+        write lock; PostgreSQL: an advisory lock per quota scope, taken in a
+        fixed order so two subscribes never deadlock).
         """
         if not match_key:
             raise ValueError(f"empty match key for {kind.value} subscription {value!r}")
+        select = (
+            _SUBSCRIPTION_SELECT + " WHERE s.destination_id = ? AND s.kind = ? AND s.match_key = ?"
+            " AND s.given_key = ?"
+        )
+        keys = (destination.id, kind.value, match_key, given_key)
         async with self.db.transaction() as conn:
+            if quota is not None:
+                await self._lock_scopes(conn, destination, kind, created_by)
+                existing = await _fetchone(conn, select, keys)
+                if existing is not None:
+                    return _subscription_from_row(existing), False
+                await self._check_quota(conn, quota, destination, kind, created_by)
             cursor = await conn.execute(
                 "INSERT INTO subscriptions (destination_id, kind, value, match_key, given_key,"
                 " include_cross, include_replacements, created_by, created_at)"
@@ -233,16 +292,49 @@ class SubscriptionRepository:
                 ),
             )
             created = cursor.rowcount > 0
-            row = await _fetchone(
-                conn,
-                _SUBSCRIPTION_SELECT
-                + " WHERE s.destination_id = ? AND s.kind = ? AND s.match_key = ?"
-                " AND s.given_key = ?",
-                (destination.id, kind.value, match_key, given_key),
-            )
+            row = await _fetchone(conn, select, keys)
         if row is None:  # pragma: no cover - the row was inserted or already there
             raise LookupError(f"subscription for destination {destination.id} vanished")
         return _subscription_from_row(row), created
+
+    async def _lock_scopes(
+        self, conn: Connection, destination: Destination, kind: SubscriptionKind, user: int
+    ) -> None:
+        """PostgreSQL: serialise subscribes that share a quota scope (SQLite already is)."""
+        if self.db.dialect != "postgres":
+            return
+        scopes = [_scope_key("user", user)]
+        if destination.guild_id is not None:
+            scopes.append(_scope_key("guild", destination.guild_id))
+        if kind is SubscriptionKind.KEYWORD:
+            scopes.append(_scope_key("destination", destination.id))
+        for key in sorted(set(scopes)):  # one global order: no lock cycles
+            await conn.execute(_PG_SCOPE_LOCK, (key,))
+
+    async def _check_quota(
+        self,
+        conn: Connection,
+        quota: SubscriptionQuota,
+        destination: Destination,
+        kind: SubscriptionKind,
+        user: int,
+    ) -> None:
+        checks: list[tuple[str, str, tuple[Any, ...], int]] = []
+        if kind is SubscriptionKind.KEYWORD:
+            checks.append((
+                "keywords",
+                "SELECT count(*) FROM subscriptions WHERE destination_id = ? AND kind = 'keyword'",
+                (destination.id,),
+                quota.keywords_per_destination,
+            ))  # fmt: skip
+        if destination.kind is DestinationKind.CHANNEL and destination.guild_id is not None:
+            checks.append(("guild", _COUNT_GUILD, (destination.guild_id,), quota.per_guild))
+        checks.append(("user", _COUNT_USER, (user,), quota.per_user))
+        for scope, sql, params, limit in checks:
+            row = await _fetchone(conn, sql, params)
+            count = int(row[0]) if row else 0
+            if count >= limit:
+                raise QuotaReachedError(scope, count, limit)
 
     async def get(self, subscription_id: int) -> Subscription | None:
         row = await self.db.fetchone(_SUBSCRIPTION_SELECT + " WHERE s.id = ?", (subscription_id,))
@@ -279,17 +371,35 @@ class SubscriptionRepository:
 
     async def count_for_guild(self, guild_id: int) -> int:
         """Subscriptions of all channels of a guild (for the per-guild quota)."""
-        return await self._count(
-            "SELECT count(*) FROM subscriptions AS s JOIN destinations AS d"
-            " ON d.id = s.destination_id WHERE d.guild_id = ? AND d.kind = 'channel'",
-            (guild_id,),
-        )
+        return await self._count(_COUNT_GUILD, (guild_id,))
 
     async def count_for_user(self, user_id: int) -> int:
         """Subscriptions created by a user, in any guild or DM (for the per-user quota)."""
-        return await self._count(
-            "SELECT count(*) FROM subscriptions WHERE created_by = ?", (user_id,)
+        return await self._count(_COUNT_USER, (user_id,))
+
+    async def usage(self, *, guild_id: int | None = None, user_id: int | None = None) -> Usage:
+        """What `/paperbell status` may show a caller: one guild's channels, or one user's DMs."""
+        if guild_id is not None and user_id is None:
+            where, param = "d.kind = 'channel' AND d.guild_id = ?", guild_id
+        elif user_id is not None and guild_id is None:
+            where, param = "d.kind = 'dm' AND d.target_id = ?", user_id
+        else:
+            raise ValueError("usage() takes exactly one of guild_id and user_id")
+        subscriptions = await self._count(
+            "SELECT count(*) FROM subscriptions AS s JOIN destinations AS d"
+            f" ON d.id = s.destination_id WHERE {where}",
+            (param,),
         )
+        paused = await self._count(
+            f"SELECT count(*) FROM destinations AS d WHERE {where} AND d.paused_reason IS NOT NULL",
+            (param,),
+        )
+        pending = await self._count(
+            "SELECT count(*) FROM deliveries AS dl JOIN destinations AS d"
+            f" ON d.id = dl.destination_id WHERE {where} AND dl.status = 'pending'",
+            (param,),
+        )
+        return Usage(subscriptions=subscriptions, paused=paused, pending=pending)
 
     async def all_categories(self) -> list[str]:
         """Categories some unpaused destination subscribes to: what the poller must fetch."""
@@ -402,6 +512,13 @@ class SubscriptionRepository:
     async def _count(self, sql: str, params: tuple[Any, ...]) -> int:
         row = await self.db.fetchone(sql, params)
         return int(row[0]) if row else 0
+
+
+_COUNT_GUILD = (
+    "SELECT count(*) FROM subscriptions AS s JOIN destinations AS d"
+    " ON d.id = s.destination_id WHERE d.guild_id = ? AND d.kind = 'channel'"
+)
+_COUNT_USER = "SELECT count(*) FROM subscriptions WHERE created_by = ?"
 
 
 def _keys(kind: SubscriptionKind, values: Iterable[str]) -> list[tuple[str, str]]:

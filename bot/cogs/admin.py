@@ -1,9 +1,11 @@
-"""Operator commands: /paperbell status, /paperbell poll and /paperbell resume.
+"""Operator commands: /paperbell status, poll, resume and digest.
 
 Discord applies `default_permissions` to top-level commands only, so the whole
-`/paperbell` group is hidden from members without Manage Server by default
-(server admins can open it up in Integrations). `poll` also checks the
-permission at run time, because that default is only a default.
+`/paperbell` group is hidden from members without Manage Server by default.
+That is only a default (server admins can open it up in Integrations), so
+every subcommand checks Manage Server at run time too, and `resume`/`digest`
+also Manage Channels in the channel they change. By DM, `status` shows the
+caller their own DM alerts and nothing else.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.subscriptions import check_channel_target
-from bot.discord_bot import PaperbellBot, StatusReport
-from bot.embeds import CONTENT_LIMIT, truncate
+from bot.discord_bot import PaperbellBot, PersonalStatus, StatusReport
+from bot.embeds import CONTENT_LIMIT, safe, truncate
 from bot.errors import InvalidInputError
+from bot.permissions import require_manage_guild
+from bot.redact import redact_urls
 from bot.services import PollOutcome, PollReport
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def status_text(report: StatusReport) -> str:
-    """The /paperbell status answer: feed health, store size, outbox backlog."""
+    """The /paperbell status answer in a server: feed health, papers, this server's alerts."""
     healthy = sum(1 for f in report.feeds if f.consecutive_failures == 0)
     lines = [
         "**paperbell status**",
@@ -49,16 +53,37 @@ def status_text(report: StatusReport) -> str:
     if errors:
         at, last = max(errors, key=lambda pair: pair[0])
         recovered = last.last_success is not None and last.last_success > at
-        message = discord.utils.escape_markdown(truncate(last.last_error or "", ERROR_CHARS))
+        message = safe(truncate(redact_urls(last.last_error or ""), ERROR_CHARS))
         state = " (recovered since)" if recovered else ""
         lines.append(f"Last error: {_when(at)}{state}: {message}")
     else:
         lines.append("Last error: none")
+    lines.append(f"Stored: {_plural(report.papers, 'paper')}")
+    paused = f" ({_plural(report.paused, 'paused channel')})" if report.paused else ""
     lines.append(
-        f"Stored: {_plural(report.papers, 'paper')} · "
-        f"{_plural(report.subscriptions, 'subscription')} · "
-        f"outbox backlog: {_plural(report.backlog, 'alert')}"
+        f"This server: {_plural(report.subscriptions, 'subscription')}{paused} · "
+        f"waiting to be posted: {_plural(report.backlog, 'alert')}"
     )
+    return truncate("\n".join(lines), CONTENT_LIMIT)
+
+
+def personal_status_text(report: PersonalStatus) -> str:
+    """The /paperbell status answer by DM: the caller's own DM alerts, nothing global."""
+    lines = [
+        "**Your paperbell DMs**",
+        f"Last poll: {_when(report.last_poll)}",
+        f"Next poll: {_when(report.next_poll, 'not scheduled')}",
+        f"Your DM subscriptions: {report.subscriptions:,}",
+    ]
+    if report.paused_reason is not None:
+        reason = safe(truncate(redact_urls(report.paused_reason), ERROR_CHARS))
+        lines.append(
+            f"Paused {_when(report.paused_at, 'earlier')}: {reason}. Check that your privacy "
+            "settings let the bot DM you, then `/subscribe` again to resume."
+        )
+    elif report.subscriptions:
+        lines.append("Alerts by DM: running")
+    lines.append(f"Waiting to be sent to you: {_plural(report.pending, 'alert')}")
     return truncate("\n".join(lines), CONTENT_LIMIT)
 
 
@@ -100,9 +125,14 @@ class Admin(commands.Cog):
 
     @paperbell.command(name="status")
     async def status(self, interaction: discord.Interaction[PaperbellBot]) -> None:
-        """Feed health: last and next poll, last error, papers stored, alerts waiting."""
-        report = await self.bot.status_report()
-        await interaction.response.send_message(status_text(report), ephemeral=True)
+        """Feed health and this server's alerts (Manage Server); by DM, your own alerts."""
+        if interaction.guild_id is None:
+            personal = await self.bot.personal_status(interaction.user.id)
+            text = personal_status_text(personal)
+        else:
+            require_manage_guild(interaction)
+            text = status_text(await self.bot.status_report(interaction.guild_id))
+        await interaction.response.send_message(text, ephemeral=True)
 
     @paperbell.command(name="poll")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -122,7 +152,8 @@ class Admin(commands.Cog):
         """Resume alerts to a channel that was paused because the bot could not post there."""
         if interaction.guild_id is None:
             raise InvalidInputError("Run this in the server that owns the channel.")
-        check_channel_target(interaction, channel)
+        require_manage_guild(interaction)
+        check_channel_target(interaction, channel, action="resume its alerts")
         dest = await self.bot.subscriptions.resume_channel(
             guild_id=interaction.guild_id, channel_id=channel.id
         )
@@ -144,7 +175,8 @@ class Admin(commands.Cog):
         """Post a channel's alerts as a compact list when several arrive together."""
         if interaction.guild_id is None:
             raise InvalidInputError("Run this in the server that owns the channel.")
-        check_channel_target(interaction, channel)
+        require_manage_guild(interaction)
+        check_channel_target(interaction, channel, action="change how its alerts come")
         await self.bot.subscriptions.set_digest(
             guild_id=interaction.guild_id, channel_id=channel.id, enabled=enabled
         )

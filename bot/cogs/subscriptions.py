@@ -10,6 +10,7 @@ permission at all; in DMs that is the only kind there is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import discord
 from discord import app_commands
@@ -17,8 +18,9 @@ from discord.ext import commands
 
 from bot.cogs.papers import author_autocomplete, category_autocomplete
 from bot.discord_bot import PaperbellBot
-from bot.embeds import CONTENT_LIMIT, safe, truncate
+from bot.embeds import CONTENT_LIMIT, code, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
+from bot.permissions import manageable_channels, viewable_channels
 from bot.subscribing import SubscribeResult, subscription_label
 from storage.models import Subscription, SubscriptionKind
 
@@ -43,7 +45,10 @@ def missing_posting_permissions(permissions: discord.Permissions) -> list[str]:
 
 
 def check_channel_target(
-    interaction: discord.Interaction[PaperbellBot], channel: discord.TextChannel
+    interaction: discord.Interaction[PaperbellBot],
+    channel: discord.TextChannel,
+    *,
+    action: str = "subscribe it",
 ) -> None:
     """Raise `PermissionDeniedError` unless the caller may, and the bot can, use `channel`."""
     member = interaction.user
@@ -51,7 +56,7 @@ def check_channel_target(
         raise InvalidInputError("Pick a channel of this server.")
     if not channel.permissions_for(member).manage_channels:
         raise PermissionDeniedError(
-            f"You need the Manage Channels permission in {channel.mention} to subscribe it."
+            f"You need the Manage Channels permission in {channel.mention} to {action}."
         )
     me = channel.guild.me
     if me is not None:
@@ -75,7 +80,7 @@ def describe_target(sub: Subscription) -> str:
     """`new cs.LG papers` / `new papers by **X**` / `new papers mentioning "x"`."""
     value = safe(sub.value)
     if sub.kind is SubscriptionKind.CATEGORY:
-        return f"new `{sub.value}` papers"
+        return f"new {code(sub.value)} papers"
     if sub.kind is SubscriptionKind.AUTHOR:
         return f"new papers by **{value}**"
     return f"new papers mentioning “{value}”"
@@ -237,12 +242,13 @@ class Subscriptions(commands.Cog):
     async def unsubscribe(
         self, interaction: discord.Interaction[PaperbellBot], subscription: int
     ) -> None:
-        """Remove one of your DM subscriptions, or one of this server's (Manage Channels)."""
+        """Remove one of your DM subscriptions, or a channel's (Manage Channels there)."""
         removed = await self.bot.subscriptions.unsubscribe(
             actor_id=interaction.user.id,
             guild_id=interaction.guild_id,
             subscription_id=subscription,
-            can_manage_channels=_can_manage_channels(interaction),
+            can_manage=manageable_channels(interaction),
+            can_view=viewable_channels(interaction),
         )
         label = subscription_label(removed, _channel_name(interaction, removed))
         await interaction.response.send_message(
@@ -257,7 +263,7 @@ class Subscriptions(commands.Cog):
             choices = await self.bot.subscriptions.choices(
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
-                can_manage_channels=_can_manage_channels(interaction),
+                can_manage=manageable_channels(interaction),
                 current=current,
                 channel_name=lambda channel_id: _guild_channel_name(interaction, channel_id),
             )
@@ -268,33 +274,42 @@ class Subscriptions(commands.Cog):
 
     @app_commands.command(name="subscriptions")
     async def subscriptions(self, interaction: discord.Interaction[PaperbellBot]) -> None:
-        """List this server's channel subscriptions and your own DM subscriptions."""
+        """List the subscriptions of this server's channels you can see, and your DM ones."""
         listing = await self.bot.subscriptions.listing(
-            guild_id=interaction.guild_id, user_id=interaction.user.id
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            can_view=viewable_channels(interaction),
         )
         sections: list[str] = []
+
+        def name(sub: Subscription) -> str | None:
+            return _channel_name(interaction, sub)
+
         if interaction.guild_id is not None:
             sections.append(
-                _section("This server", listing.channel, interaction, "No channel subscriptions.")
+                subscriptions_section(
+                    "This server", listing.channel, name, "No channel subscriptions."
+                )
             )
-        sections.append(_section("Your DMs", listing.dm, interaction, "No DM subscriptions."))
+        sections.append(subscriptions_section("Your DMs", listing.dm, name, "No DM subscriptions."))
         text = "\n\n".join(sections)
         if listing.channel or listing.dm:
             text += "\n\nRemove one with `/unsubscribe`."
         await interaction.response.send_message(truncate(text, CONTENT_LIMIT), ephemeral=True)
 
 
-def _section(
+def subscriptions_section(
     title: str,
     subs: list[Subscription],
-    interaction: discord.Interaction[PaperbellBot],
+    channel_name: Callable[[Subscription], str | None],
     empty: str,
 ) -> str:
+    """One section of the /subscriptions answer: a line per subscription, values escaped."""
     if not subs:
         return f"**{title}**\n{empty}"
     lines = [f"**{title}** ({len(subs)})"]
     for sub in subs:
-        label = safe(subscription_label(sub, _channel_name(interaction, sub)))
+        label = safe(subscription_label(sub, channel_name(sub)))
         extras = []
         if sub.kind is SubscriptionKind.CATEGORY and not sub.include_cross:
             extras.append("no cross-lists")
@@ -303,11 +318,6 @@ def _section(
         suffix = f" ({', '.join(extras)})" if extras else ""
         lines.append(f"`#{sub.id}` {label}{suffix}")
     return "\n".join(lines)
-
-
-def _can_manage_channels(interaction: discord.Interaction[PaperbellBot]) -> bool:
-    # `interaction.permissions` are the member's resolved permissions in this channel.
-    return interaction.guild_id is not None and interaction.permissions.manage_channels
 
 
 def _guild_channel_name(

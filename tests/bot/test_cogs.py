@@ -70,7 +70,8 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     payloads = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
     names = sorted(p["name"] for p in payloads)
     assert names == [
-        "author", "paper", "paperbell", "search", "subscribe", "subscriptions", "unsubscribe",
+        "author", "cite", "paper", "paperbell", "search", "subscribe", "subscriptions",
+        "unsubscribe",
     ]  # fmt: skip
     for payload in payloads:
         assert _NAME.match(payload["name"])
@@ -152,14 +153,18 @@ def test_status_text_reports_health_without_internals() -> None:
         ),
     )
     report = StatusReport(
-        feeds=feeds, last_poll=NOW, next_poll=None, papers=1234, backlog=1, subscriptions=7
-    )
+        feeds=feeds, last_poll=NOW, next_poll=None, papers=1234, backlog=1, subscriptions=7,
+        paused=2,
+    )  # fmt: skip
     text = status_text(report)
     assert f"<t:{int(NOW.timestamp())}:R>" in text
     assert "Next poll: not scheduled" in text
     assert "Feeds: 1 of 2 healthy" in text
     assert "HTTP 503 from arXiv" in text
-    assert "1,234 papers · 7 subscriptions · outbox backlog: 1 alert" in text
+    assert "Stored: 1,234 papers" in text
+    assert (
+        "This server: 7 subscriptions (2 paused channels) · waiting to be posted: 1 alert" in text
+    )
 
 
 def test_poll_text() -> None:

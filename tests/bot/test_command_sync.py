@@ -8,7 +8,9 @@ from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import running_bot
 from tests.discord_emulator import DiscordEmulator
 
-EXPECTED = {"paper", "search", "author", "subscribe", "unsubscribe", "subscriptions", "paperbell"}
+EXPECTED = {
+    "paper", "search", "author", "subscribe", "unsubscribe", "subscriptions", "paperbell", "cite",
+}  # fmt: skip
 
 
 async def test_global_sync_happens_once_per_command_set(

@@ -461,7 +461,7 @@ async def test_resume_a_paused_channel(env: Env) -> None:
     forced = await env.run(
         env.member, "paperbell resume", {"channel": env.papers.id}, client_checks=False
     )
-    assert "Manage Channels" in await private_text(env, forced)
+    assert "Manage Server" in await private_text(env, forced)
     cannot_post = await env.run(env.admin, "paperbell resume", {"channel": env.locked.id})
     assert "Embed Links" in await private_text(env, cannot_post)
     resumed = await env.run(env.admin, "paperbell resume", {"channel": env.papers.id})

@@ -16,6 +16,7 @@ from bot.embeds import (
 )
 from storage.models import Paper
 from tests.arxiv_server import FIXTURES
+from tests.bot.markdown_oracle import render
 
 
 @cache
@@ -79,10 +80,10 @@ def test_mentions_and_markdown_are_neutralised() -> None:
         categories=("cs.LG",),
     )
     data = paper_embed(paper).to_dict()
-    text = data["title"] + data["description"]
-    assert "@everyone" not in text and "@here" not in text
-    assert "<@" not in text
-    assert "**bold**" not in text
+    for text in (data["title"], data["description"]):
+        rendered = render(text)
+        assert rendered.mentions == [] and not rendered.inline
+        assert "@everyone" not in text and "@here" not in text
 
 
 def test_grouping_respects_count_and_total_size() -> None:

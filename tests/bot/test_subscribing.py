@@ -22,6 +22,16 @@ CHANNEL, CHANNEL_2, CHANNEL_3, FOREIGN_CHANNEL = 11, 12, 13, 21
 ALICE, BOB = 501, 502
 
 CATEGORY = SubscriptionKind.CATEGORY
+
+
+def ANY_CHANNEL(channel_id: int) -> bool:
+    return True
+
+
+def NO_CHANNEL(channel_id: int) -> bool:
+    return False
+
+
 AUTHOR = SubscriptionKind.AUTHOR
 KEYWORD = SubscriptionKind.KEYWORD
 
@@ -382,15 +392,15 @@ async def test_unsubscribe_rules(world: World) -> None:
     s = world.service
     with pytest.raises(NotFoundError) as foreign_dm:
         await s.unsubscribe(
-            actor_id=BOB, guild_id=GUILD, subscription_id=dm, can_manage_channels=True
+            actor_id=BOB, guild_id=GUILD, subscription_id=dm, can_manage=ANY_CHANNEL
         )
     with pytest.raises(NotFoundError) as foreign_guild:
         await s.unsubscribe(
-            actor_id=ALICE, guild_id=GUILD, subscription_id=there, can_manage_channels=True
+            actor_id=ALICE, guild_id=GUILD, subscription_id=there, can_manage=ANY_CHANNEL
         )
     with pytest.raises(NotFoundError) as missing:
         await s.unsubscribe(
-            actor_id=ALICE, guild_id=GUILD, subscription_id=99999, can_manage_channels=True
+            actor_id=ALICE, guild_id=GUILD, subscription_id=99999, can_manage=ANY_CHANNEL
         )
     # The answers must not tell "exists elsewhere" from "does not exist".
     texts = {str(e.value).replace(str(n), "N") for e, n in
@@ -398,22 +408,56 @@ async def test_unsubscribe_rules(world: World) -> None:
     assert len(texts) == 1
     with pytest.raises(PermissionDeniedError, match="Manage Channels"):
         await s.unsubscribe(
-            actor_id=ALICE, guild_id=GUILD, subscription_id=here, can_manage_channels=False
+            actor_id=ALICE, guild_id=GUILD, subscription_id=here, can_manage=NO_CHANNEL
         )
     with pytest.raises(NotFoundError):  # a channel subscription from a DM context
         await s.unsubscribe(
-            actor_id=ALICE, guild_id=None, subscription_id=here, can_manage_channels=True
+            actor_id=ALICE, guild_id=None, subscription_id=here, can_manage=ANY_CHANNEL
         )
     removed = await s.unsubscribe(
-        actor_id=BOB, guild_id=GUILD, subscription_id=here, can_manage_channels=True
+        actor_id=BOB, guild_id=GUILD, subscription_id=here, can_manage=ANY_CHANNEL
     )
     assert removed.id == here
     removed_dm = await s.unsubscribe(
-        actor_id=ALICE, guild_id=OTHER_GUILD, subscription_id=dm, can_manage_channels=False
+        actor_id=ALICE, guild_id=OTHER_GUILD, subscription_id=dm, can_manage=NO_CHANNEL
     )
     assert removed_dm.id == dm
     assert await world.papers.subscriptions.get(there) is not None
     assert await world.papers.subscriptions.get(here) is None
+
+
+async def test_unsubscribe_checks_the_subscriptions_own_channel(world: World) -> None:
+    """Manage Channels is asked about the subscription's channel; an unseen channel is not found."""
+    _dm, here, _there = await _three(world)
+    s = world.service
+    asked: list[int] = []
+
+    def manages_other(channel_id: int) -> bool:
+        asked.append(channel_id)
+        return channel_id != CHANNEL
+
+    with pytest.raises(PermissionDeniedError, match="Manage Channels"):
+        await s.unsubscribe(
+            actor_id=ALICE, guild_id=GUILD, subscription_id=here, can_manage=manages_other
+        )
+    assert asked == [CHANNEL]
+    with pytest.raises(NotFoundError):
+        await s.unsubscribe(
+            actor_id=ALICE, guild_id=GUILD, subscription_id=here, can_manage=ANY_CHANNEL,
+            can_view=NO_CHANNEL,
+        )  # fmt: skip
+    assert await world.papers.subscriptions.get(here) is not None
+
+
+async def test_listing_keeps_only_channels_the_caller_can_view(world: World) -> None:
+    """With `can_view`, channel subscriptions of channels the caller can't see are left out."""
+    dm, here, _there = await _three(world)
+    hidden = await world.service.listing(guild_id=GUILD, user_id=ALICE, can_view=NO_CHANNEL)
+    assert hidden.channel == [] and [s.id for s in hidden.dm] == [dm]
+    shown = await world.service.listing(
+        guild_id=GUILD, user_id=ALICE, can_view=lambda c: c == CHANNEL
+    )
+    assert [s.id for s in shown.channel] == [here]
 
 
 async def test_listing_is_isolated_per_guild_and_user(world: World) -> None:
@@ -433,20 +477,20 @@ async def test_choices_only_offer_what_may_be_removed(world: World) -> None:
     """Autocomplete offers own DMs, plus this guild's channels only with Manage Channels."""
     dm, here, _there = await _three(world)
     s = world.service
-    plain = await s.choices(guild_id=GUILD, user_id=ALICE, can_manage_channels=False, current="")
+    plain = await s.choices(guild_id=GUILD, user_id=ALICE, can_manage=NO_CHANNEL, current="")
     assert plain == [("DM · category: cs.AI", dm)]
     names = {CHANNEL: "papers"}
     managed = await s.choices(
-        guild_id=GUILD, user_id=ALICE, can_manage_channels=True, current="",
+        guild_id=GUILD, user_id=ALICE, can_manage=ANY_CHANNEL, current="",
         channel_name=names.get,
     )  # fmt: skip
     assert managed == [("DM · category: cs.AI", dm), ("#papers · category: cs.LG", here)]
     filtered = await s.choices(
-        guild_id=GUILD, user_id=ALICE, can_manage_channels=True, current="#PAP",
+        guild_id=GUILD, user_id=ALICE, can_manage=ANY_CHANNEL, current="#PAP",
         channel_name=names.get,
     )  # fmt: skip
     assert filtered == [("#papers · category: cs.LG", here)]
-    unnamed = await s.choices(guild_id=GUILD, user_id=BOB, can_manage_channels=True, current="lg")
+    unnamed = await s.choices(guild_id=GUILD, user_id=BOB, can_manage=ANY_CHANNEL, current="lg")
     assert unnamed == [(f"#{CHANNEL} · category: cs.LG", here)]
 
 
@@ -460,7 +504,7 @@ async def test_choices_are_capped_and_short(tmp_path: Path) -> None:
                 value=f"phrase{n:02d} " + "word " * 30,
             )  # fmt: skip
         choices = await w.service.choices(
-            guild_id=None, user_id=ALICE, can_manage_channels=False, current=""
+            guild_id=None, user_id=ALICE, can_manage=NO_CHANNEL, current=""
         )
         assert len(choices) == 25
         assert all(len(label) <= 100 for label, _ in choices)

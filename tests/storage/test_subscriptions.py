@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -9,7 +10,12 @@ import pytest
 from storage.backend import AnyDatabase
 from storage.db import Database
 from storage.models import Destination, DestinationKind, SubscriptionKind
-from storage.subscriptions import CANDIDATES_SQL, SubscriptionRepository
+from storage.subscriptions import (
+    CANDIDATES_SQL,
+    QuotaReachedError,
+    SubscriptionQuota,
+    SubscriptionRepository,
+)
 
 NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
 CHANNEL = DestinationKind.CHANNEL
@@ -347,3 +353,53 @@ async def test_creators_for_feed_cover_classes_archives_and_local_matching(
     assert await repo.creators_for_feed(["cs", "hep-th"]) == [11, 13, 14]
     assert await repo.creators_for_feed(["math"]) == [12, 14]
     assert await repo.creators_for_feed([]) == []
+
+
+async def test_add_with_quota_counts_and_inserts_in_one_transaction(
+    repo: SubscriptionRepository,
+) -> None:
+    """Concurrent adds under a quota stop at the limit; a duplicate is returned, not refused."""
+    dm = await repo.ensure_destination(DM, 7, None)
+    quota = SubscriptionQuota(per_guild=100, per_user=5, keywords_per_destination=100)
+
+    async def add(n: int) -> bool:
+        try:
+            _, created = await repo.add(
+                dm, KEYWORD, f"word{n}", f"word{n}", f"word{n}", include_cross=True,
+                include_replacements=False, created_by=7, now=NOW, quota=quota,
+            )  # fmt: skip
+        except QuotaReachedError as exc:
+            assert (exc.scope, exc.count, exc.limit) == ("user", 5, 5)
+            return False
+        return created
+
+    results = await asyncio.gather(*(add(n) for n in range(12)))
+    assert results.count(True) == 5
+    assert await repo.count_for_user(7) == 5
+    kept = {s.value for s in await repo.list_dm(7)}
+    again, created = await repo.add(
+        dm, KEYWORD, "x", sorted(kept)[0], sorted(kept)[0], include_cross=True,
+        include_replacements=False, created_by=7, now=NOW, quota=quota,
+    )  # fmt: skip
+    assert not created and again.value in kept
+
+
+async def test_usage_is_scoped_to_one_guild_or_one_users_dms(repo: SubscriptionRepository) -> None:
+    """Usage counts one guild's channels, or one user's DMs, and never anything else."""
+    here = await repo.ensure_destination(CHANNEL, 100, 1)
+    paused = await repo.ensure_destination(CHANNEL, 101, 1)
+    elsewhere = await repo.ensure_destination(CHANNEL, 200, 2)
+    dm = await repo.ensure_destination(DM, 7, None)
+    await subscribe(repo, here, CATEGORY, "cs.AI")
+    await subscribe(repo, here, CATEGORY, "cs.LG")
+    await subscribe(repo, paused, CATEGORY, "cs.CL")
+    await subscribe(repo, elsewhere, CATEGORY, "math.PR")
+    await subscribe(repo, dm, KEYWORD, "bandits", "bandits")
+    await repo.pause_destination(paused.id, "missing permission", NOW)
+    guild = await repo.usage(guild_id=1)
+    assert (guild.subscriptions, guild.paused, guild.pending) == (3, 1, 0)
+    mine = await repo.usage(user_id=7)
+    assert (mine.subscriptions, mine.paused, mine.pending) == (1, 0, 0)
+    assert (await repo.usage(user_id=8)).subscriptions == 0
+    with pytest.raises(ValueError):
+        await repo.usage(guild_id=1, user_id=7)

@@ -1,0 +1,73 @@
+"""/cite: a paper's BibTeX entry, in a code block, attached as a `.bib` file when long.
+
+Thin: the paper comes from `PaperService.get_paper` (the store, else arXiv),
+the entry from `bot.cite`. The code block is for reading and copying; the
+attachment carries the exact entry, so nothing is lost when the block would
+not fit in a message or the entry holds backticks that would end the block.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.cite import Citation, cite
+from bot.discord_bot import PaperbellBot
+from bot.embeds import CONTENT_LIMIT
+from bot.errors import InvalidInputError, UserError
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 200
+_FENCE = "```bibtex\n{}```"
+
+
+def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
+    """The message text and, when the entry does not fit in a code block, the `.bib` file."""
+    block = _FENCE.format(citation.bibtex)
+    if len(block) <= CONTENT_LIMIT and "`" not in citation.bibtex:
+        return block, None
+    data = io.BytesIO(citation.bibtex.encode("utf-8"))
+    note = f"BibTeX for arXiv:{citation.eprint} is attached as `{citation.key}.bib`."
+    return note, discord.File(data, filename=f"{citation.key}.bib")
+
+
+class Citations(commands.Cog):
+    """Cite arXiv papers."""
+
+    def __init__(self, bot: PaperbellBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="cite")
+    @app_commands.rename(paper_id="paper")
+    @app_commands.describe(paper_id="arXiv id or link, e.g. 2307.15771")
+    async def cite(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        paper_id: app_commands.Range[str, 1, MAX_ID],
+    ) -> None:
+        """A BibTeX entry for a paper, in arXiv's style (an @article once it is published)."""
+        try:
+            parse_arxiv_id(paper_id[:MAX_ID])  # a typo gets a private answer at once
+        except InvalidArxivIdError as exc:
+            raise InvalidInputError(str(exc)) from None
+        await interaction.response.defer(thinking=True)
+        try:
+            paper = await self.bot.papers.get_paper(paper_id)
+        except UserError as exc:
+            await interaction.edit_original_response(content=str(exc))
+            return
+        content, file = citation_message(cite(paper))
+        if file is None:
+            await interaction.followup.send(content)
+        else:
+            await interaction.followup.send(content, file=file)
+
+
+async def setup(bot: PaperbellBot) -> None:
+    await bot.add_cog(Citations(bot))

@@ -1,0 +1,61 @@
+"""/cite end to end: the real discord.py client against the local Discord emulator."""
+
+from __future__ import annotations
+
+import bibtexparser
+
+from bot.cite import cite
+from storage.models import Paper
+from tests.bot.test_commands_e2e import STORED_ID, Env, env, is_ephemeral, private_text
+
+__all__ = ["env"]  # the fixture, used by name below
+
+LONG_ID = "2403.07266"  # hundreds of authors: more than one message can hold
+BACKTICK_ID = "2411.18040"  # TeX quotes (``...'') in its title
+
+
+async def _stored(env: Env, paper_id: str) -> Paper:
+    paper = await env.bot.papers.papers.get(paper_id)
+    assert paper is not None
+    return paper
+
+
+async def test_cite_answers_with_a_bibtex_code_block(env: Env) -> None:
+    """/cite answers publicly with a ```bibtex block that parses as the stored paper's entry."""
+    handle = await env.run(env.member, "cite", {"paper": f"arXiv:{STORED_ID}"})
+    message = await env.reply(handle)
+    assert not is_ephemeral(message)
+    assert message.content.startswith("```bibtex\n") and message.content.endswith("```")
+    entries = bibtexparser.loads(message.content.removeprefix("```bibtex\n")[:-3]).entries
+    (entry,) = entries
+    paper = await _stored(env, STORED_ID)
+    assert entry["ENTRYTYPE"] == "misc"
+    assert entry["eprint"] == STORED_ID
+    assert entry["primaryclass"] == paper.primary_category
+    assert entry["author"].split(" and ")[0] == paper.authors[0]
+    assert not message.attachments
+
+
+async def test_long_or_backticked_entries_are_attached(env: Env) -> None:
+    """An entry too long for a message, or holding backticks, comes as a .bib attachment."""
+    for paper_id in (LONG_ID, BACKTICK_ID):
+        handle = await env.run(env.member, "cite", {"paper": paper_id})
+        message = await env.reply(handle)
+        expected = cite(await _stored(env, paper_id))
+        (attachment,) = message.attachments
+        assert attachment.filename == f"{expected.key}.bib"
+        assert attachment.size == len(expected.bibtex.encode())
+        assert paper_id in message.content and "```" not in message.content
+
+
+async def test_cite_fetches_unknown_papers_and_refuses_bad_ids(env: Env) -> None:
+    """An unknown id is fetched from arXiv; a malformed one gets a private, clear answer."""
+    handle = await env.run(env.member, "cite", {"paper": "1707.08567"})
+    message = await env.reply(handle)
+    (entry,) = bibtexparser.loads(message.content.removeprefix("```bibtex\n")[:-3]).entries
+    assert entry["eprint"] == "1707.08567"
+    bad = await env.run(env.member, "cite", {"paper": "not a paper <@&1> @everyone"})
+    text = await private_text(env, bad)
+    assert "arXiv" in text and "@everyone" not in text
+    unknown = await env.run(env.member, "cite", {"paper": "2501.99999"})
+    assert (await env.reply(unknown)).content == "arXiv has no paper 2501.99999."
