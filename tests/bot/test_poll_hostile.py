@@ -130,6 +130,9 @@ async def test_parsing_a_large_hostile_listing_never_stalls_the_loop(polling: Po
     polling.arxiv.enqueue(
         Scripted(body=hostile_listing(), content_type=RSS_CONTENT_TYPE, chunked=True, path="/rss/")
     )
+    # The loop's default executor starts its worker thread on first use, and thread start
+    # waits for the OS to schedule it: a once-per-process cost, not the listing's.
+    await asyncio.to_thread(lambda: None)
     gaps: list[float] = []
     done = asyncio.Event()
 
