@@ -1,8 +1,10 @@
 """`paperbell` command line: poll, import, look papers up, manage the database, run the bot.
 
 Every command opens its resources here (settings, database, HTTP session) and
-hands them to the same service functions the slash commands use. Mistakes a
-user can fix end as one line on stderr and exit code 2, never a traceback.
+hands them to the same service functions the slash commands use. Every failure
+ends as one line on stderr, never a traceback: exit code 2 for a mistake the
+user can fix, 1 for an upstream failure or a busy database (`bot.cli_failures`).
+Read commands (search, author, db stats) never create or migrate a database.
 """
 
 from __future__ import annotations
@@ -11,86 +13,171 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import re
+import stat
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from bot import __version__
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
+from bot.categories import normalize_category
+from bot.cli_failures import (
+    EXIT_CODES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    KNOWN_FAILURES,
+    DatabaseBusyError,
+    UpstreamFailure,
+    explain_failure,
+    quiet_broken_pipe,
+)
 from bot.config import ConfigError, Settings, load_settings
-from bot.errors import UserError
+from bot.errors import InvalidInputError, UpstreamError
 from bot.logs import configure_logging
+from bot.lookups import check_query
 from bot.redact import redact_urls
-from bot.services import PaperService
-from storage.backend import open_database
-from storage.db import StorageError
+from bot.services import MAX_QUERY_LENGTH, PaperService
+from storage.backend import open_database, open_for_reading
 from storage.models import Paper
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+OFFLINE_HELP = "answer from stored papers only; never ask arXiv"
+RUN_DESCRIPTION = """Run the Discord bot until SIGINT/SIGTERM.
+
+Reads the bot token from DISCORD_TOKEN (environment or env file) and every other
+setting from PAPERBELL_* variables (see .env.example). When Discord cannot be reached
+at start-up (network not up yet, DNS, an outage) it retries with growing waits and
+says what fails; a rejected token exits 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 and one line (argparse already does; keep usage short)."""
 
     def error(self, message: str) -> Any:
-        self.exit(EXIT_USAGE, f"paperbell: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list of papers")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="paperbell", description="arXiv paper alerts for Discord.")
+    parser = _Parser(
+        prog="paperbell",
+        description="arXiv paper alerts for Discord: run the bot, poll, import, look papers up.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"paperbell {__version__}")
-    parser.add_argument("--env-file", help="read settings from this env file (KEY=value lines)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read settings from this env file (KEY=value lines); the environment wins",
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
 
-    run = sub.add_parser("run", help="run the Discord bot")
-    run.add_argument("--shard-count", type=int, help="total number of gateway shards")
-    run.add_argument("--shard-ids", help="comma-separated shard ids this process runs")
+    def command(name: str, summary: str, description: str | None = None) -> _Parser:
+        made: _Parser = sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary[0].upper() + summary[1:] + ".",
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return made
 
-    poll = sub.add_parser("poll", help="poll arXiv's RSS listings once and print new papers")
+    run = command("run", "run the Discord bot (needs DISCORD_TOKEN)", RUN_DESCRIPTION)
+    run.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="total number of gateway shards across all processes (PostgreSQL only)",
+    )
+    run.add_argument(
+        "--shard-ids",
+        metavar="IDS",
+        help="comma-separated shard ids this process runs, e.g. 0,1 (needs --shard-count)",
+    )
+
+    poll = command("poll", "poll arXiv's RSS listings once and print the new papers")
     poll.add_argument(
-        "--categories", help="comma-separated, e.g. cs.AI,cs.LG (default: subscribed)"
+        "--categories",
+        metavar="CATS",
+        help="comma-separated, e.g. cs.AI,cs.LG (default: what is subscribed)",
     )
     poll.add_argument("--dry-run", action="store_true", help="fetch and show, store nothing")
-    poll.add_argument("--json", action="store_true", help="print JSON")
+    poll.add_argument("--json", action="store_true", help="print the new papers as JSON")
 
-    imp = sub.add_parser("import", help="ingest saved RSS, Atom or OAI-PMH documents")
-    imp.add_argument("files", nargs="+", type=Path)
+    imp = command("import", "ingest saved RSS, Atom (API) or OAI-PMH documents")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a saved document")
 
-    paper = sub.add_parser("paper", help="show one paper (fetched from arXiv when unknown)")
-    paper.add_argument("id", help="arXiv id or URL, e.g. 2307.15771")
-    paper.add_argument("--json", action="store_true")
+    paper = command("paper", "show one paper (fetched from arXiv when not stored yet)")
+    paper.add_argument("id", help="arXiv id or URL, e.g. 2307.15771 or arXiv:hep-th/9901001")
+    _json_flag(paper)
 
-    search = sub.add_parser("search", help="full-text search over stored papers")
-    search.add_argument("query")
-    search.add_argument("--category", help="only papers in this category, e.g. cs.LG")
-    search.add_argument("--since", type=_date_arg, help="only papers published since YYYY-MM-DD")
-    search.add_argument("--limit", type=_limit_arg, default=10)
-    search.add_argument("--json", action="store_true")
+    search = command("search", "full-text search (asks arXiv when it was not asked today)")
+    search.add_argument("query", help="words to look for in titles and abstracts")
+    search.add_argument(
+        "--category", metavar="CAT", help="only papers in this category, e.g. cs.LG"
+    )
+    search.add_argument(
+        "--since", type=_date_arg, metavar="YYYY-MM-DD", help="only papers published since then"
+    )
+    search.add_argument(
+        "--limit", type=_limit_arg, default=10, metavar="N", help="at most N results (1-100, 10)"
+    )
+    search.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    _json_flag(search)
 
-    author = sub.add_parser("author", help="an author's stored papers, newest first")
-    author.add_argument("name")
-    author.add_argument("--limit", type=_limit_arg, default=25)
-    author.add_argument("--json", action="store_true")
+    author = command(
+        "author", "an author's papers, newest first, under every spelling (asks arXiv daily)"
+    )
+    author.add_argument("name", help="the author's name, e.g. 'Shane Legg' or 'Legg, S.'")
+    author.add_argument(
+        "--limit", type=_limit_arg, default=25, metavar="N", help="at most N papers (1-100, 25)"
+    )
+    author.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
+    _json_flag(author)
 
-    db = sub.add_parser("db", help="database maintenance")
-    dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    dbsub.add_parser("migrate", help="apply pending migrations")
-    stats = dbsub.add_parser("stats", help="counts and size")
-    stats.add_argument("--json", action="store_true")
-    backup = dbsub.add_parser("backup", help="online backup to PATH (safe while the bot runs)")
-    backup.add_argument("path", type=Path)
-    restore = dbsub.add_parser("restore", help="replace the database with a backup")
-    restore.add_argument("path", type=Path)
+    db = command("db", "database maintenance: migrate, stats, backup, restore")
+    dbsub = db.add_subparsers(
+        dest="db_command", required=True, parser_class=_Parser, metavar="ACTION"
+    )
+
+    def action(name: str, summary: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = dbsub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return made
+
+    action("migrate", "create the database or apply pending migrations")
+    stats = action("stats", "counts and size (reads only; never creates tables)")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    backup = action(
+        "backup", "checked online backup of the SQLite database to PATH (safe while the bot runs)"
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    restore = action("restore", "replace the SQLite database with a backup (stop the bot first)")
+    restore.add_argument("path", type=Path, metavar="PATH", help="a file made by `db backup`")
     return parser
 
 
@@ -175,11 +262,34 @@ def _dump(obj: Any, out: TextIO) -> None:
 
 # ---- commands ----------------------------------------------------------------------------
 
+# One-shot commands may wait this long for another process's write lock (a running poll or
+# import, the bot ingesting a listing) before saying so; the bot itself keeps SQLite's 5 s.
+CLI_BUSY_TIMEOUT = 60.0
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or url[:60]
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _short_reason(message: str) -> str:
+    """An arXiv client error without its (long) URL: `HTTP 503`, `timed out after 5s`."""
+    return re.sub(r"^GET \S+\s*(?:->\s*|:\s*)?", "", message)[:200]
+
 
 @asynccontextmanager
-async def open_service(settings: Settings, *, network: bool) -> AsyncIterator[PaperService]:
-    """Database (+ HTTP session and arXiv client when `network`) for one CLI command."""
-    db = await open_database(settings.database)
+async def open_service(
+    settings: Settings, *, network: bool, read_only: bool = False
+) -> AsyncIterator[PaperService]:
+    """Database (+ HTTP session and arXiv client when `network`) for one CLI command.
+
+    `read_only` commands open an existing, current database and never create or migrate.
+    """
+    if read_only:
+        db = await open_for_reading(settings.database, shown=settings.database_for_display())
+    else:
+        db = await open_database(settings.database, busy_timeout=CLI_BUSY_TIMEOUT)
     try:
         if not network:
             yield PaperService(db, None)
@@ -206,12 +316,30 @@ def user_agent(settings: Settings) -> str:
     return DEFAULT_USER_AGENT
 
 
+@contextmanager
+def _one_poll_at_a_time(settings: Settings) -> Iterator[None]:
+    """A second `paperbell poll` on the same SQLite file says so at once instead of
+    queueing behind the first one's writes."""
+    if settings.is_postgres:
+        yield
+        return
+    try:
+        with database_lock(f"{settings.database}.poll", purpose="poll"):
+            yield
+    except DatabaseInUseError:
+        raise DatabaseBusyError(
+            f"another `paperbell poll` is running on {settings.database}; "
+            "try again when it has finished"
+        ) from None
+
+
 async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     categories = (
         [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     )
-    async with open_service(settings, network=True) as service:
-        report = await service.poll(categories, dry_run=args.dry_run)
+    with _one_poll_at_a_time(settings):
+        async with open_service(settings, network=True) as service:
+            report = await service.poll(categories, dry_run=args.dry_run)
     if not report.categories:
         sys.stderr.write(
             "paperbell: nothing to poll: no subscriptions yet; pass --categories cs.AI,cs.LG\n"
@@ -235,10 +363,34 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
         [f"{feed.url}: {skip}" for feed in report.feeds for skip in feed.skipped],
         [f"warning: {warning}" for warning in report.warnings],
     )
-    return EXIT_ERROR if report.errors and len(report.errors) == len(report.feeds) else EXIT_OK
+    if report.errors and len(report.errors) == len(report.feeds):
+        first = report.errors[0]
+        raise UpstreamFailure(
+            f"arXiv ({_host(first.url)}) failed for every listing: "
+            f"{_short_reason(first.error or 'unknown error')}"
+        )
+    return EXIT_OK
+
+
+def _check_import_paths(paths: Sequence[Path]) -> None:
+    """Refuse what cannot be a saved document before touching the database."""
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(f"{path} is a directory; give the document files in it")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError(f"{path} is not a regular file; save the document first")
+        if info.st_size == 0:
+            raise InvalidInputError(f"{path} is empty")
+        if not os.access(path, os.R_OK):
+            raise InvalidInputError(f"cannot read {path}: permission denied")
 
 
 async def _cmd_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    _check_import_paths(args.files)
     async with open_service(settings, network=False) as service:
         report = await service.import_files(args.files)
     skipped = f", {len(report.skipped)} items skipped" if report.skipped else ""
@@ -248,7 +400,8 @@ async def _cmd_import(args: argparse.Namespace, settings: Settings, out: TextIO)
     _report_skips(report.skipped, [])
     for error in report.errors:
         sys.stderr.write(f"paperbell: {error}\n")
-    return EXIT_ERROR if report.errors else EXIT_OK
+    # A file that is not a document arXiv serves is the caller's to fix.
+    return EXIT_USAGE if report.errors else EXIT_OK
 
 
 _SHOWN_SKIPS = 20
@@ -266,7 +419,14 @@ def _report_skips(skips: Sequence[str], warnings: Sequence[str]) -> None:
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async with open_service(settings, network=True) as service:
-        paper = await service.get_paper(args.id)
+        try:
+            paper = await service.get_paper(args.id)
+        except UpstreamError as exc:
+            cause = exc.__context__
+            reason = _short_reason(str(cause)) if isinstance(cause, Exception) else str(exc)
+            raise UpstreamFailure(
+                f"cannot get {args.id[:40]} from arXiv ({_host(settings.arxiv_api_url)}): {reason}"
+            ) from None
     if args.json:
         _dump([paper_to_json(paper)], out)
     else:
@@ -274,15 +434,24 @@ async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) 
     return EXIT_OK
 
 
+def _note(text: str | None) -> None:
+    """A look-up's note (arXiv not asked, or failing) on stderr, so --json output stays clean."""
+    if text:
+        sys.stderr.write(f"paperbell: {text}\n")
+
+
 async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    async with open_service(settings, network=False) as service:
-        hits = await service.search(
-            args.query, category=args.category, since=args.since, limit=args.limit
-        )
+    # Never creates or migrates the database; a look-up's answers go into the catalogue.
+    async with open_service(settings, network=not args.offline, read_only=True) as service:
+        query = check_query(args.query, "search query", limit=MAX_QUERY_LENGTH)
+        category = normalize_category(args.category) if args.category else None
+        plan = await service.lookups.plan_search(query, category=category, user_id=None)
+        _note((await plan.settle()).note)
+        hits = await service.search(query, category=category, since=args.since, limit=args.limit)
     if args.json:
         _dump([paper_to_json(h.paper) for h in hits], out)
     elif not hits:
-        out.write("no stored paper matches that query\n")
+        out.write("no paper matches that query\n")
     else:
         for hit in hits:
             print_paper_line(hit.paper, out)
@@ -290,13 +459,16 @@ async def _cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO)
 
 
 async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    async with open_service(settings, network=False) as service:
-        match = await service.author(args.name, limit=args.limit)
+    async with open_service(settings, network=not args.offline, read_only=True) as service:
+        name = check_query(args.name, "name", limit=MAX_QUERY_LENGTH)
+        plan = await service.lookups.plan_author(name, user_id=None)
+        _note((await plan.settle()).note)
+        match = await service.author(name, limit=args.limit)
     if args.json:
         _dump([paper_to_json(p) for p in match.papers], out)
         return EXIT_OK
     if not match.papers:
-        out.write(f"no stored paper by {args.name}\n")
+        out.write(f"no paper by {args.name}\n")
         return EXIT_OK
     if match.ambiguous:
         out.write(
@@ -312,53 +484,56 @@ async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO)
 
 async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if args.db_command == "restore":
-        from bot.backup import restore_database
-
         restore_database(settings, args.path)
         out.write(f"restored {settings.database_for_display()} from {args.path}\n")
         return EXIT_OK
-    db = await open_database(settings.database, migrate=False)
-    try:
-        if args.db_command == "migrate":
+    if args.db_command == "backup":
+        backup_database(settings, args.path, force=args.force)
+        out.write(f"backed up to {args.path} (integrity checked)\n")
+        return EXIT_OK
+    if args.db_command == "migrate":
+        db = await open_database(settings.database, migrate=False, busy_timeout=CLI_BUSY_TIMEOUT)
+        try:
             applied = await db.migrate()
             version = await db.schema_version()
-            out.write(
-                f"applied {', '.join(applied)}; schema version {version}\n"
-                if applied
-                else f"up to date (schema version {version})\n"
-            )
-        elif args.db_command == "stats":
-            await db.migrate()
-            stats = await PaperService(db, None).stats()
-            if args.json:
-                _dump(
-                    {
-                        "papers": stats.papers,
-                        "authors": stats.authors,
-                        "destinations": stats.destinations,
-                        "subscriptions": stats.subscriptions,
-                        "pending_deliveries": stats.pending_deliveries,
-                        "sent_deliveries": stats.sent_deliveries,
-                        "database_bytes": stats.database_bytes,
-                    },
-                    out,
-                )
-            else:
-                out.write(
-                    f"database       {settings.database_for_display()}\n"
-                    f"papers         {stats.papers:,}\n"
-                    f"authors        {stats.authors:,}\n"
-                    f"destinations   {stats.destinations:,}\n"
-                    f"subscriptions  {stats.subscriptions:,}\n"
-                    f"alerts pending {stats.pending_deliveries:,}\n"
-                    f"alerts sent    {stats.sent_deliveries:,}\n"
-                    f"size           {stats.database_bytes / 2**20:,.1f} MiB\n"
-                )
-        elif args.db_command == "backup":
-            await db.backup(args.path)
-            out.write(f"backed up to {args.path}\n")
+        finally:
+            await db.close()
+        out.write(
+            f"applied {', '.join(applied)}; schema version {version}\n"
+            if applied
+            else f"up to date (schema version {version})\n"
+        )
+        return EXIT_OK
+    # stats: a read command, so it never creates or migrates anything.
+    db = await open_for_reading(settings.database, shown=settings.database_for_display())
+    try:
+        stats = await PaperService(db, None).stats()
     finally:
         await db.close()
+    if args.json:
+        _dump(
+            {
+                "papers": stats.papers,
+                "authors": stats.authors,
+                "destinations": stats.destinations,
+                "subscriptions": stats.subscriptions,
+                "pending_deliveries": stats.pending_deliveries,
+                "sent_deliveries": stats.sent_deliveries,
+                "database_bytes": stats.database_bytes,
+            },
+            out,
+        )
+    else:
+        out.write(
+            f"database       {settings.database_for_display()}\n"
+            f"papers         {stats.papers:,}\n"
+            f"authors        {stats.authors:,}\n"
+            f"destinations   {stats.destinations:,}\n"
+            f"subscriptions  {stats.subscriptions:,}\n"
+            f"alerts pending {stats.pending_deliveries:,}\n"
+            f"alerts sent    {stats.sent_deliveries:,}\n"
+            f"size           {stats.database_bytes / 2**20:,.1f} MiB\n"
+        )
     return EXIT_OK
 
 
@@ -379,7 +554,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Entry point of the `paperbell` console script; returns the process exit code."""
+    """Entry point of the `paperbell` console script; returns the process exit code.
+
+    Every failure ends as one line on stderr: 2 for a mistake the user can fix, 1 for
+    an upstream failure or a busy database (see EXIT_CODES), never a traceback.
+    """
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
@@ -387,15 +566,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"paperbell: {exc}\n")
         return EXIT_USAGE
-    # One-shot commands print their results; only the bot logs routine events.
+    # One-shot commands print their results and one line per failure; only the bot logs
+    # routine events (PAPERBELL_LOG_LEVEL=DEBUG shows everything, tracebacks included).
     level = (
-        settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "WARNING"
+        settings.log_level if args.command == "run" or settings.log_level == "DEBUG" else "ERROR"
     )
     configure_logging(level, settings.log_format)
     try:
-        return asyncio.run(_dispatch(args, settings, out))
-    except (ConfigError, StorageError, UserError) as exc:
-        sys.stderr.write(f"paperbell: {exc}\n")
-        return EXIT_USAGE
+        code = asyncio.run(_dispatch(args, settings, out))
+        out.flush()
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        code, message = explain_failure(
+            exc, database=settings.database_for_display(), busy_timeout=CLI_BUSY_TIMEOUT
+        )
+        if code == EXIT_ERROR and not isinstance(exc, KNOWN_FAILURES):
+            # A bug: one line for the user, the traceback in the log (always for the bot).
+            severity = logging.ERROR if args.command == "run" else logging.DEBUG
+            log.log(severity, "unexpected error", exc_info=True)
+        sys.stderr.write(f"paperbell: {message}\n")
+    return code

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -50,6 +51,11 @@ class Settings:
     poll_retry_minutes: float = 2.0
     poll_interval_minutes: float = 60.0
     poll_give_up_hours: float = 6.0
+    # Inside this window (America/New_York) the cycle checks each listing URL about every
+    # few seconds (conditional GETs, arxiv_delay apart); 0 minutes turns it off.
+    rebuild_window_start: time = time(23, 58)
+    rebuild_window_minutes: float = 32.0
+    rebuild_check_seconds: float = 30.0
     delivery_interval_seconds: float = 10.0
     max_subscriptions_per_guild: int = 200
     max_subscriptions_per_user: int = 50
@@ -130,6 +136,20 @@ def _parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+def _parse_clock(name: str, raw: str) -> time:
+    match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", raw.strip())
+    if match is None:
+        raise ConfigError(f"{name} must be a time of day HH:MM, got {raw[:40]!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _parse_window_minutes(name: str, raw: str) -> float:
+    value = _parse_float(name, raw)
+    if value > 12 * 60:  # one window a day; longer ones would overlap the next
+        raise ConfigError(f"{name} must be at most 720 (12 hours), got {raw[:40]!r}")
+    return value
+
+
 def _snowflake(name: str, raw: str) -> int:
     return _parse_int(name, raw, minimum=1, maximum=2**63 - 1)
 
@@ -173,6 +193,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "PAPERBELL_POLL_GIVE_UP_HOURS": (
         "poll_give_up_hours",
         lambda n, v: _parse_float(n, v, minimum=0.0),
+    ),
+    "PAPERBELL_REBUILD_WINDOW_START": ("rebuild_window_start", _parse_clock),
+    "PAPERBELL_REBUILD_WINDOW_MINUTES": ("rebuild_window_minutes", _parse_window_minutes),
+    "PAPERBELL_REBUILD_CHECK_SECONDS": (
+        "rebuild_check_seconds",
+        lambda n, v: _parse_float(n, v, minimum=0.01),
     ),
     "PAPERBELL_DELIVERY_INTERVAL_SECONDS": (
         "delivery_interval_seconds",

@@ -192,6 +192,7 @@ class PaperbellBot(commands.AutoShardedBot):
     async def close(self) -> None:
         """Finish the delivery in flight, stop the scheduler, then disconnect."""
         await self.poll_scheduler.shutdown()
+        await self.papers.lookups.close()
         await self.deliverer.drain()
         await super().close()
 

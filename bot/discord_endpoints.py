@@ -63,7 +63,8 @@ def configure_endpoints(api_url: str | None, gateway_url: str | None) -> None:
     `None` means Discord's own endpoint, so calling this with a settings object's
     optional values always leaves discord.py in a known state. Raises
     ValueError, naming the offending value, for anything that is not an
-    http(s) URL (API) or a ws(s) URL (gateway).
+    http(s) URL ending in a version path such as /api/v10 (API) or a ws(s) URL
+    (gateway).
     """
     api = DISCORD_API_URL if api_url is None else api_url.strip()
     gateway = DISCORD_GATEWAY_URL if gateway_url is None else gateway_url.strip()
@@ -72,10 +73,10 @@ def configure_endpoints(api_url: str | None, gateway_url: str | None) -> None:
 
     api = api.rstrip("/")  # Route appends paths that start with "/"
     if not _VERSIONED_PATH.search(urlsplit(api).path):
-        log.warning(
-            "Discord API URL %s does not end in a version path like /api/v10; "
-            "discord.py appends routes such as /users/@me directly to it",
-            api,
+        # discord.py appends routes such as /users/@me directly to it: without the
+        # version every request would be a 404.
+        raise ValueError(
+            f"Discord API URL {api!r} must end in a version path like /api/v10, e.g. {api}/api/v10"
         )
     discord.http.Route.BASE = api
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)

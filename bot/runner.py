@@ -1,8 +1,10 @@
 """`paperbell run`: open the resources, start the bot, stop cleanly on SIGINT/SIGTERM.
 
 Exit codes: 0 after a clean shutdown, 2 for anything the operator must fix
-(missing or rejected token, unusable database, bad shard arguments), always
-as one line on stderr without a traceback.
+(missing or rejected token, unusable database, bad shard arguments or
+endpoints), 1 when Discord fails during login; always as one line on stderr
+without a traceback. Until Discord can be reached at all (network not up yet,
+an outage) the runner waits and retries instead of exiting (`bot.startup`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.backup import database_lock
 from bot.config import ConfigError, Settings
 from bot.discord_endpoints import configure_endpoints
 from bot.logs import register_secret
+from bot.startup import describe_failure, display_host, wait_for_discord
 from storage.backend import open_database
 
 log = logging.getLogger(__name__)
@@ -57,10 +60,16 @@ async def run_bot(
         )
     register_secret(token)
     count, ids = parse_shards(shard_count, shard_ids)
+    if count is not None and not settings.is_postgres:
+        raise ConfigError(
+            "--shard-count needs PostgreSQL (PAPERBELL_DATABASE=postgresql://...): only one "
+            "process can use a SQLite file, and one process runs every shard without it"
+        )
     try:
         configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        variable = "API" if str(exc).startswith("Discord API") else "GATEWAY"
+        raise ConfigError(f"PAPERBELL_DISCORD_{variable}_URL: {exc}") from None
 
     with contextlib.ExitStack() as stack:
         if not settings.is_postgres:
@@ -101,17 +110,24 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()
             closing: list[asyncio.Task[None]] = []
+            started = False
 
             def _stop(signame: str) -> None:
                 if not stopping.is_set():
                     log.info("received %s, shutting down", signame)
                     stopping.set()
-                    closing.append(loop.create_task(bot.close()))
+                    if started:  # a bot that never logged in has nothing to close
+                        closing.append(loop.create_task(bot.close()))
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, _stop, sig.name)
+            api_base = discord.http.Route.BASE
+            host = display_host(api_base)
             try:
-                await bot.start(token)
+                # False: stopped by a signal while waiting, a clean exit like any other.
+                if await wait_for_discord(api_base, stopping):
+                    started = True
+                    await bot.start(token)
             except discord.LoginFailure:
                 sys.stderr.write(
                     "paperbell: Discord rejected DISCORD_TOKEN (401); check the token\n"
@@ -120,9 +136,18 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
             except discord.PrivilegedIntentsRequired:
                 sys.stderr.write("paperbell: Discord refused the requested gateway intents\n")
                 return 2
-            except (aiohttp.ClientError, OSError) as exc:
+            except discord.NotFound:
+                sys.stderr.write(
+                    f"paperbell: {api_base} answered 404 at login; "
+                    "check PAPERBELL_DISCORD_API_URL (it must be Discord's REST base)\n"
+                )
+                return 2
+            except discord.HTTPException as exc:
+                sys.stderr.write(f"paperbell: {host} answered HTTP {exc.status} at login\n")
+                return 1
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 # Not the operator's mistake as such (Discord may be down): exit 1 to be restarted.
-                sys.stderr.write(f"paperbell: cannot reach Discord: {type(exc).__name__}\n")
+                sys.stderr.write(f"paperbell: cannot reach {host} ({describe_failure(exc)})\n")
                 return 1
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -131,7 +156,7 @@ async def _run(settings: Settings, token: str, count: int | None, ids: list[int]
                 # may still be finishing (delivery drained, HTTP session closing).
                 for task in closing:
                     await task
-                if not bot.is_closed():
+                if started and not bot.is_closed():
                     await bot.close()
                 if health is not None:
                     await health.stop()

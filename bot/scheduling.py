@@ -1,12 +1,16 @@
 """When paperbell polls arXiv and drains the outbox (APScheduler, on the bot's event loop).
 
 arXiv announces new papers Sunday to Thursday at 20:00 US Eastern on its web
-pages, but the RSS listings are rebuilt later, at midnight Eastern Standard
-Time (05:00 UTC). So the announcement cycle starts at 23:55 America/New_York
-(Sunday to Thursday evening, DST rules included) and polls every
-`poll_retry_minutes` until the listing's build date moves to a new day: a feed
-still serving the previous batch is not "no new papers". A slow interval poll
-is the safety net for holidays and late rebuilds.
+pages, but the RSS listings are rebuilt later, at midnight US Eastern. So the
+announcement cycle starts at 23:55 America/New_York (Sunday to Thursday
+evening, DST rules included) and runs until every listing URL has served
+tonight's listing: a feed still serving the previous batch is not "no new
+papers". Inside the rebuild window (23:58 to 00:30 by default, see
+`bot.cadence`) it checks the URLs still waiting one at a time, as fast as the
+shared arXiv limiter allows (one request at a time, 3 s apart): conditional
+GETs, so a URL that has not changed costs arXiv a 304. Outside the window it
+polls everything every `poll_retry_minutes`, until `poll_give_up_hours`. A
+slow interval poll is the safety net for holidays and late rebuilds.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,6 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.cadence import EASTERN, RebuildWindow, check_round, next_url
 from bot.errors import UpstreamError, UserError
 from bot.services import FeedPoll, PollOutcome, PollReport, utcnow
 from storage.locks import Leadership
@@ -33,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EASTERN = ZoneInfo("America/New_York")
 # APScheduler 3 reads "sun-thu" as the empty range 6..3, so spell the days out.
 ANNOUNCEMENT = {"day_of_week": "mon-thu,sun", "hour": 23, "minute": 55}
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
@@ -63,6 +67,14 @@ class PollScheduler:
         self._cycle_deadline: datetime | None = None
         self._cycle_started: datetime | None = None
         self._cycle_fresh: set[str] = set()  # URLs that served tonight's listing this cycle
+        self._cycle_checks: dict[str, int] = {}  # URL -> number of its latest window check
+        self._checks = 0
+        self._rebuild_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # set at shutdown: ends the rebuild checks' pauses
+        settings = bot.settings
+        self.window = RebuildWindow(settings.rebuild_window_start, settings.rebuild_window_minutes)
+        # The cycle's clock (windows, deadlines); the latency bench shifts it to a rebuild night.
+        self.clock: Callable[[], datetime] = utcnow
         self.leadership = Leadership(bot.db)
 
     def start(self) -> None:
@@ -113,6 +125,13 @@ class PollScheduler:
                 log.warning("poll still running after %.0f s at shutdown; cancelling", timeout)
                 poll.cancel()
                 await asyncio.wait({poll})
+        checks = self._rebuild_task
+        if checks is not None and not checks.done():
+            self._wake.set()
+            _done, pending = await asyncio.wait({checks}, timeout=timeout)
+            if pending:
+                checks.cancel()
+                await asyncio.wait({checks})
         async with self._poll_lock:
             pass
         await self.leadership.release()
@@ -140,8 +159,9 @@ class PollScheduler:
             log.info("poller leadership %s", "acquired" if held else "lost")
         return held
 
-    async def poll_once(self, *, reason: str) -> PollReport:
-        """One poll pass; concurrent callers wait for each other instead of doubling requests.
+    async def poll_once(self, *, reason: str, urls: Sequence[str] | None = None) -> PollReport:
+        """One poll pass (over `urls` only, when given); concurrent callers wait for each
+        other instead of doubling requests.
 
         Only the process holding the poller leadership polls (one process per
         SQLite file always does; on PostgreSQL one of the shards' processes).
@@ -157,7 +177,10 @@ class PollScheduler:
             started = utcnow()
             self._poll_task = asyncio.current_task()
             try:
-                report = await self.bot.papers.poll()
+                if urls is None:
+                    report = await self.bot.papers.poll()
+                else:
+                    report = await self.bot.papers.poll_urls(urls)
             except UserError as exc:
                 log.warning("poll skipped reason=%s error=%s", reason, exc)
                 raise
@@ -170,13 +193,18 @@ class PollScheduler:
                 self._cycle_fresh.update(
                     f.url for f in report.feeds if _is_tonights(f, self._cycle_started)
                 )
-            log.info(
+            # The rebuild window's checks come every few seconds: only news is worth a line.
+            quiet = urls is not None and not report.new and not report.errors
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "poll done reason=%s feeds=%d new=%d deliveries=%d errors=%d seconds=%.2f",
                 reason, len(report.feeds), len(report.new), report.deliveries,
                 len(report.errors), (utcnow() - started).total_seconds(),
             )  # fmt: skip
         if report.deliveries:
             self.bot.deliverer.kick()
+        if urls is not None:  # a check of a few URLs; the full polls watch for outages
+            return report
         try:
             await self.notify_feed_outages()
         except Exception:  # telling people must never break polling
@@ -206,7 +234,8 @@ class PollScheduler:
             log.exception("interval poll failed")
 
     async def announcement_cycle(self) -> None:
-        """Poll until every feed has served tonight's listing, retrying every few minutes.
+        """Poll until every feed has served tonight's listing: inside the rebuild window
+        URL by URL back to back (`_rebuild_checks`), outside it every few minutes.
 
         A URL counts once it served a listing new to the store and dated from
         this cycle on, in any poll of the cycle (an interval or admin poll
@@ -217,50 +246,120 @@ class PollScheduler:
         predecessor already got. They keep retrying meanwhile, since their
         retry is what takes over when the poller dies.
         """
-        now = utcnow()
+        now = self.clock()
         if self._cycle_deadline is None or now >= self._cycle_deadline:
             self._cycle_deadline = now + timedelta(hours=self.bot.settings.poll_give_up_hours)
             self._cycle_started = now
             self._cycle_fresh = set()
+            self._cycle_checks = {}
+        if self.window.bounds(now) is not None:
+            if self._rebuild_task is None or self._rebuild_task.done():
+                self._rebuild_task = asyncio.create_task(
+                    self._rebuild_checks(), name="paperbell-rebuild-checks"
+                )
+            return
         try:
-            report = await self.poll_once(reason="announcement")
-        except UserError:
-            report = None
+            with contextlib.suppress(UserError):  # already logged by poll_once
+                await self.poll_once(reason="announcement")
         except Exception:  # a failed poll must not end the night's retries
             log.exception("announcement poll failed; retrying on schedule")
-            report = None
-        urls = await self._tonights_urls(report)
+        urls = await self._tonights_urls()
         if urls is not None and all(url in self._cycle_fresh for url in urls):
-            log.info("tonight's listing is in urls=%d", len(urls))
-            self._end_cycle()
+            self._listing_in(urls)
             return
-        retry_at = utcnow() + timedelta(minutes=self.bot.settings.poll_retry_minutes)
+        now = self.clock()
+        retry_at = now + timedelta(minutes=self.bot.settings.poll_retry_minutes)
+        window_start = self.window.next_start(now)
+        if window_start is not None:  # the quick checks begin with the window, not after it
+            retry_at = min(retry_at, window_start)
         if retry_at > self._cycle_deadline:
-            # Every process gets here on such a night; the poller says so once.
-            log.log(
-                logging.WARNING if self.leadership.held else logging.INFO,
-                "new listing did not appear before the deadline; waiting for the next cycle",
-            )
-            self._end_cycle()
+            self._give_up()
             return
+        self._retry_in(retry_at - now)
+
+    async def _rebuild_checks(self) -> None:
+        """Inside the rebuild window: check the URLs still waiting for tonight's listing, the
+        one checked longest ago first, each check one conditional GET.
+
+        The shared limiter spaces the checks (one request at a time, `arxiv_delay`
+        apart, whatever else asks arXiv meanwhile), so N waiting URLs are each
+        checked every N * `arxiv_delay` seconds; a URL that served tonight's
+        listing is checked no more. Ends with the cycle when every URL has it;
+        when the window closes first the cycle goes back to its retries.
+        A process that is not the poller looks at the store every
+        `rebuild_check_seconds` instead, ready to take over.
+        """
+        settings = self.bot.settings
+        warned = False
+        while not self._closing:
+            now = self.clock()
+            if self._cycle_deadline is None:  # the cycle ended meanwhile
+                return
+            if now >= self._cycle_deadline:
+                self._give_up()
+                return
+            if self.window.bounds(now) is None:
+                log.info("rebuild window over; tonight's listing is not in yet")
+                self._retry_in(timedelta(0))
+                return
+            checked = False
+            try:
+                urls = await self._tonights_urls()
+                pending = [u for u in urls if u not in self._cycle_fresh] if urls else []
+                if urls is not None and not pending:
+                    self._listing_in(urls)
+                    return
+                if pending:
+                    every = check_round(len(pending), settings.arxiv_delay)
+                    if not warned and every > settings.rebuild_check_seconds:
+                        warned = True
+                        log.warning(
+                            "%d listing URLs %.0f s apart: each is checked every %.0f s, "
+                            "not every %.0f s", len(pending), settings.arxiv_delay, every,
+                            settings.rebuild_check_seconds,
+                        )  # fmt: skip
+                    url = next_url(pending, self._cycle_checks)
+                    self._checks += 1
+                    self._cycle_checks[url] = self._checks
+                    await self.poll_once(reason="rebuild", urls=[url])
+                    checked = True
+            except UserError:  # not the poller, or shutting down; poll_once logged it
+                pass
+            except Exception:  # the store or a parser failed; the next turn tries again
+                log.exception("rebuild window check failed")
+            if not checked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), settings.rebuild_check_seconds)
+
+    def _retry_in(self, delay: timedelta) -> None:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.add_job(
                 self.announcement_cycle,
-                DateTrigger(run_date=retry_at),
+                DateTrigger(run_date=utcnow() + delay),
                 id="announcement-retry",
                 name="announcement retry",
                 replace_existing=True,
             )
 
-    async def _tonights_urls(self, report: PollReport | None) -> list[str] | None:
-        """The listing URLs the cycle waits for, after adding to the fresh ones those whose
-        stored listing (fetched by any process) is tonight's; None when that is unknown now."""
+    def _listing_in(self, urls: Sequence[str]) -> None:
+        log.info("tonight's listing is in urls=%d", len(urls))
+        self._end_cycle()
+
+    def _give_up(self) -> None:
+        # Every process gets here on such a night; the poller says so once.
+        log.log(
+            logging.WARNING if self.leadership.held else logging.INFO,
+            "new listing did not appear before the deadline; waiting for the next cycle",
+        )
+        self._end_cycle()
+
+    async def _tonights_urls(self) -> list[str] | None:
+        """The listing URLs the cycle waits for (the poller's), after adding to the fresh ones
+        those whose stored listing (fetched by any process) is tonight's; None when that is
+        unknown now."""
         try:
-            if report is not None:
-                urls = [f.url for f in report.feeds]
-            else:  # not the poller, or no poll: the URLs the poller asks for
-                categories = await self.bot.papers.poll_categories()
-                urls = self.bot.arxiv.rss_urls(categories) if categories else []
+            categories = await self.bot.papers.poll_categories()
+            urls = self.bot.arxiv.rss_urls(categories) if categories else []
             started = self._cycle_started
             if started is not None and urls:
                 stored = {state.url: state for state in await self.bot.papers.feeds.all()}
@@ -278,6 +377,7 @@ class PollScheduler:
         self._cycle_deadline = None
         self._cycle_started = None
         self._cycle_fresh = set()
+        self._cycle_checks = {}
 
 
 class NotLeaderError(UpstreamError):

@@ -18,19 +18,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import (
-    FeedError,
-    RssListing,
-    parse_atom,
-    parse_document_report,
-    parse_rss,
-)
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.errors import InvalidInputError, NotFoundError, UpstreamError
+from bot.arxiv.feeds import FeedError, RssListing, parse_document_report, parse_rss
+from bot.errors import InvalidInputError, UpstreamError
+from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys, match_subscriptions
 from bot.redact import redact_urls
 from storage.backend import AnyDatabase
 from storage.feeds import FeedStateRepository
+from storage.lookups import LookupCache
 from storage.meta import MetaRepository
 from storage.models import AuthorMatch, Paper, SearchHit, StoreStats
 from storage.outbox import DeliveryOutbox
@@ -132,6 +127,29 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)  # "<file>: item N (...) skipped: why"
 
 
+MAX_DOCUMENT_BYTES = 100 * 2**20  # a saved listing or API page; the largest real ones are ~10 MiB
+_READ_CHUNK = 2**20
+
+
+class DocumentTooLargeError(Exception):
+    """A document to import is larger than MAX_DOCUMENT_BYTES (or endless, like /dev/zero)."""
+
+
+def read_document(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The file's bytes, read in chunks and abandoned once past `limit`: never unbounded."""
+    chunks: list[bytes] = []
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(
+                    f"{path}: larger than {limit // 2**20} MiB; one saved document is far smaller"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class PaperService:
     """Polling, ingestion and look-ups over one store and one arXiv client."""
 
@@ -141,6 +159,7 @@ class PaperService:
         client: ArxivClient | None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        lookup_gate: LookupGate | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -150,6 +169,10 @@ class PaperService:
         self.subscriptions = SubscriptionRepository(db)
         self.outbox = DeliveryOutbox(db)
         self.meta = MetaRepository(db)
+        # Look-ups (/paper, /author, /search) fill the catalogue from arXiv; never alert.
+        self.lookups = ArxivLookups(
+            self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
+        )
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -247,6 +270,16 @@ class PaperService:
                 results.extend(await self._poll_covering(client, sub_url, dry_run=dry_run))
         return results
 
+    async def poll_urls(self, urls: Sequence[str]) -> PollReport:
+        """One pass over some RSS URLs from `rss_urls`: the announcement cycle checks those
+        still serving yesterday's listing one at a time inside the rebuild window."""
+        client = self._require_client()
+        results: list[FeedPoll] = []
+        for url in urls:
+            results.extend(await self._poll_covering(client, url, dry_run=False))
+        cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
+        return PollReport(tuple(results), tuple(sorted(cats)))
+
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
         """Poll one URL; whatever goes wrong is recorded in its feed state, never raised."""
         started = self.clock()
@@ -320,9 +353,12 @@ class PaperService:
         report = ImportReport()
         for path in paths:
             try:
-                data = path.read_bytes()
+                data = read_document(path)
             except OSError as exc:
                 report.errors.append(f"{path}: cannot read ({exc.strerror or exc})")
+                continue
+            except DocumentTooLargeError as exc:
+                report.errors.append(str(exc))
                 continue
             try:
                 parsed = await asyncio.to_thread(parse_document_report, data)
@@ -342,45 +378,13 @@ class PaperService:
 
     # ---- look-ups ----------------------------------------------------------------------
 
-    async def get_paper(self, raw_id: str) -> Paper:
-        """A paper by id or URL, from the store or else from the arXiv API (and then stored)."""
-        try:
-            arxiv_id = parse_arxiv_id(raw_id)
-        except InvalidArxivIdError as exc:
-            raise InvalidInputError(str(exc)) from None
-        paper = await self.papers.get(arxiv_id.id)
-        if paper is not None and (arxiv_id.version is None or arxiv_id.version <= paper.version):
-            return paper
-        client = self._require_client()
-        try:
-            fetched = await client.query_api(id_list=[arxiv_id.id], max_results=1)
-            result = await asyncio.to_thread(parse_atom, fetched.body)
-        except (ArxivHTTPError, FeedError) as exc:
-            log.warning("paper lookup failed id=%s error=%s", arxiv_id.id, exc)
-            if paper is not None:
-                return paper
-            raise UpstreamError(
-                "arXiv did not answer for that paper just now; try again in a minute."
-            ) from None
-        found = [p for p in result.papers if p.id == arxiv_id.id]
-        if not found:
-            if paper is not None:
-                return paper
-            raise NotFoundError(f"arXiv has no paper {arxiv_id.id}.")
-        await self.ingest(found)
-        stored = await self.papers.get(arxiv_id.id)
-        return stored if stored is not None else found[0]
+    async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper:
+        """A paper by id or URL, from the store or else from arXiv (catalogued, never alerted)."""
+        return await self.lookups.paper(raw_id, user_id=user_id)
 
     @staticmethod
     def _check_query(query: str, what: str) -> str:
-        cleaned = " ".join(query.split())
-        if not cleaned:
-            raise InvalidInputError(f"Give a {what} to look for.")
-        if len(cleaned) > MAX_QUERY_LENGTH:
-            raise InvalidInputError(
-                f"That {what} is {len(cleaned):,} characters long; the limit is {MAX_QUERY_LENGTH}."
-            )
-        return cleaned
+        return check_query(query, what, limit=MAX_QUERY_LENGTH)
 
     async def search(
         self,

@@ -8,6 +8,7 @@ open to everyone who sees the message and subscribes the clicker by DM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,6 +44,8 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -
 class Paginator(discord.ui.View):
     """Prev / page counter / Next over pages produced by `loader`."""
 
+    slow_load = 2.0  # seconds: a page that takes longer is shown behind a deferral
+
     def __init__(self, loader: PageLoader, *, owner_id: int, timeout: float | None = 180.0) -> None:
         super().__init__(timeout=timeout)
         self.loader = loader
@@ -69,11 +72,8 @@ class Paginator(discord.ui.View):
         self.next_page.disabled = not self.has_next
         self.counter.label = f"Page {self.page + 1}"
 
-    async def send(self, interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> None:
-        """Show the first page as the answer to `interaction` (a reply, or a follow-up if deferred).
-
-        A result that fits on one page is sent without buttons.
-        """
+    async def _first_page(self) -> discord.Embed:
+        """Load page 0; a result that fits on one page drops the paging buttons."""
         embed = await self.load(0)
         if self.single_page:
             # Nothing to page: drop the paging buttons, keep any others (Follow).
@@ -81,6 +81,15 @@ class Paginator(discord.ui.View):
                 self.remove_item(item)
         if not self.children:
             self.stop()
+        return embed
+
+    async def send(self, interaction: discord.Interaction[Any], *, ephemeral: bool = False) -> None:
+        """Show the first page as the answer to `interaction` (a reply, or a follow-up if deferred).
+
+        A result that fits on one page is sent without buttons.
+        """
+        embed = await self._first_page()
+        if not self.children:
             if interaction.response.is_done():
                 await interaction.followup.send(embed=embed, ephemeral=ephemeral)
             else:
@@ -99,12 +108,29 @@ class Paginator(discord.ui.View):
         else:
             self.message = await interaction.original_response()
 
+    async def replace_original(self, interaction: discord.Interaction[Any]) -> None:
+        """Show the first page in place of the interaction's answer (an earlier view's)."""
+        embed = await self._first_page()
+        if not self.children:
+            await interaction.edit_original_response(content=None, embed=embed, view=None)
+            return
+        self.message = await interaction.edit_original_response(
+            content=None, embed=embed, view=self
+        )
+
     async def _turn(self, interaction: discord.Interaction[Any], delta: int) -> None:
         if interaction.user.id != self.owner_id:
             await reply_ephemeral(interaction, NOT_YOURS)
             return
-        embed = await self.load(self.page + delta)
-        await interaction.response.edit_message(embed=embed, view=self)
+        loading = asyncio.ensure_future(self.load(self.page + delta))
+        done, _ = await asyncio.wait({loading}, timeout=self.slow_load)
+        if done:
+            await interaction.response.edit_message(embed=loading.result(), view=self)
+            return
+        # The page is slow (it asks arXiv): acknowledge within Discord's 3 s, then edit.
+        await interaction.response.defer()
+        embed = await loading
+        await interaction.edit_original_response(embed=embed, view=self)
 
     @discord.ui.button(label="◀ Prev", style=discord.ButtonStyle.secondary)
     async def previous_page(

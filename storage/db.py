@@ -24,11 +24,16 @@ log = logging.getLogger(__name__)
 
 READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
 READER_MMAP_BYTES = 256 * 2**20
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's write lock
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 class StorageError(Exception):
     """The database could not be opened or used; the message is safe to print."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database server could not be reached (down, or not up yet): retry later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +71,52 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
 
     @classmethod
-    async def open(cls, path: str | Path, *, migrate: bool = True) -> Database:
-        """Open (creating if needed) the database at `path` and apply pending migrations."""
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        migrate: bool = True,
+        create: bool = True,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> Database:
+        """Open the database at `path` and apply pending migrations.
+
+        `create=False` refuses a missing file instead of creating an empty one (read
+        commands). `busy_timeout` is how long a statement waits for another process's
+        write lock before failing with `database is locked`.
+        """
         path = Path(path)
+        if path.is_dir():
+            raise StorageError(f"database {path} is a directory; give a file path")
+        if not create and not path.exists():
+            raise StorageError(
+                f"no database at {path} yet; `paperbell db migrate` (or import, poll) creates it"
+            )
+        # mode=rw: never create the file here, even if it vanished since the check above.
+        target = path if create else f"{path.absolute().as_uri()}?mode=rw"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await _connect(target)
         except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open database {path}: {exc}") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StorageError(f"cannot open database {path}: {reason}") from exc
         db = cls(conn, path)
+        busy_ms = int(busy_timeout * 1000)
         try:
             conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA journal_mode = WAL")
+            if create:
+                # Persistent once set; a store opened only to be read must not be written,
+                # not even its header (an empty file would become a database).
+                await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             await conn.execute("PRAGMA synchronous = NORMAL")
             if migrate:
                 await db.migrate()
-            reader = await aiosqlite.connect(path, isolation_level=None)
+            reader = await _connect(target)
             reader.row_factory = aiosqlite.Row
-            await reader.execute("PRAGMA busy_timeout = 5000")
+            await reader.execute(f"PRAGMA busy_timeout = {busy_ms}")
             await reader.execute("PRAGMA query_only = ON")
             # Look-ups read the FTS index and the author/paper indexes: keep them in memory.
             await reader.execute(f"PRAGMA cache_size = {READER_CACHE_KIB}")
@@ -93,6 +124,10 @@ class Database:
             db._reader = reader
         except sqlite3.DatabaseError as exc:
             await conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StorageUnavailableError(
+                    f"database {path} is locked by another process; try again later"
+                ) from exc
             raise StorageError(f"cannot use database {path}: {exc}") from exc
         return db
 
@@ -168,15 +203,21 @@ class Database:
         )
         return int(row[0]) if row else 0
 
-    async def backup(self, target: str | Path) -> None:
-        """Online copy through SQLite's backup API; safe while other connections write."""
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        dest = await aiosqlite.connect(target)
-        try:
-            await self.conn.backup(dest)
-        finally:
-            await dest.close()
+
+async def _connect(target: str | Path) -> aiosqlite.Connection:
+    """aiosqlite.connect, waiting on failure until its worker thread has stopped.
+
+    A failed connect leaves aiosqlite's thread finishing a stop request; if the event
+    loop closes first, that thread prints an `Event loop is closed` traceback.
+    """
+    pending = aiosqlite.connect(target, isolation_level=None, uri=isinstance(target, str))
+    try:
+        return await pending
+    except BaseException:
+        thread = getattr(pending, "_thread", None)
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join, 5.0)
+        raise
 
 
 def split_sql(script: str) -> list[str]:

@@ -23,10 +23,11 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from storage.db import Migration, StorageError
+from storage.db import Migration, StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,12 @@ class PgDatabase:
             pool = await asyncpg.create_pool(
                 url, min_size=1, max_size=pool_size, server_settings=settings
             )
-        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+        except (OSError, TimeoutError) as exc:
+            # The server is down or not up yet: worth retrying, unlike a refused login.
+            raise StorageUnavailableError(
+                f"cannot reach PostgreSQL at {_host_of(url)}: {_describe(exc)}"
+            ) from exc
+        except (asyncpg.PostgresError, ValueError) as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
         db = cls(pool, url, schema)
         try:
@@ -339,12 +345,19 @@ class PgDatabase:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
 
-    async def backup(self, target: str | Path) -> None:
-        raise StorageError("online backup is for SQLite; back up PostgreSQL with pg_dump")
-
     async def database_bytes(self) -> int:
         row = await self.pool.fetchrow("SELECT pg_database_size(current_database())")
         return int(row[0]) if row else 0
+
+
+def _host_of(url: str) -> str:
+    """host:port of a connection URL, never its credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        return f"{host}:{parts.port or 5432}"
+    except ValueError:
+        return "the configured host"
 
 
 def _describe(exc: BaseException) -> str:

@@ -6,7 +6,9 @@ same protocols paperbell uses against arXiv:
 - `/rss/{cats}` (rss.arxiv.org): an RSS document per category set, with ETag and
   Last-Modified, answering 304 to matching conditional requests;
 - `/api/query` (export.arxiv.org): Atom documents chosen by `id_list` or
-  `search_query`, arXiv's HTTP 400 error document for malformed ids;
+  `search_query`, arXiv's HTTP 400 error document for malformed ids and
+  queries; with a corpus (`set_api_corpus`) it answers `au:`, `all:` and `cat:`
+  queries (ANDed) itself, sorted and paged as asked;
 - `/a/{id}.atom` (arxiv.org): opted-in author feeds.
 
 Tests script it: `enqueue(Scripted(...))` makes the next requests answer with a
@@ -37,10 +39,13 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from storage.models import Paper
+from storage.names import fold, keyword_tokens
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +147,7 @@ version="2.0">
 """.encode()
 
 
-def _atom_feed(title: str, total: int, entries: str) -> bytes:
+def _atom_feed(title: str, total: int, entries: str, *, start: int = 0) -> bytes:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"""<?xml version='1.0' encoding='UTF-8'?>
 <feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" \
@@ -152,7 +157,7 @@ xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns="http://www.w3.org/2005/Atom">
   <updated>{now}</updated>
   <opensearch:itemsPerPage>{total}</opensearch:itemsPerPage>
   <opensearch:totalResults>{total}</opensearch:totalResults>
-  <opensearch:startIndex>0</opensearch:startIndex>
+  <opensearch:startIndex>{start}</opensearch:startIndex>
 {entries}</feed>
 """.encode()
 
@@ -160,6 +165,91 @@ xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns="http://www.w3.org/2005/Atom">
 def empty_api_feed() -> bytes:
     """An API answer with no results (what arXiv returns for a query matching nothing)."""
     return _atom_feed("arXiv Query", 0, "")
+
+
+def _atom_time(value: datetime | None) -> str:
+    return (
+        (value or datetime(2024, 1, 1, tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+
+def atom_entry(paper: Paper) -> str:
+    """One API `<entry>` for `paper`, shaped like export.arxiv.org's."""
+    abs_url = f"https://arxiv.org/abs/{paper.versioned_id}"
+    categories = "".join(
+        f'    <category term={quoteattr(c)} scheme="http://arxiv.org/schemas/atom"/>\n'
+        for c in paper.categories
+    )
+    authors = "".join(
+        f"    <author>\n      <name>{escape(name)}</name>\n    </author>\n"
+        for name in paper.authors
+    )
+    comment = (
+        f"    <arxiv:comment>{escape(paper.comment)}</arxiv:comment>\n" if paper.comment else ""
+    )
+    return (
+        "  <entry>\n"
+        f"    <id>{abs_url.replace('https:', 'http:')}</id>\n"
+        f"    <title>{escape(paper.title)}</title>\n"
+        f"    <updated>{_atom_time(paper.updated or paper.published)}</updated>\n"
+        f'    <link href="{abs_url}" rel="alternate" type="text/html"/>\n'
+        f"    <summary>{escape(paper.abstract)}</summary>\n"
+        f"{categories}"
+        f"    <published>{_atom_time(paper.published)}</published>\n"
+        f"{comment}"
+        f"    <arxiv:primary_category term={quoteattr(paper.primary_category)}/>\n"
+        f"{authors}"
+        "  </entry>\n"
+    )
+
+
+def api_feed(papers: Iterable[Paper], *, total: int | None = None, start: int = 0) -> bytes:
+    """An API answer listing `papers` (one page of `total` results)."""
+    shown = list(papers)
+    entries = "".join(atom_entry(p) for p in shown)
+    return _atom_feed("arXiv Query", len(shown) if total is None else total, entries, start=start)
+
+
+def _author_matches(term: str, names: Iterable[str]) -> bool:
+    """`au:legg` / `au:legg_s`, read loosely as arXiv does: a name with that word (and an
+    other word starting with the initial); it cannot tell Shane Legg from Sarah Legg."""
+    surname, _, initial = term.partition("_")
+    for name in names:
+        words = fold(name).split()
+        if surname in words and (
+            not initial or any(w.startswith(initial) for w in words if w != surname)
+        ):
+            return True
+    return False
+
+
+def _term_matches(field: str, value: str, paper: Paper) -> bool:
+    if field == "au":
+        return _author_matches(value, paper.authors)
+    if field == "all":
+        text = " ".join(
+            (paper.title, paper.abstract, ", ".join(paper.authors), paper.comment or "")
+        )
+        return value in keyword_tokens(text)
+    if value.endswith("*"):  # cat:cs* (a whole archive)
+        return any(c.startswith(value[:-1]) for c in paper.categories)
+    return value in paper.categories
+
+
+_QUERY_TERM = re.compile(r"(au|all|cat):([\w.*-]+)")
+
+
+def evaluate_query(search_query: str, corpus: Iterable[Paper]) -> list[Paper] | None:
+    """Papers of `corpus` matching ANDed `au:`/`all:`/`cat:` terms; None if not understood."""
+    terms = []
+    for part in search_query.split(" AND "):
+        match = _QUERY_TERM.fullmatch(part.strip())
+        if match is None:
+            return None
+        terms.append(
+            (match.group(1), match.group(2).lower() if match.group(1) != "cat" else match.group(2))
+        )
+    return [p for p in corpus if all(_term_matches(f, v, p) for f, v in terms)]
 
 
 def api_error_feed(message: str, anchor: str) -> bytes:
@@ -212,6 +302,7 @@ class ArxivServer:
         self._api_by_ids: dict[frozenset[str], bytes] = {}
         self._api_by_query: dict[str, bytes] = {}
         self._default_api: bytes | None = None
+        self._corpus: list[Paper] | None = None
         self._authors: dict[str, _Document] = {}
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -314,6 +405,24 @@ class ArxivServer:
             self._api_by_query[search_query] = body
         else:
             self._default_api = body
+
+    def set_api_corpus(self, papers: Iterable[Paper]) -> None:
+        """Answer `search_query` requests from these papers (a query set with `set_api` wins).
+
+        Queries of ANDed `au:`, `all:` and `cat:` terms are evaluated; results come
+        newest `published` first (the `sortBy=submittedDate` order), paged by `start`
+        and `max_results`. Anything else gets arXiv's HTTP 400 error document.
+        """
+        self._corpus = list(papers)
+
+    def api_requests(self, search_query: str | None = None) -> list[RecordedRequest]:
+        """The API requests received (with this exact `search_query`, when given)."""
+        return [
+            r
+            for r in self.requests
+            if r.path == "/api/query"
+            and (search_query is None or r.query.get("search_query") == search_query)
+        ]
 
     def set_author_feed(
         self,
@@ -437,8 +546,30 @@ class ArxivServer:
             body = self._api_by_ids.get(frozenset(ids))
         if body is None and "search_query" in request.query:
             body = self._api_by_query.get(request.query["search_query"])
+            if body is None and self._corpus is not None and not ids:
+                return self._answer_from_corpus(request, self._corpus)
         if body is None:
             body = self._default_api if self._default_api is not None else empty_api_feed()
+        return web.Response(status=200, body=body, headers={"Content-Type": ATOM_CONTENT_TYPE})
+
+    @staticmethod
+    def _answer_from_corpus(request: web.Request, corpus: list[Paper]) -> web.Response:
+        query = request.query["search_query"]
+        found = evaluate_query(query, corpus)
+        try:
+            start = int(request.query.get("start", "0"))
+            max_results = int(request.query.get("max_results", "10"))
+        except ValueError:
+            found = None
+        if found is None:
+            error = api_error_feed(f"malformed query {query}", "malformed_query")
+            return web.Response(status=400, body=error, headers={"Content-Type": ATOM_CONTENT_TYPE})
+        oldest = datetime.min.replace(tzinfo=UTC)
+        if request.query.get("sortBy") == "submittedDate":
+            descending = request.query.get("sortOrder", "descending") == "descending"
+            found.sort(key=lambda p: (p.published or oldest, p.id), reverse=descending)
+        page = found[start : start + max_results]
+        body = api_feed(page, total=len(found), start=start)
         return web.Response(status=200, body=body, headers={"Content-Type": ATOM_CONTENT_TYPE})
 
     async def _handle_author(self, request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 Every request to arXiv (RSS, API, author feeds, OAI-PMH) goes through one
 `ArxivClient`, and every client of one process shares one `RequestLimiter`, so
 arXiv's terms hold across all sources together: one connection at a time and at
-least `delay` seconds (3 in production) between requests.
+least `delay` seconds (3 in production) between requests. Waiting callers go in
+`Priority` order: the alert poll before interactive look-ups.
 
 The client only moves bytes. It does conditional GETs, retries what is worth
 retrying with exponential back-off (honouring `Retry-After`), caps the body
@@ -14,6 +15,8 @@ a 200 answer is an HTML error page rather than a feed, is the parser's job.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import re
@@ -23,6 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import IntEnum
 from importlib import metadata
 
 import aiohttp
@@ -121,6 +125,13 @@ class FetchResult:
         return self.status == 304
 
 
+class Priority(IntEnum):
+    """Who gets the arXiv connection first when several callers wait (lower goes first)."""
+
+    POLL = 0  # alert polls and everything else that feeds alerts
+    LOOKUP = 1  # interactive look-ups: they can answer from the store meanwhile
+
+
 class RequestLimiter:
     """Keeps requests one at a time and at least `delay` seconds apart.
 
@@ -131,25 +142,63 @@ class RequestLimiter:
     `slot()` covers one request. `turn()` holds the connection for a series of
     attempts (a request and its retries), each made inside `turn.request()`, so a
     caller backing off from a rate limit keeps everyone else waiting too.
+
+    Waiters are served by `Priority`, first come first served within one
+    priority: a poll that arrives behind forty queued look-ups goes next.
     """
 
     def __init__(self, delay: float = 3.0) -> None:
         if delay < 0:
             raise ValueError("delay must be >= 0")
         self.delay = delay
-        self._lock = asyncio.Lock()  # FIFO, so concurrent callers take turns fairly
+        self._held = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._order = itertools.count()
         self._last_end: float | None = None
 
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[LimiterTurn]:
-        """Wait until no one else holds the arXiv connection, then hold it."""
-        async with self._lock:
-            yield LimiterTurn(self)
+    def waiting(self, priority: Priority | None = None) -> int:
+        """How many callers wait for the connection (of `priority`, or in all)."""
+        return sum(
+            1
+            for p, _, future in self._waiters
+            if not future.done() and (priority is None or p == priority)
+        )
+
+    async def _acquire(self, priority: Priority) -> None:
+        if not self._held and not self._waiters:
+            self._held = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (int(priority), next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed the connection just as we were cancelled
+            raise
+
+    def _release(self) -> None:
+        # Hand the connection straight to the next waiter, so nobody can cut in.
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():  # skip waiters that were cancelled
+                future.set_result(None)
+                return
+        self._held = False
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def turn(self, priority: Priority = Priority.POLL) -> AsyncIterator[LimiterTurn]:
+        """Wait until no one else holds the arXiv connection, then hold it."""
+        await self._acquire(priority)
+        try:
+            yield LimiterTurn(self)
+        finally:
+            self._release()
+
+    @asynccontextmanager
+    async def slot(self, priority: Priority = Priority.POLL) -> AsyncIterator[None]:
         """Hold the arXiv connection for one request, spaced from the previous one."""
-        async with self.turn() as turn, turn.request():
+        async with self.turn(priority) as turn, turn.request():
             yield
 
     async def _wait_gap(self) -> None:
@@ -255,6 +304,8 @@ class ArxivClient:
         etag: str | None = None,
         last_modified: str | None = None,
         params: Mapping[str, str] | None = None,
+        priority: Priority = Priority.POLL,
+        max_retries: int | None = None,
     ) -> FetchResult:
         """GET `url`, conditionally when validators are given, retrying transient failures.
 
@@ -264,9 +315,14 @@ class ArxivClient:
         its typed API error with arXiv's own message. Any other 4xx raises at once.
         An HTML page served with 200 is returned as is; rejecting it is the parser's job.
 
+        `priority` places the request among those waiting for the connection;
+        `max_retries` overrides the client's (a look-up with a user waiting gives up
+        at once and answers from the store instead of backing off for minutes).
+
         Note: aiohttp itself resends a GET once, at once, when the server hangs up
         before answering; only our own retries are spaced and counted.
         """
+        retries = self._max_retries if max_retries is None else max(0, max_retries)
         full_url = URL(url).update_query(params) if params else URL(url)
         headers = {"User-Agent": self._user_agent}
         if etag is not None:
@@ -277,14 +333,14 @@ class ArxivClient:
         # The whole series of attempts is one turn of the limiter: arXiv rate-limits
         # the client, not the URL, so while we back off from a 429/503 every other
         # arXiv request of the process waits as well, and our retry keeps its place.
-        async with self._limiter.turn() as turn:
+        async with self._limiter.turn(priority) as turn:
             attempt = 0
             while True:
                 try:
                     async with turn.request():
                         return await self._attempt(full_url, headers, etag, last_modified)
                 except _Retry as retry:
-                    if attempt >= self._max_retries:
+                    if attempt >= retries:
                         error = retry.error
                         raise type(error)(
                             f"{error} (gave up after {attempt + 1} attempts)",
@@ -294,9 +350,7 @@ class ArxivClient:
                         ) from None
                     delay = self._backoff(attempt, retry.retry_after)
                     attempt += 1
-                    log.warning(
-                        "%s; retry %d/%d in %.1fs", retry.error, attempt, self._max_retries, delay
-                    )
+                    log.warning("%s; retry %d/%d in %.1fs", retry.error, attempt, retries, delay)
                     await self._sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -468,8 +522,14 @@ class ArxivClient:
         max_results: int = 50,
         sort_by: str = "submittedDate",
         sort_order: str = "descending",
+        priority: Priority = Priority.POLL,
+        max_retries: int | None = None,
     ) -> FetchResult:
-        """Run one arXiv API query (one page); an error document comes back with status 400."""
+        """Run one arXiv API query (one page); an error document comes back with status 400.
+
+        `search_query` goes to arXiv as is: build it with `bot.arxiv.queries`, never
+        from raw user text.
+        """
         if search_query is None and not id_list:
             raise ValueError("give search_query, id_list or both")
         if not 1 <= max_results <= API_MAX_RESULTS:
@@ -491,7 +551,9 @@ class ArxivClient:
             sortBy=sort_by,
             sortOrder=sort_order,
         )
-        return await self.get(self._api_url, params=params)
+        return await self.get(
+            self._api_url, params=params, priority=priority, max_retries=max_retries
+        )
 
     def author_feed_url(self, author_id_or_orcid: str) -> str:
         """The Atom feed URL of an arXiv author id (`legg_s_1`) or ORCID."""

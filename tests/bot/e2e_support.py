@@ -209,6 +209,9 @@ def settings_for(db_path: Path, arxiv: ArxivServer, **overrides: Any) -> Setting
         "arxiv_delay": 0.0,
         "arxiv_max_retries": 0,
         "delivery_interval_seconds": 0.1,
+        # The announcement cycle's rebuild window depends on the time of day; tests that
+        # exercise it set a window and the scheduler's clock.
+        "rebuild_window_minutes": 0.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -8,10 +8,12 @@ import os
 import sqlite3
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from storage.models import Paper
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted
 
 RSS_FIXTURE = FIXTURES / "rss2024_new_all-archives_2024-11-28.xml"
@@ -222,3 +224,53 @@ async def test_db_migrate_stats_backup(env: dict[str, str], tmp_path: Path) -> N
     assert result.code == 0, result.err
     with sqlite3.connect(backup) as conn:
         assert conn.execute("SELECT count(*) FROM papers").fetchone()[0] == 1504
+
+
+def _api_paper(number: int, authors: tuple[str, ...]) -> Paper:
+    return Paper(
+        id=f"2402.{number:05d}",
+        version=1,
+        title=f"Look-up paper {number}",
+        abstract="We study grokking.",
+        authors=authors,
+        primary_category="cs.LG",
+        categories=("cs.LG",),
+        published=datetime(2024, 2, number, tzinfo=UTC),
+    )
+
+
+async def test_author_asks_arxiv_once_across_runs(
+    env: dict[str, str], arxiv_server: ArxivServer
+) -> None:
+    """`author` on an empty store lists arXiv's papers by that name; a second run the same
+    day (another process) asks nothing; --offline never asks."""
+    arxiv_server.set_api_corpus(
+        [
+            _api_paper(1, ("Shane Legg",)),
+            _api_paper(2, ("Sarah Legg",)),
+            _api_paper(3, ("S. Legg",)),
+        ]
+    )
+    first = await paperbell(env, "author", "Shane Legg", "--json")
+    assert first.code == 0, first.err
+    assert [p["id"] for p in json.loads(first.out)] == ["2402.00003", "2402.00001"]
+    assert [r.query["search_query"] for r in arxiv_server.api_requests()] == ["au:legg_s"]
+    second = await paperbell(env, "author", "Legg, S.")
+    assert second.code == 0 and "2402.00003" in second.out
+    offline = await paperbell(env, "search", "grokking", "--offline")
+    assert offline.code == 0 and "2402.00001" in offline.out
+    assert len(arxiv_server.api_requests()) == 1
+
+
+async def test_search_when_arxiv_fails_prints_stored_results_and_a_note(
+    env: dict[str, str], arxiv_server: ArxivServer
+) -> None:
+    """A 503 from arXiv leaves --json output clean and says why on stderr."""
+    arxiv_server.enqueue(Scripted(status=503, path="/api/query"))
+    result = await paperbell(env, "search", "grokking", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == []
+    assert result.err.strip() == (
+        "paperbell: Stored results only: arXiv answered with an error (503); "
+        "try again in a few minutes."
+    )

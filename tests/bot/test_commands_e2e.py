@@ -252,7 +252,8 @@ async def test_search_filters_and_bad_input(env: Env) -> None:
         ({"query": "learning", "category": "cs.LGG"}, "Did you mean"),
         ({"query": "learning", "since": "yesterday"}, "YYYY-MM-DD"),
         ({"query": "x" * 5000}, "limit is 300"),
-        ({"query": "zzyzzyqqq"}, "No stored paper"),
+        # Within the user's arXiv cooldown: the store answers, privately, and says why.
+        ({"query": "zzyzzyqqq"}, "No paper matches that search. Stored results only"),
     ]:
         bad = await env.run(env.member, "search", options)
         assert expected in await private_text(env, bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,28 @@ def test_every_setting_is_in_env_example_and_readme() -> None:
     for name in setting_names():
         assert name in readme, f"{name} missing from README"
         assert name in example, f"{name} missing from deploy/.env.example"
+
+
+def test_rebuild_window_settings() -> None:
+    """The rebuild window reads HH:MM (New York time) and minutes up to 12 hours; 0 is off."""
+    settings = load_settings(
+        {
+            "PAPERBELL_REBUILD_WINDOW_START": "0:05",
+            "PAPERBELL_REBUILD_WINDOW_MINUTES": "0",
+            "PAPERBELL_REBUILD_CHECK_SECONDS": "12.5",
+        }
+    )
+    assert settings.rebuild_window_start == time(0, 5)
+    assert settings.rebuild_window_minutes == 0.0
+    assert settings.rebuild_check_seconds == 12.5
+    assert load_settings({}).rebuild_window_start == time(23, 58)
+    for name, value in [
+        ("PAPERBELL_REBUILD_WINDOW_START", "24:00"),
+        ("PAPERBELL_REBUILD_WINDOW_START", "23.58"),
+        ("PAPERBELL_REBUILD_WINDOW_START", "11:58 pm"),
+        ("PAPERBELL_REBUILD_WINDOW_MINUTES", "721"),
+        ("PAPERBELL_REBUILD_WINDOW_MINUTES", "-1"),
+        ("PAPERBELL_REBUILD_CHECK_SECONDS", "0"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            load_settings({name: value})

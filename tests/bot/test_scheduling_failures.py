@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bot.cadence import EASTERN
 from bot.scheduling import PollScheduler
 from bot.services import PollReport
 from storage.models import SubscriptionKind
@@ -40,6 +42,9 @@ async def test_poll_jobs_outlive_an_unexpected_exception(
             kind=SubscriptionKind.CATEGORY, value="cs.LG",
         )  # fmt: skip
         scheduler: PollScheduler = bot.poll_scheduler
+        # Noon US Eastern: outside the rebuild window, so the cycle polls everything itself.
+        noon = datetime.now(EASTERN).replace(hour=12, minute=0, second=0, microsecond=0)
+        scheduler.clock = lambda: noon.astimezone(UTC)
 
         async def broken_poll(*_args: object, **_kwargs: object) -> PollReport:
             raise OverflowError("date value out of range")

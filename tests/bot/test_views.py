@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -83,6 +84,23 @@ async def test_owner_turns_pages() -> None:
     assert kwargs["embed"].title == "page 1" and kwargs["view"] is view
     await view.previous_page.callback(make_interaction(OWNER))
     assert view.page == 0 and pages.asked == [0, 1, 0]
+
+
+async def test_slow_page_is_loaded_behind_a_deferral() -> None:
+    """A page slower than `slow_load` (one that asks arXiv) is acknowledged first, then edited."""
+
+    async def slow(page: int) -> tuple[discord.Embed, bool]:
+        await asyncio.sleep(0.2)
+        return discord.Embed(title=f"page {page}"), False
+
+    view = Paginator(slow, owner_id=OWNER)
+    view.slow_load = 0.05
+    click = make_interaction(OWNER)
+    await view.next_page.callback(click)
+    click.response.defer.assert_awaited_once()
+    click.response.edit_message.assert_not_called()
+    kwargs = click.edit_original_response.call_args.kwargs
+    assert kwargs["embed"].title == "page 1" and kwargs["view"] is view
 
 
 async def test_others_cannot_page() -> None:

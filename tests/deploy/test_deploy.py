@@ -761,3 +761,28 @@ def test_readme_shard_override_covers_every_shard_once() -> None:
         assert service.get("image", variant["image"]) == variant["image"]
     assert len(counts) == 1
     assert sorted(shard_ids) == list(range(counts.pop()))
+
+
+def test_env_example_shows_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """.env.example says "the value shown is the default": uncommenting any of its lines
+    changes nothing (PAPERBELL_DATABASE included)."""
+    from bot.config import Settings
+    from bot.discord_endpoints import DISCORD_API_URL, DISCORD_GATEWAY_URL
+
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    text = (DEPLOY / ".env.example").read_text("utf-8")
+    assert "the value shown is the default" in text
+    default = load_settings({})
+    assert default == Settings()
+    # These two default to "Discord's own", which discord_endpoints spells out.
+    effective = {
+        "PAPERBELL_DISCORD_API_URL": DISCORD_API_URL,
+        "PAPERBELL_DISCORD_GATEWAY_URL": DISCORD_GATEWAY_URL,
+    }
+    shown = re.findall(r"^# (PAPERBELL_\w+)=(.*)$", text, re.MULTILINE)
+    assert len(shown) >= 20
+    for name, value in shown:
+        if name in effective:
+            assert value == effective[name], name
+        else:
+            assert load_settings({name: value}) == default, (name, value)

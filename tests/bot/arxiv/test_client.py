@@ -21,6 +21,7 @@ from bot.arxiv.client import (
     ArxivRateLimitError,
     ArxivTimeoutError,
     BodyTooLargeError,
+    Priority,
     RequestLimiter,
 )
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted
@@ -640,6 +641,62 @@ async def test_backoff_pauses_other_callers(arxiv_server: ArxivServer, make_clie
     await asyncio.gather(first_task, second_task)
 
     assert [r.path for r in arxiv_server.requests] == ["/rss/cs.AI", "/rss/cs.AI", "/rss/cs.LG"]
+
+
+async def test_poll_goes_ahead_of_queued_lookups(
+    arxiv_server: ArxivServer, make_client: Any
+) -> None:
+    """A poll that arrives behind queued look-ups is the next request arXiv sees."""
+    limiter = RequestLimiter(0)
+    client = make_client(limiter=limiter)
+    arxiv_server.enqueue(Scripted(delay=0.2, passthrough=True))  # the look-up in flight
+    lookups = [
+        asyncio.create_task(
+            client.query_api(id_list=[f"2501.0000{n}"], max_results=1, priority=Priority.LOOKUP)
+        )
+        for n in range(1, 6)
+    ]
+    await arxiv_server.wait_for_requests(1)
+    assert limiter.waiting(Priority.LOOKUP) == 4
+    poll = asyncio.create_task(client.fetch_rss(client.rss_urls(["cs.AI"])[0]))
+    await asyncio.gather(poll, *lookups)
+
+    paths = [r.path for r in arxiv_server.requests]
+    assert paths[1] == "/rss/cs.AI", paths
+    ids = [r.query.get("id_list") for r in arxiv_server.requests if r.path == "/api/query"]
+    assert ids == [f"2501.0000{n}" for n in range(1, 6)]  # first come, first served
+    assert arxiv_server.max_in_flight == 1
+
+
+async def test_cancelled_waiter_does_not_block_the_limiter(
+    arxiv_server: ArxivServer, make_client: Any
+) -> None:
+    """A caller cancelled while waiting gives up its place; the others still get theirs."""
+    limiter = RequestLimiter(0)
+    client = make_client(limiter=limiter)
+    arxiv_server.enqueue(Scripted(delay=0.2, passthrough=True))
+    first = asyncio.create_task(client.fetch_rss(client.rss_urls(["cs.AI"])[0]))
+    await arxiv_server.wait_for_requests(1)
+    doomed = asyncio.create_task(client.query_api(id_list=["2501.00001"], priority=Priority.LOOKUP))
+    last = asyncio.create_task(client.query_api(id_list=["2501.00002"], priority=Priority.LOOKUP))
+    await asyncio.sleep(0.01)
+    doomed.cancel()
+    await asyncio.wait_for(asyncio.gather(first, last), 5)
+    assert limiter.waiting() == 0
+    assert [r.query.get("id_list") for r in arxiv_server.requests[1:]] == ["2501.00002"]
+
+
+async def test_max_retries_override_gives_up_at_once(
+    arxiv_server: ArxivServer, make_client: Any, sleeps: RecordingSleep
+) -> None:
+    """A look-up asking for no retries raises on the first 503 without backing off."""
+    arxiv_server.enqueue(Scripted(status=503, headers={"Retry-After": "30"}))
+    client = make_client(max_retries=4)
+    with pytest.raises(ArxivHTTPError) as caught:
+        await client.query_api(search_query="au:legg_s", max_retries=0)
+    assert caught.value.retryable
+    assert sleeps.delays == []
+    assert len(arxiv_server.requests) == 1
 
 
 def test_limiter_rejects_negative_delay() -> None:
