@@ -399,9 +399,15 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
                 line += f" ({redact_urls(feed.error)})"
             else:
                 line += f", {feed.items} items, {len(feed.new)} new"
+                if feed.skipped:
+                    line += f", {len(feed.skipped)} skipped"
             out.write(line + "\n")
         for paper in report.new:
             print_paper_line(paper, out)
+    _report_skips(
+        [f"{feed.url}: {skip}" for feed in report.feeds for skip in feed.skipped],
+        [f"warning: {warning}" for warning in report.warnings],
+    )
     if report.errors and len(report.errors) == len(report.feeds):
         first = report.errors[0]
         raise UpstreamFailure(
@@ -432,7 +438,11 @@ async def _cmd_import(args: argparse.Namespace, settings: Settings, out: TextIO)
     _check_import_paths(args.files)
     async with open_service(settings, network=False) as service:
         report = await service.import_files(args.files, progress_stream=sys.stderr)
-    out.write(f"imported {report.papers} papers ({report.new} new) from {report.files} files\n")
+    skipped = f", {len(report.skipped)} items skipped" if report.skipped else ""
+    out.write(
+        f"imported {report.papers} papers ({report.new} new) from {report.files} files{skipped}\n"
+    )
+    _report_skips(report.skipped, [])
     if report.bad_lines:
         out.write(f"skipped {report.bad_lines} bad lines\n")
         for path, line_error in report.line_errors:
@@ -467,6 +477,19 @@ async def _cmd_harvest(args: argparse.Namespace, settings: Settings, out: TextIO
         f"{report.total_records:,} records in this harvest\n"
     )
     return EXIT_OK
+
+
+_SHOWN_SKIPS = 20
+
+
+def _report_skips(skips: Sequence[str], warnings: Sequence[str]) -> None:
+    """Items left out (the first few, then a count) and warnings, one line each on stderr."""
+    for line in skips[:_SHOWN_SKIPS]:
+        sys.stderr.write(f"paperbell: {redact_urls(line)}\n")
+    if len(skips) > _SHOWN_SKIPS:
+        sys.stderr.write(f"paperbell: … and {len(skips) - _SHOWN_SKIPS} more items skipped\n")
+    for line in warnings:
+        sys.stderr.write(f"paperbell: {redact_urls(line)}\n")
 
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

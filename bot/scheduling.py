@@ -227,8 +227,11 @@ class PollScheduler:
             )
 
     async def safety_poll(self) -> None:
-        with contextlib.suppress(UserError):  # already logged by poll_once
-            await self.poll_once(reason="interval")
+        try:
+            with contextlib.suppress(UserError):  # already logged by poll_once
+                await self.poll_once(reason="interval")
+        except Exception:  # the job and its schedule outlive any failure
+            log.exception("interval poll failed")
 
     async def announcement_cycle(self) -> None:
         """Poll until every feed has served tonight's listing: inside the rebuild window
@@ -255,8 +258,11 @@ class PollScheduler:
                     self._rebuild_checks(), name="paperbell-rebuild-checks"
                 )
             return
-        with contextlib.suppress(UserError):  # already logged by poll_once
-            await self.poll_once(reason="announcement")
+        try:
+            with contextlib.suppress(UserError):  # already logged by poll_once
+                await self.poll_once(reason="announcement")
+        except Exception:  # a failed poll must not end the night's retries
+            log.exception("announcement poll failed; retrying on schedule")
         urls = await self._tonights_urls()
         if urls is not None and all(url in self._cycle_fresh for url in urls):
             self._listing_in(urls)

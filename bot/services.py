@@ -8,6 +8,7 @@ goes through here, so the CLI and Discord always agree.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,8 +26,8 @@ from bot.announcements import (
     publication_note,
     quiet_listing_note,
 )
-from bot.arxiv.client import ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError, parse_atom, parse_document, parse_rss
+from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
+from bot.arxiv.feeds import FeedError, RssListing, parse_atom, parse_document_report, parse_rss
 from bot.arxiv.oai import is_oai_document, parse_list_records
 from bot.arxiv.snapshot import SnapshotLineError
 from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
@@ -97,6 +98,14 @@ class FeedPoll:
     error: str | None = None
     build_date: str | None = None
     seconds: float = 0.0  # wall time of fetch + parse + ingest for this URL
+    skipped: tuple[str, ...] = ()  # items left out of the listing, each with its reason
+    listed: int = 0  # <item> elements in the listing, skipped ones included
+    warning: str | None = None  # e.g. a one-category listing cut at arXiv's item cap
+
+    @property
+    def capped(self) -> bool:
+        """The listing holds as many items as rss.arxiv.org serves at most: maybe cut short."""
+        return self.listed >= RSS_ITEM_CAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,14 @@ class PollReport:
     def errors(self) -> tuple[FeedPoll, ...]:
         return tuple(f for f in self.feeds if f.outcome is PollOutcome.ERROR)
 
+    @property
+    def skipped(self) -> int:
+        return sum(len(f.skipped) for f in self.feeds)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(f"{f.url}: {f.warning}" for f in self.feeds if f.warning)
+
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
@@ -140,6 +157,7 @@ class ImportReport:
     # Snapshot files: bad lines are reported (the first MAX_REPORTED_LINES) but not fatal.
     bad_lines: int = 0
     line_errors: list[tuple[Path, SnapshotLineError]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "<file>: item N (...) skipped: why"
 
 
 class PaperService:
@@ -209,7 +227,9 @@ class PaperService:
             )
             deliveries = 0
             if fresh and alert:
-                keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
+                # Matching is pure CPU (tokens of every title and abstract): off the loop.
+                announced = [as_announced(by_id[a.paper_id], a) for a in fresh]
+                keys = await asyncio.to_thread(match_keys, announced)
                 candidates = await self.subscriptions.candidates(
                     conn,
                     categories=keys.categories,
@@ -217,7 +237,7 @@ class PaperService:
                     keyword_tokens=keys.keyword_tokens,
                     paper_ids=keys.paper_ids,
                 )
-                alerts = alerts_for(fresh, by_id, candidates)
+                alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates)
                 if alerts:
                     deliveries = await self.outbox.enqueue(conn, alerts, now=now)
         if fresh:
@@ -254,24 +274,49 @@ class PaperService:
             urls = client.rss_urls(cats)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
-        results = []
+        results: list[FeedPoll] = []
         for url in urls:
-            started = time.perf_counter()
-            result = await self._poll_url(client, url, dry_run=dry_run)
-            results.append(replace(result, seconds=time.perf_counter() - started))
+            results.extend(await self._poll_covering(client, url, dry_run=dry_run))
         if not dry_run:
             await self._after_poll(results, cats, scheduled=not categories)
         return PollReport(tuple(results), cats)
+
+    async def _poll_covering(
+        self, client: ArxivClient, url: str, *, dry_run: bool
+    ) -> list[FeedPoll]:
+        """Poll `url`; when its listing hit arXiv's item cap, poll its categories again in
+        halves (their own URLs and feed states), down to one category per URL."""
+        started = time.perf_counter()
+        result = await self._poll_url(client, url, dry_run=dry_run)
+        result = replace(result, seconds=time.perf_counter() - started)
+        if not result.capped:
+            return [result]
+        categories = _url_categories(url)
+        if len(categories) < 2:
+            warning = (
+                f"listing truncated: {result.listed:,} items is the most arXiv serves per "
+                "listing, so some papers of this category may be missing"
+            )
+            log.warning("%s url=%s", warning, redact_urls(url))
+            return [replace(result, warning=warning)]
+        log.info(
+            "listing hit the %d-item cap url=%s; refetching its %d categories in two groups",
+            RSS_ITEM_CAP, redact_urls(url), len(categories),
+        )  # fmt: skip
+        results = [result]
+        half = (len(categories) + 1) // 2
+        for group in (categories[:half], categories[half:]):
+            for sub_url in client.rss_urls(group, max_categories_per_url=len(group)):
+                results.extend(await self._poll_covering(client, sub_url, dry_run=dry_run))
+        return results
 
     async def poll_urls(self, urls: Sequence[str]) -> PollReport:
         """One pass over some RSS URLs from `rss_urls`: the announcement cycle checks those
         still serving yesterday's listing one at a time inside the rebuild window."""
         client = self._require_client()
-        results = []
+        results: list[FeedPoll] = []
         for url in urls:
-            started = time.perf_counter()
-            result = await self._poll_url(client, url, dry_run=False)
-            results.append(replace(result, seconds=time.perf_counter() - started))
+            results.extend(await self._poll_covering(client, url, dry_run=False))
         cats = {cat for url in urls for cat in url.rstrip("/").rsplit("/", 1)[-1].split("+")}
         # No publication check here: inside the rebuild window every second counts;
         # the hourly safety poll does it.
@@ -302,42 +347,62 @@ class PaperService:
                 log.exception("publication check failed")
 
     async def _poll_url(self, client: ArxivClient, url: str, *, dry_run: bool) -> FeedPoll:
-        state = None if dry_run else await self.feeds.get(url)
+        """Poll one URL; whatever goes wrong is recorded in its feed state, never raised."""
         started = self.clock()
         try:
-            fetched = await client.fetch_rss(
-                url,
-                etag=state.etag if state else None,
-                last_modified=state.last_modified if state else None,
-            )
-            if fetched.not_modified:
-                if not dry_run:
-                    await self.feeds.record_not_modified(url, at=started)
-                return FeedPoll(url, PollOutcome.NOT_MODIFIED)
-            listing = parse_rss(fetched.body)
+            return await self._fetch_and_ingest(client, url, started, dry_run=dry_run)
         except (ArxivHTTPError, FeedError) as exc:
             # Stored, logged and shown in /paperbell status: never with the URL's credentials.
-            message = redact_urls(str(exc))
+            message = _one_line(redact_urls(str(exc)))
             log.warning("poll failed url=%s error=%s", redact_urls(url), message)
-            if not dry_run:
+        except Exception as exc:  # a bug or a surprise must not stop the URLs after this one
+            message = _one_line(redact_urls(f"{type(exc).__name__}: {exc}"))
+            log.error("poll failed url=%s error=%s", redact_urls(url), message, exc_info=True)
+        if not dry_run:
+            try:
                 await self.feeds.record_failure(url, message, at=started)
-            return FeedPoll(url, PollOutcome.ERROR, error=message)
+            except Exception:
+                log.exception("cannot record the poll failure url=%s", redact_urls(url))
+        return FeedPoll(url, PollOutcome.ERROR, error=message)
+
+    async def _fetch_and_ingest(
+        self, client: ArxivClient, url: str, started: datetime, *, dry_run: bool
+    ) -> FeedPoll:
+        state = None if dry_run else await self.feeds.get(url)
+        fetched = await client.fetch_rss(
+            url,
+            etag=state.etag if state else None,
+            last_modified=state.last_modified if state else None,
+        )
+        if fetched.not_modified:
+            if not dry_run:
+                await self.feeds.record_not_modified(url, at=started)
+            return FeedPoll(url, PollOutcome.NOT_MODIFIED)
+        # Parsing a listing is seconds of CPU on a hostile one: never on the event loop.
+        listing: RssListing = await asyncio.to_thread(parse_rss, fetched.body)
+        skipped = tuple(str(skip) for skip in listing.skips)
 
         build = listing.build_date.isoformat() if listing.build_date else None
         stale = state is not None and build is not None and state.last_build == build
         if dry_run:
             known = {p.id for p in await self.papers.get_many([p.id for p in listing.papers])}
             new = tuple(p for p in listing.papers if p.id not in known)
-            return FeedPoll(url, PollOutcome.NEW_LISTING, len(listing.papers), new, 0, None, build)
+            return FeedPoll(
+                url, PollOutcome.NEW_LISTING, len(listing.papers), new, 0, None, build,
+                skipped=skipped, listed=listing.items,
+            )  # fmt: skip
         # A listing this URL already served was processed (its feed state is recorded
         # after its alerts were queued): record it again, but alert nothing. This also
         # keeps a store migrated from before announcements from alerting old listings.
         day = listing_day(listing.pub_date or listing.build_date, fallback=started)
         outcome = await self.announce(listing.papers, listing_date=day, alert=not stale)
+        # A capped listing of several categories is refetched in smaller groups; without
+        # validators the next poll fetches it whole again (a 304 would hide the cap).
+        split = listing.items >= RSS_ITEM_CAP and len(_url_categories(url)) > 1
         await self.feeds.record_success(
             url,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
+            etag=None if split else fetched.etag,
+            last_modified=None if split else fetched.last_modified,
             build_date=build,
             at=started,
         )
@@ -349,6 +414,8 @@ class PaperService:
             outcome.deliveries,
             None,
             build,
+            skipped=skipped,
+            listed=listing.items,
         )
 
     async def import_files(
@@ -375,15 +442,21 @@ class PaperService:
                 continue
             try:
                 if is_oai_document(data):
-                    batch = parse_list_records(data).papers
+                    oai = await asyncio.to_thread(parse_list_records, data)
+                    batch = list(oai.papers)
                     async with CatalogueWriter(self.db) as writer:
-                        stored = await writer.store(batch, now=self.clock())
-                    new = stored.new
+                        new = (await writer.store(batch, now=self.clock())).new
                 else:
-                    batch = parse_document(data)
+                    parsed = await asyncio.to_thread(parse_document_report, data)
+                    batch = list(parsed.papers)
+                    report.skipped.extend(f"{path}: {skip}" for skip in parsed.skips)
                     new = len((await self.ingest(batch)).new)
             except FeedError as exc:
                 report.errors.append(f"{path}: {exc}")
+                continue
+            except Exception as exc:  # one broken file must not stop the others
+                log.error("import failed file=%s", path, exc_info=True)
+                report.errors.append(f"{path}: unreadable ({type(exc).__name__})")
                 continue
             report.files += 1
             report.papers += len(batch)
@@ -569,3 +642,13 @@ class PaperService:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.meta.set(key, value)
+
+
+def _url_categories(url: str) -> list[str]:
+    """The categories of an RSS listing URL (`.../rss/cs.AI+cs.LG`)."""
+    return [c for c in url.rstrip("/").rsplit("/", 1)[-1].split("+") if c]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -17,6 +17,13 @@ other free-text fields have line breaks and runs of whitespace collapsed;
 author names lose their parenthesised affiliations, and TeX accents
 (`Del\\'etang`, `Przemys{\\l}aw`, which the RSS feeds and OAI metadata carry)
 become Unicode, so a name reads the same whichever feed it came from.
+
+Feed text is a stranger's: every cleaner here runs in linear time (no regex
+that can backtrack over a long run, no loop that rescans the text), and a
+record over a size cap (`bot.arxiv.caps`), with an out-of-range date or that
+trips anything else is skipped whole and reported with its reason
+(`SkippedItem`), never allowed to sink the rest of the document. Parsing is
+CPU work: callers on an event loop run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from xml.parsers import expat
 
 import feedparser
 
+from bot.arxiv.caps import ItemSkippedError, check_caps, date_in_range
 from bot.arxiv.ids import ArxivId, parse_arxiv_id_or_none
 from storage.models import AnnounceType, Paper
 
@@ -56,6 +64,19 @@ class ArxivApiError(FeedError):
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """A record left out of a parse result: its position, its id as given, and why."""
+
+    index: int
+    ref: str  # guid/id text as the document gave it, shortened; "" when it had none
+    reason: str
+
+    def __str__(self) -> str:
+        ref = f" ({self.ref})" if self.ref else ""
+        return f"item {self.index + 1}{ref} skipped: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class RssListing:
     """One rss.arxiv.org listing.
 
@@ -70,6 +91,8 @@ class RssListing:
     skipped: int = 0
     pub_date: datetime | None = None
     last_build_date: datetime | None = None
+    skips: tuple[SkippedItem, ...] = ()
+    items: int = 0  # <item> elements in the document, skipped ones included
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +104,7 @@ class AtomResult:
     start_index: int | None
     items_per_page: int | None = None
     skipped: int = 0
+    skips: tuple[SkippedItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,15 @@ class OaiPage:
     cursor: int | None
     skipped: int = 0
     deleted: int = 0
+    skips: tuple[SkippedItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """The papers of any saved document (`parse_document_report`) and what was skipped."""
+
+    papers: tuple[Paper, ...]
+    skips: tuple[SkippedItem, ...] = ()
 
 
 # ---- document checks ------------------------------------------------------------------------
@@ -336,7 +369,7 @@ def tex_accents_to_unicode(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("{", "").replace("}", ""))
 
 
-_PARENTHESISED = re.compile(r"\s*\([^()]*\)")
+_PAREN_RUN = re.compile(r"\(+|\)+")
 # " and " separates authors ("A, B and C") except inside a group's own name.
 _GROUP_WORDS = ("collaboration", "consortium", "team", "group", "project", "survey", "network")
 
@@ -351,12 +384,57 @@ def clean_author_name(name: str) -> str:
 
 
 def _strip_parenthesised(text: str) -> str:
-    # Innermost groups first, so "(1) Univ (Dept)" nests out cleanly.
-    while True:
-        stripped = _PARENTHESISED.sub("", text)
-        if stripped == text:
-            return stripped
-        text = stripped
+    """Drop every balanced `(...)` group, nested ones included, with the whitespace before it.
+
+    An unclosed `(` and a stray `)` stay. One pass over runs of parentheses with a
+    stack of open runs: linear however deep the nesting or long the runs of spaces
+    (a regex loop stripping innermost groups first was quadratic on both).
+    """
+    if ")" not in text:
+        return text
+    pieces: list[str] = []
+    # [index in `pieces` of a run of "(", how many of them are still open]; the run's
+    # piece is a placeholder until the end, so closing part of a long run copies nothing.
+    opened: list[list[int]] = []
+    pos = 0
+    for run in _PAREN_RUN.finditer(text):
+        start, end = run.span()
+        if start > pos:
+            pieces.append(text[pos:start])
+        pos = end
+        count = end - start
+        if text[start] == "(":
+            opened.append([len(pieces), count])
+            pieces.append("")
+            continue
+        closed_run = False
+        while count and opened:
+            index, still_open = opened[-1]
+            if still_open > count:  # the innermost `count` groups of this run close
+                opened[-1][1] = still_open - count
+                del pieces[index + 1 :]
+                count, closed_run = 0, False
+            else:
+                opened.pop()
+                del pieces[index:]
+                count -= still_open
+                closed_run = True
+        if closed_run:
+            # The whitespace before the group goes with it. Each piece is trimmed at
+            # most once (after that it ends in a non-space), so this stays linear.
+            floor = opened[-1][0] + 1 if opened else 0
+            while len(pieces) > floor and (not pieces[-1] or pieces[-1][-1].isspace()):
+                trimmed = pieces[-1].rstrip()
+                if trimmed:
+                    pieces[-1] = trimmed
+                    break
+                pieces.pop()
+        if count:  # more ")" than open groups: the rest stay
+            pieces.append(")" * count)
+    pieces.append(text[pos:])
+    for index, still_open in opened:
+        pieces[index] = "(" * still_open
+    return "".join(pieces)
 
 
 def split_author_list(text: str) -> tuple[str, ...]:
@@ -415,11 +493,20 @@ def _tag_terms(entry: Any) -> list[Any]:
     return [tag.get("term") for tag in tags if isinstance(tag, dict)]
 
 
-def _struct_to_utc(value: Any) -> datetime | None:
+def _atom_date(entry: Any, key: str) -> datetime | None:
+    """An entry's date in UTC or None when absent; ItemSkippedError if unreadable/out of range."""
+    text = dict.get(entry, key)
+    if not isinstance(text, str) or not text.strip():
+        return None
     # feedparser's *_parsed values are struct_time already converted to UTC.
-    if isinstance(value, time.struct_time):
-        return datetime(*value[:6], tzinfo=UTC)
-    return None
+    value = dict.get(entry, f"{key}_parsed")
+    try:
+        when = datetime(*value[:6], tzinfo=UTC) if isinstance(value, time.struct_time) else None
+    except (ValueError, OverflowError):  # year 10000 after conversion to UTC
+        when = None
+    if when is None or not date_in_range(when):
+        raise ItemSkippedError(f"{key} {_short(text, 40)!r} is unreadable or out of range")
+    return when
 
 
 _ANNOUNCE_TYPES = {
@@ -478,30 +565,60 @@ def _parse_rss_checked(data: bytes, root: str) -> RssListing:
 
     dates: dict[str, datetime | None] = {}
     papers: list[Paper] = []
-    skipped = 0
+    skips: list[SkippedItem] = []
     unknown_types: set[str] = set()
+    index = -1
     for index, item in enumerate(channel.iterfind("item")):
         try:
-            paper = _rss_paper(item, dates, unknown_types)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("rss item %d unreadable: %s", index, _short(str(exc)))
-            paper = None
-        if paper is None:
-            skipped += 1
-        else:
-            papers.append(paper)
+            papers.append(_rss_paper(item, dates, unknown_types))
+        except Exception as exc:  # one bad item never sinks the listing
+            skips.append(_skipped(index, item.findtext("guid"), exc))
+    _log_skips("rss", skips)
     if unknown_types:
         log.info("rss listing has unknown announce types: %s", ", ".join(sorted(unknown_types)))
 
-    pub_date = _rfc822(channel.findtext("pubDate"), dates)
-    last_build = _rfc822(channel.findtext("lastBuildDate"), dates)
+    pub_date = _channel_date(channel, "pubDate", dates)
+    last_build = _channel_date(channel, "lastBuildDate", dates)
     return RssListing(
         papers=tuple(papers),
         build_date=pub_date or last_build,
-        skipped=skipped,
+        skipped=len(skips),
         pub_date=pub_date,
         last_build_date=last_build,
+        skips=tuple(skips),
+        items=index + 1,
     )
+
+
+def _skipped(index: int, ref: Any, exc: Exception) -> SkippedItem:
+    if isinstance(exc, ItemSkippedError):
+        reason = str(exc)
+    else:  # a bug or a shape no one foresaw: say what it was, briefly
+        reason = f"unreadable ({type(exc).__name__}: {_short(str(exc), 80)})"
+    return SkippedItem(index, _short(ref, 60) if isinstance(ref, str) else "", reason)
+
+
+_LOGGED_SKIPS = 10
+
+
+def _log_skips(kind: str, skips: list[SkippedItem]) -> None:
+    """One warning per skipped record, the first few only: a hostile document can hold thousands."""
+    for skip in skips[:_LOGGED_SKIPS]:
+        log.warning("%s %s", kind, skip)
+    if len(skips) > _LOGGED_SKIPS:
+        log.warning("%s: %d more items skipped", kind, len(skips) - _LOGGED_SKIPS)
+
+
+def _channel_date(
+    channel: ET.Element, tag: str, cache: dict[str, datetime | None]
+) -> datetime | None:
+    """A channel date, or None (unknown) when it is missing, unreadable or out of range."""
+    text = channel.findtext(tag)
+    try:
+        return _rfc822(text, cache)
+    except ItemSkippedError as exc:
+        log.warning("rss channel %s ignored: %s", tag, exc)
+        return None
 
 
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
@@ -512,24 +629,30 @@ _RSS_JOURNAL_REF = _ARXIV_NS + "journal_reference"
 
 
 def _rfc822(text: str | None, cache: dict[str, datetime | None]) -> datetime | None:
-    """An RSS date in UTC; every item of a listing shares one, so each string is parsed once."""
-    if not text:
+    """An RSS date in UTC, None when absent; every item of a listing shares one, so each
+    string is parsed once. Raises ItemSkippedError for a date that is unreadable or out
+    of range (`Fri, 31 Dec 9999 23:00:00 -1200` overflows on conversion to UTC)."""
+    if not text or not text.strip():
         return None
     if text not in cache:
         try:
             parsed = parsedate_to_datetime(text.strip())
-        except (TypeError, ValueError):
-            cache[text] = None
-        else:
             # "-0000" means "UTC, origin unknown" and parses as naive.
             aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-            cache[text] = aware.astimezone(UTC)
-    return cache[text]
+            when: datetime | None = aware.astimezone(UTC)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            when = None
+        cache[text] = when if when is not None and date_in_range(when) else None
+    found = cache[text]
+    if found is None:
+        raise ItemSkippedError(f"date {_short(text, 40)!r} is unreadable or out of range")
+    return found
 
 
 def _rss_paper(
     item: ET.Element, dates: dict[str, datetime | None], unknown_types: set[str]
-) -> Paper | None:
+) -> Paper:
+    """One item as a Paper; raises (ItemSkippedError with the reason) when it is unusable."""
     # One pass over the children instead of a find() per field.
     fields: dict[str, str | None] = {}
     terms: list[str] = []
@@ -540,27 +663,37 @@ def _rss_paper(
             fields[child.tag] = child.text
 
     guid = fields.get("guid")
+    creators = fields.get(_DC_CREATOR)
+    check_caps(
+        title=len(fields.get("title") or ""),
+        abstract=len(fields.get("description") or ""),
+        authors=len(creators or ""),
+        journal_reference=len(fields.get(_RSS_JOURNAL_REF) or ""),
+        doi=len(fields.get(_RSS_DOI) or ""),
+        categories=sum(len(t) for t in terms),
+        category_count=len(terms),
+    )
     desc_id, desc_type, abstract = _split_description(fields.get("description") or "")
     arxiv_id = _first_id(guid, desc_id, fields.get("link"))
     title = _clean(fields.get("title"))
     if arxiv_id is None or not title:
-        log.warning("rss item skipped: no id or title (guid=%r)", _short(guid or "", 60))
-        return None
+        raise ItemSkippedError("no arXiv id" if arxiv_id is None else "no title")
 
     raw_type = fields.get(_ANNOUNCE_TYPE) or desc_type
     announce = _ANNOUNCE_TYPES.get(raw_type.strip().lower()) if raw_type else None
     if raw_type and announce is None:
         unknown_types.add(_short(raw_type, 30))
 
-    creators = fields.get(_DC_CREATOR)
     categories = _categories(terms)
+    authors = split_author_list(creators) if creators else ()
+    check_caps(author_count=len(authors))
     return Paper(
         id=arxiv_id.id,
         # No version anywhere (never seen from arXiv): 1 is the least it can be.
         version=arxiv_id.version or 1,
         title=title,
         abstract=_clean(abstract),
-        authors=split_author_list(creators) if creators else (),
+        authors=authors,
         primary_category=categories[0] if categories else "",
         categories=categories,
         published=_rfc822(fields.get("pubDate"), dates),
@@ -586,7 +719,8 @@ def _first_id(*candidates: str | None) -> ArxivId | None:
 # ---- Atom -----------------------------------------------------------------------------------
 
 _API_ERROR_IDS = ("http://arxiv.org/api/errors", "https://arxiv.org/api/errors")
-_HTML_TAG = re.compile(r"<[^>]+>")
+# `[^<>]`, not `[^>]`: on a run of `<` without `>` the latter rescans to the end from each one.
+_HTML_TAG = re.compile(r"<[^<>]+>")
 
 
 def parse_atom(data: bytes) -> AtomResult:
@@ -608,17 +742,13 @@ def _parse_atom_checked(data: bytes, root: str) -> AtomResult:
         _raise_if_api_error(entry)
 
     papers: list[Paper] = []
-    skipped = 0
+    skips: list[SkippedItem] = []
     for index, entry in enumerate(entries):
         try:
-            paper = _atom_paper(entry)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("atom entry %d unreadable: %s", index, _short(str(exc)))
-            paper = None
-        if paper is None:
-            skipped += 1
-        else:
-            papers.append(paper)
+            papers.append(_atom_paper(entry))
+        except Exception as exc:  # one bad entry never sinks the feed
+            skips.append(_skipped(index, _entry_str(entry, "id"), exc))
+    _log_skips("atom", skips)
 
     feed = parsed.get("feed") or {}
     return AtomResult(
@@ -626,7 +756,8 @@ def _parse_atom_checked(data: bytes, root: str) -> AtomResult:
         total_results=_int_or_none(dict.get(feed, "opensearch_totalresults")),
         start_index=_int_or_none(dict.get(feed, "opensearch_startindex")),
         items_per_page=_int_or_none(dict.get(feed, "opensearch_itemsperpage")),
-        skipped=skipped,
+        skipped=len(skips),
+        skips=tuple(skips),
     )
 
 
@@ -650,10 +781,30 @@ def _atom_text(entry: Any, key: str) -> str:
     return value
 
 
-def _atom_paper(entry: Any) -> Paper | None:
+def _text_len(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def _atom_paper(entry: Any) -> Paper:
+    """One entry as a Paper; raises (ItemSkippedError with the reason) when it is unusable."""
+    contents = dict.get(entry, "content") or ()
+    names = [a.get("name") for a in dict.get(entry, "authors") or () if isinstance(a, dict)]
+    terms = _tag_terms(entry)
+    journal_ref = dict.get(entry, "arxiv_journal_ref") or dict.get(entry, "arxiv_journal_reference")
+    check_caps(
+        title=_text_len(dict.get(entry, "title")),
+        abstract=_text_len(dict.get(entry, "summary"))
+        + sum(_text_len(c.get("value")) for c in contents if isinstance(c, dict)),
+        authors=sum(_text_len(n) for n in names),
+        author_count=len(names),
+        comment=_text_len(dict.get(entry, "arxiv_comment")),
+        journal_reference=_text_len(journal_ref),
+        doi=_text_len(dict.get(entry, "arxiv_doi")),
+        categories=sum(_text_len(t) for t in terms),
+        category_count=len(terms),
+    )
     summary = _atom_text(entry, "summary")
     if not summary:
-        contents = dict.get(entry, "content") or ()
         summary = next((c.get("value") or "" for c in contents if isinstance(c, dict)), "")
     desc_id, desc_type, abstract = _split_description(summary)
 
@@ -662,20 +813,15 @@ def _atom_paper(entry: Any) -> Paper | None:
     arxiv_id = _first_id(entry_id, desc_id, *links)
     title = _clean(_atom_text(entry, "title"))
     if arxiv_id is None or not title:
-        log.warning("atom entry skipped: no id or title (id=%r)", _short(entry_id or "", 60))
-        return None
+        raise ItemSkippedError("no arXiv id" if arxiv_id is None else "no title")
     version = arxiv_id.version or 1
 
     raw_type = _entry_str(entry, "arxiv_announce_type") or desc_type
     primary = dict.get(entry, "arxiv_primary_category")
     primary_term = primary.get("term") if isinstance(primary, dict) else None
-    categories = _categories(_tag_terms(entry), primary_term)
-    authors = _authors_from_names(
-        author.get("name")
-        for author in dict.get(entry, "authors") or ()
-        if isinstance(author, dict)
-    )
-    journal_ref = dict.get(entry, "arxiv_journal_ref") or dict.get(entry, "arxiv_journal_reference")
+    categories = _categories(terms, primary_term)
+    authors = _authors_from_names(names)
+    check_caps(author_count=len(authors))
     return Paper(
         id=arxiv_id.id,
         version=version,
@@ -684,8 +830,8 @@ def _atom_paper(entry: Any) -> Paper | None:
         authors=authors,
         primary_category=categories[0] if categories else "",
         categories=categories,
-        published=_struct_to_utc(dict.get(entry, "published_parsed")),
-        updated=_struct_to_utc(dict.get(entry, "updated_parsed")),
+        published=_atom_date(entry, "published"),
+        updated=_atom_date(entry, "updated"),
         comment=_optional(dict.get(entry, "arxiv_comment")),
         journal_ref=_optional(journal_ref),
         doi=_optional(dict.get(entry, "arxiv_doi")),
@@ -694,8 +840,13 @@ def _atom_paper(entry: Any) -> Paper | None:
 
 
 def _int_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isascii():  # int() would read `１２` and `١٢` too
+        return None
     try:
-        return int(str(value).strip()) if value is not None else None
+        return int(text)
     except ValueError:
         return None
 
@@ -737,21 +888,24 @@ def _parse_oai_checked(data: bytes, root_name: str) -> OaiPage:
         raise FeedError("OAI-PMH response has neither ListRecords nor GetRecord")
 
     papers: list[Paper] = []
-    skipped = deleted = 0
-    for record in container.iterfind(f"{_OAI}record"):
+    skips: list[SkippedItem] = []
+    deleted = other_format = 0
+    for index, record in enumerate(container.iterfind(f"{_OAI}record")):
         header = record.find(f"{_OAI}header")
         if header is not None and header.get("status") == "deleted":
             deleted += 1
             continue
+        identifier = header.findtext(f"{_OAI}identifier") if header is not None else None
         metadata = record.find(f"{_OAI}metadata/{_ARXIV}arXiv")
-        paper = _oai_paper(metadata) if metadata is not None else None
-        if paper is None:
-            skipped += 1
-            identifier = header.findtext(f"{_OAI}identifier") if header is not None else None
-            log.warning("oai record skipped (identifier=%r)", _short(identifier or "", 60))
-        else:
-            papers.append(paper)
-    if skipped and not papers:
+        try:
+            if metadata is None:
+                other_format += 1
+                raise ItemSkippedError("no metadata in the arXiv format")
+            papers.append(_oai_paper(metadata))
+        except Exception as exc:  # one bad record never sinks the page
+            skips.append(_skipped(index, identifier, exc))
+    _log_skips("oai", skips)
+    if other_format and not papers:
         raise FeedError("no OAI-PMH record in the arXiv metadata format (metadataPrefix=arXiv)")
 
     token = container.find(f"{_OAI}resumptionToken")
@@ -762,38 +916,58 @@ def _parse_oai_checked(data: bytes, root_name: str) -> OaiPage:
         resumption_token=token_text or None,
         complete_list_size=_int_or_none(attrs.get("completeListSize")),
         cursor=_int_or_none(attrs.get("cursor")),
-        skipped=skipped,
+        skipped=len(skips),
         deleted=deleted,
+        skips=tuple(skips),
     )
 
 
-def _oai_date(text: str | None) -> datetime | None:
-    if not text:
+def _oai_date(text: str | None, what: str) -> datetime | None:
+    """A `YYYY-MM-DD` date, None when absent; ItemSkippedError when unreadable or out of range."""
+    if not text or not text.strip():
         return None
     try:
-        return datetime.fromisoformat(text.strip()[:10]).replace(tzinfo=UTC)
+        when: datetime | None = datetime.fromisoformat(text.strip()[:10]).replace(tzinfo=UTC)
     except ValueError:
-        return None
+        when = None
+    if when is None or not date_in_range(when):
+        raise ItemSkippedError(f"{what} {_short(text, 40)!r} is unreadable or out of range")
+    return when
 
 
-def _oai_paper(meta: ET.Element) -> Paper | None:
-    arxiv_id = parse_arxiv_id_or_none(meta.findtext(f"{_ARXIV}id") or "")
-    title = _clean(meta.findtext(f"{_ARXIV}title"))
-    if arxiv_id is None or not title:
-        return None
-    authors: list[str] = []
-    for author in meta.iterfind(f"{_ARXIV}authors/{_ARXIV}author"):
-        parts = (
+def _oai_paper(meta: ET.Element) -> Paper:
+    """One record as a Paper; raises (ItemSkippedError with the reason) when it is unusable."""
+    author_parts = [
+        (
             author.findtext(f"{_ARXIV}forenames"),
             author.findtext(f"{_ARXIV}keyname"),
             author.findtext(f"{_ARXIV}suffix"),
         )
+        for author in meta.iterfind(f"{_ARXIV}authors/{_ARXIV}author")
+    ]
+    raw_categories = meta.findtext(f"{_ARXIV}categories") or ""
+    check_caps(
+        title=len(meta.findtext(f"{_ARXIV}title") or ""),
+        abstract=len(meta.findtext(f"{_ARXIV}abstract") or ""),
+        authors=sum(len(p or "") for parts in author_parts for p in parts),
+        author_count=len(author_parts),
+        comment=len(meta.findtext(f"{_ARXIV}comments") or ""),
+        journal_reference=len(meta.findtext(f"{_ARXIV}journal-ref") or ""),
+        doi=len(meta.findtext(f"{_ARXIV}doi") or ""),
+        categories=len(raw_categories),
+    )
+    arxiv_id = parse_arxiv_id_or_none(meta.findtext(f"{_ARXIV}id") or "")
+    title = _clean(meta.findtext(f"{_ARXIV}title"))
+    if arxiv_id is None or not title:
+        raise ItemSkippedError("no arXiv id" if arxiv_id is None else "no title")
+    authors: list[str] = []
+    for parts in author_parts:
         name = clean_author_name(" ".join(p for p in parts if p))
         if name:
             authors.append(name)
-    categories = _categories((meta.findtext(f"{_ARXIV}categories") or "").split())
-    created = _oai_date(meta.findtext(f"{_ARXIV}created"))
-    updated = _oai_date(meta.findtext(f"{_ARXIV}updated"))
+    categories = _categories(raw_categories.split())
+    created = _oai_date(meta.findtext(f"{_ARXIV}created"), "created")
+    updated = _oai_date(meta.findtext(f"{_ARXIV}updated"), "updated")
     return Paper(
         id=arxiv_id.id,
         # The arXiv format names no version; `updated` only exists once there
@@ -817,11 +991,19 @@ def _oai_paper(meta: ET.Element) -> Paper | None:
 
 def parse_document(data: bytes) -> tuple[Paper, ...]:
     """Papers of a saved RSS listing, Atom feed or OAI-PMH response, whichever `data` is."""
+    return parse_document_report(data).papers
+
+
+def parse_document_report(data: bytes) -> ParsedDocument:
+    """Like `parse_document`, with the records that were skipped and why."""
     data, root = _prepare(data)
+    result: RssListing | AtomResult | OaiPage
     if root == "rss":
-        return _parse_rss_checked(data, root).papers
-    if root == "feed":
-        return _parse_atom_checked(data, root).papers
-    if root == "OAI-PMH":
-        return _parse_oai_checked(data, root).papers
-    raise FeedError(f"unsupported document: root element <{_short(root, 40)}>")
+        result = _parse_rss_checked(data, root)
+    elif root == "feed":
+        result = _parse_atom_checked(data, root)
+    elif root == "OAI-PMH":
+        result = _parse_oai_checked(data, root)
+    else:
+        raise FeedError(f"unsupported document: root element <{_short(root, 40)}>")
+    return ParsedDocument(result.papers, result.skips)

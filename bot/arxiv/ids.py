@@ -7,6 +7,12 @@ is `math/0611800`). Either may carry a version suffix `vN`.
 
 Papers are deduplicated on the versionless id, so `ArxivId.id` never carries a
 version; `ArxivId.version` is None when the input named none ("the latest").
+
+Ids are ASCII. Python's `\\d`, `str.isdigit()` and `int()` also take other
+scripts' digits (`２４１１.１７７００`, Arabic-Indic), which would store one paper
+under several ids, so the pattern is compiled with `re.ASCII`. arXiv never
+issues sequence number zero (`0704.0000`, `hep-lat/9108000`); any version is
+accepted up to what the store's integer column holds.
 """
 
 from __future__ import annotations
@@ -52,13 +58,17 @@ _ID_RE = re.compile(
         (?P<yymm>\d{4})\.(?P<number>\d{4,5})
       | (?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.(?P<subject>[a-z]+(?:-[a-z]+)?))?/(?P<old>\d{7})
     )
-    (?:v(?P<version>[1-9]\d{0,3}))?
+    (?:v(?P<version>[1-9]\d*))?
     (?:\.pdf)?
     /*
     (?:[?\#]\S*)?                                   # ?context=cs, #fragment
     """,
-    re.IGNORECASE | re.VERBOSE,
+    # ASCII: `\d` must not take `２` or `٢`, nor IGNORECASE fold `K` (Kelvin) into `k`.
+    re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
+
+# The largest version the store can hold (a 32-bit INTEGER column on PostgreSQL).
+MAX_VERSION = 2**31 - 1
 
 # Characters stripped from the echoed input so the error message cannot carry
 # markdown, mentions or a broken code span into Discord.
@@ -123,6 +133,8 @@ def parse_arxiv_id_or_none(text: str) -> ArxivId | None:
         return None
     version = match["version"]
     ver = int(version) if version is not None else None
+    if ver is not None and ver > MAX_VERSION:
+        return None
     yymm = match["yymm"]
     if yymm is not None:
         number = match["number"]
@@ -143,8 +155,8 @@ def _valid_new_style(yymm: str, number: str) -> bool:
     stamp = int(yymm)
     if stamp < 704:  # the new scheme began in April 2007
         return False
-    # Four digits until December 2014, five from January 2015.
-    return len(number) == (4 if stamp <= 1412 else 5)
+    # Four digits until December 2014, five from January 2015; numbering starts at 1.
+    return len(number) == (4 if stamp <= 1412 else 5) and number.strip("0") != ""
 
 
 def _valid_old_style(digits: str) -> bool:
@@ -154,7 +166,8 @@ def _valid_old_style(digits: str) -> bool:
     # Two-digit years: 91-99 are the 1990s, 00-07 the 2000s; the old scheme
     # ran from August 1991 (hep-th) until March 2007.
     stamp = (1900 + year if year >= 91 else 2000 + year) * 100 + month
-    return 199108 <= stamp <= 200703
+    # The monthly sequence number (last three digits) starts at 001.
+    return 199108 <= stamp <= 200703 and digits[4:] != "000"
 
 
 def arxiv_id_from_guid_or_url(value: str) -> ArxivId | None:

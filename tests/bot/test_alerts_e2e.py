@@ -449,11 +449,12 @@ WORDS = [
 
 
 def huge_paper(n: int) -> Paper:
-    """A paper over every Discord limit: title, abstract, author list, categories, comment."""
+    """A paper over every Discord limit (title, abstract, author list, categories, comment),
+    within the parser's size caps (bot/arxiv/caps.py), beyond which an item is skipped."""
     return paper(
         f"2501.{800 + n:05d}",
-        ("*Very* long title with _markdown_ " * 400)[: 9000 + n],
-        abstract=" ".join(WORDS) + " " + ("An abstract sentence that goes on. " * 1000),
+        ("*Very* long title with _markdown_ " * 400)[: 1900 + n],
+        abstract=" ".join(WORDS) + " " + ("An abstract sentence that goes on. " * 500),
         authors=[f"Author{i} " + "Verylongname" * 30 for i in range(500)],
         categories=("cs.LG", *(f"math.{c}" for c in ("AG", "AT", "CO", "DS", "GT", "LO", "NT"))),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.arxiv.ids import (
     MAX_INPUT_LENGTH,
+    MAX_VERSION,
     OLD_STYLE_ARCHIVES,
     ArxivId,
     InvalidArxivIdError,
@@ -49,6 +51,12 @@ from bot.arxiv.ids import (
         ("https://export.arxiv.org/abs/hep-th/9901001", ArxivId("hep-th/9901001", None)),
         ("https://arxiv.org/pdf/math/0611800v2.pdf", ArxivId("math/0611800", 2)),
         ("oai:arXiv.org:cs/0112017", ArxivId("cs/0112017", None)),
+        ("acc-phys/0001001v10000", ArxivId("acc-phys/0001001", 10000)),
+        ("2307.15771v99999", ArxivId("2307.15771", 99999)),
+        ("2307.15771v2147483647", ArxivId("2307.15771", 2**31 - 1)),
+        ("0704.0001", ArxivId("0704.0001", None)),
+        ("hep-lat/9108001", ArxivId("hep-lat/9108001", None)),
+        ("1501.00010", ArxivId("1501.00010", None)),
     ],
 )
 def test_accepts_every_form_users_and_feeds_use(text: str, expected: ArxivId) -> None:
@@ -83,6 +91,21 @@ def test_accepts_every_form_users_and_feeds_use(text: str, expected: ArxivId) ->
         "https://arxiv.org/list/2307.15771",
         "arXiv:2307.15771 and 2307.15772",
         "2307.15771" * 500,
+        "0704.0000",  # arXiv never issues sequence number zero
+        "1501.00000",
+        "hep-lat/9108000",
+        "math.CA/0611000v2",
+        "2307.15771v2147483648",  # more than the store can hold
+        "２４１１.１７７００",  # fullwidth digits
+        "٢٤١١.١٧٧٠٠",  # Arabic-Indic digits
+        "۲۴۱۱.۱۷۷۰۰",  # Extended Arabic-Indic digits
+        "2411.1770٠",  # one non-ASCII digit is enough
+        "2411.17700v２",
+        "hep-th/99０1001",
+        "hep-th/9901001v١",
+        "phy\u017fics/9901001",  # LATIN SMALL LONG S folds to s without re.ASCII
+        "arx\u0131v:2307.15771",  # dotless i folds to i without re.ASCII
+        "2411.17700\u00b2",  # superscript two: isdigit() says yes
     ],
 )
 def test_rejects_everything_else(text: str) -> None:
@@ -161,7 +184,7 @@ def new_style_ids(draw: st.DrawFn) -> str:
     year, month = divmod(month_index, 12)
     yymm = f"{year % 100:02d}{month + 1:02d}"
     digits = 4 if int(yymm) <= 1412 else 5
-    return f"{yymm}.{draw(st.integers(0, 10**digits - 1)):0{digits}d}"
+    return f"{yymm}.{draw(st.integers(1, 10**digits - 1)):0{digits}d}"
 
 
 @st.composite
@@ -170,7 +193,7 @@ def old_style_ids(draw: st.DrawFn) -> tuple[str, str]:
     archive = draw(st.sampled_from(sorted(OLD_STYLE_ARCHIVES)))
     month_index = draw(st.integers(1991 * 12 + 7, 2007 * 12 + 2))
     year, month = divmod(month_index, 12)
-    digits = f"{year % 100:02d}{month + 1:02d}{draw(st.integers(0, 999)):03d}"
+    digits = f"{year % 100:02d}{month + 1:02d}{draw(st.integers(1, 999)):03d}"
     subject = draw(st.none() | st.sampled_from(("CA", "AG", "str-el", "optics", "AI", "mes-hall")))
     written = f"{archive}.{subject}/{digits}" if subject else f"{archive}/{digits}"
     return written, f"{archive}/{digits}"
@@ -198,7 +221,7 @@ WRAPPERS = (
 
 @given(
     ids=new_style_ids().map(lambda i: (i, i)) | old_style_ids(),
-    version=st.none() | st.integers(1, 9999),
+    version=st.none() | st.integers(1, 9999) | st.integers(1, MAX_VERSION),
     wrapper=st.sampled_from(WRAPPERS),
     padding=st.sampled_from(("", " ", "\n", "\t ")),
 )
@@ -226,3 +249,65 @@ def test_arbitrary_text_raises_nothing_but_invalid_id(text: str) -> None:
         assert "arXiv id" in str(exc)
     else:
         assert parse_arxiv_id(parsed.versioned) == parsed
+
+
+# Every Unicode decimal digit that is not ASCII: `\\d`, isdigit() and int() take them all.
+NON_ASCII_DIGITS = tuple(
+    c for c in map(chr, range(0x80, 0x30000)) if unicodedata.decimal(c, None) is not None
+)
+
+
+@given(
+    ids=new_style_ids().map(lambda i: (i, i)) | old_style_ids(),
+    version=st.none() | st.integers(1, 99),
+    wrapper=st.sampled_from(WRAPPERS),
+    data=st.data(),
+)
+def test_a_non_ascii_digit_anywhere_is_refused(
+    ids: tuple[str, str], version: int | None, wrapper: str, data: st.DataObject
+) -> None:
+    """Replacing any one digit of a valid id with another script's digit makes it invalid."""
+    written = ids[0] if version is None else f"{ids[0]}v{version}"
+    positions = [i for i, c in enumerate(written) if c.isascii() and c.isdigit()]
+    where = data.draw(st.sampled_from(positions))
+    foreign = data.draw(st.sampled_from(NON_ASCII_DIGITS))
+    assert unicodedata.decimal(foreign) in range(10)
+    mutated = written[:where] + foreign + written[where + 1 :]
+    assert parse_arxiv_id_or_none(wrapper.format(mutated)) is None
+
+
+@given(ids=new_style_ids(), data=st.data())
+def test_every_script_of_digits_is_refused_whole(ids: str, data: st.DataObject) -> None:
+    """An id written entirely in one non-ASCII script's digits (fullwidth, Arabic-Indic) is not
+    an id, so it can never be stored as a second copy of the ASCII one."""
+    foreign = data.draw(st.sampled_from(NON_ASCII_DIGITS))
+    zero = ord(foreign) - unicodedata.decimal(foreign)
+    translated = ids.translate({ord(str(d)): chr(zero + d) for d in range(10)})
+    assert translated != ids
+    assert parse_arxiv_id_or_none(translated) is None
+
+
+@given(
+    new=st.integers(2007 * 12 + 3, 2099 * 12 + 11),
+    old=old_style_ids(),
+    version=st.none() | st.integers(1, MAX_VERSION),
+)
+def test_sequence_number_zero_is_refused_in_both_schemes(
+    new: int, old: tuple[str, str], version: int | None
+) -> None:
+    """Numbering starts at 1: `YYMM.0000(0)` and `archive/YYMM000` are not ids."""
+    year, month = divmod(new, 12)
+    yymm = f"{year % 100:02d}{month + 1:02d}"
+    zeros = "0000" if int(yymm) <= 1412 else "00000"
+    suffix = "" if version is None else f"v{version}"
+    assert parse_arxiv_id_or_none(f"{yymm}.{zeros}{suffix}") is None
+    assert parse_arxiv_id_or_none(f"{yymm}.{zeros[:-1]}1{suffix}") is not None
+    written = old[0][:-3] + "000"
+    assert parse_arxiv_id_or_none(written + suffix) is None
+
+
+@given(version=st.integers(1, MAX_VERSION))
+def test_any_version_the_store_can_hold_is_accepted(version: int) -> None:
+    """Versions have no fixed number of digits: `acc-phys/0001001v10000` is a valid reference."""
+    assert parse_arxiv_id(f"acc-phys/0001001v{version}") == ArxivId("acc-phys/0001001", version)
+    assert parse_arxiv_id_or_none(f"acc-phys/0001001v{version + MAX_VERSION}") is None
