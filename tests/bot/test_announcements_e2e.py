@@ -29,7 +29,6 @@ from storage.models import (
     Paper,
     SubscriptionKind,
 )
-from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (
@@ -266,17 +265,31 @@ async def test_migration_from_schema_5_alerts_nothing(world: World) -> None:
     listing = rss_listing([v2, OTHER])
     old = await Database.open(w.db_path, migrate=False)
     await old.migrate(target=5)
+    stamp = DAY_ONE.isoformat()
     # FRESH was also looked up through the API, so its stored `published` is its v1 date,
     # not the listing's: only the feed state tells that this listing was processed.
     earlier = submitted(FRESH, datetime(2024, 12, 2, 9, 0, tzinfo=UTC))
-    await PaperRepository(old).upsert_many([earlier, *parse_rss(listing).papers], now=DAY_ONE)
+    # Rows as the schema-5 code wrote them (today's repository writes today's schema).
+    for rowid, p in enumerate([earlier, *parse_rss(listing).papers][1:], start=1):
+        stored = earlier if p.id == earlier.id else p
+        await old.execute(
+            "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, authors_text,"
+            " primary_category, categories, published, updated, announce_type, first_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rowid, stored.id, p.version, p.title, p.abstract, json.dumps(list(p.authors)),
+                ", ".join(p.authors), p.primary_category, " ".join(p.categories),
+                stored.published.isoformat() if stored.published else None,
+                p.updated.isoformat() if p.updated else None,
+                p.announce_type.value if p.announce_type else None, stamp,
+            ),
+        )  # fmt: skip
     subs = SubscriptionRepository(old)
     channel = await subs.ensure_destination(DestinationKind.CHANNEL, w.mixed.id, w.lab.id)
     await subs.add(
         channel, SubscriptionKind.CATEGORY, "cs.LG", "cs.LG", "",
         include_cross=True, include_replacements=True, created_by=w.alice.id, now=DAY_ONE,
     )  # fmt: skip
-    stamp = DAY_ONE.isoformat()
     for rowid in (1, 2):  # what the old version queued and sent for this listing
         await old.execute(
             "INSERT INTO deliveries (destination_id, paper_rowid, status, matched_json,"
