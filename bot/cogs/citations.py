@@ -1,14 +1,12 @@
 """/cite: a paper's BibTeX entry, in a code block, attached as a `.bib` file when long.
 
 Thin: the paper comes from `PaperService.get_paper` (the store, else arXiv),
-the entry from `bot.cite`. The code block is for reading and copying; the
-attachment carries the exact entry, so nothing is lost when the block would
-not fit in a message or the entry holds backticks that would end the block.
+the entry from `bot.cite`, the message from `bot.views.citation_message`, which
+the Cite button under /paper answers shares.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 
 import discord
@@ -16,25 +14,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.cite import Citation, cite
+from bot.cite import cite
 from bot.discord_bot import PaperbellBot
-from bot.embeds import CONTENT_LIMIT
 from bot.errors import InvalidInputError, UserError
+from bot.views import CitePaperButton, citation_message
 
 log = logging.getLogger(__name__)
 
 MAX_ID = 200
-_FENCE = "```bibtex\n{}```"
-
-
-def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
-    """The message text and, when the entry does not fit in a code block, the `.bib` file."""
-    block = _FENCE.format(citation.bibtex)
-    if len(block) <= CONTENT_LIMIT and "`" not in citation.bibtex:
-        return block, None
-    data = io.BytesIO(citation.bibtex.encode("utf-8"))
-    note = f"BibTeX for arXiv:{citation.eprint} is attached as `{citation.key}.bib`."
-    return note, discord.File(data, filename=f"{citation.key}.bib")
 
 
 class Citations(commands.Cog):
@@ -71,3 +58,4 @@ class Citations(commands.Cog):
 
 async def setup(bot: PaperbellBot) -> None:
     await bot.add_cog(Citations(bot))
+    bot.add_dynamic_items(CitePaperButton)  # Cite buttons of earlier /paper answers too
