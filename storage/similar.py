@@ -136,8 +136,12 @@ class _Source:
 class SimilarIndex(ABC):
     """Papers most like a stored one, from the store's full-text index."""
 
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(
+        self, db: AnyDatabase, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW
+    ) -> None:
         self._db = db
+        self._cap = term_cap
+        self._window = window
 
     async def similar(self, paper_id: str, *, limit: int = 10) -> list[SimilarHit] | None:
         """Up to `limit` stored papers most like stored paper `paper_id`, best first.
@@ -165,11 +169,11 @@ class SimilarIndex(ABC):
         row = await self._db.fetchone("SELECT coalesce(max(rowid), 0) FROM papers")
         total = max(int(row[0]) if row else 0, 1)
         df = await self._frequencies(tf, total)
-        return choose_terms(tf, df, total)
+        return choose_terms(tf, df, total, cap=self._cap)
 
     @abstractmethod
     async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
-        """Papers having each word in title or abstract, exact up to `TERM_CAP` + 1.
+        """Papers having each word in title or abstract, exact up to the cap + 1.
 
         Words left out are too common, or outranked by enough better words.
         """
@@ -193,18 +197,18 @@ class SqliteSimilar(SimilarIndex):
 
     async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
         words = list(tf)
-        top = total  # the newest rowid
-        if top <= DF_WINDOW:
-            return await self._counts(words, TERM_CAP + 1, above=0)
-        # In the newest papers a word of TERM_CAP papers is expected `expected` times;
+        top, window = total, self._window  # total is the newest rowid
+        if top <= window:
+            return await self._counts(words, self._cap + 1, above=0)
+        # In the newest papers a word of `cap` papers is expected `expected` times;
         # three times that means far too common. Counting stops there, so this is cheap.
-        expected = DF_WINDOW * TERM_CAP / total
+        expected = window * self._cap / total
         stop = math.ceil(3 * expected) + 4
-        recent = await self._counts(words, stop, above=top - DF_WINDOW)
-        estimates = {w: max(n, 0.5) * total / DF_WINDOW for w, n in recent.items() if n < stop}
+        recent = await self._counts(words, stop, above=top - window)
+        estimates = {w: max(n, 0.5) * total / window for w, n in recent.items() if n < stop}
         # Exact counts for the words that look best; the rest would not be chosen anyway.
         best = sorted(estimates, key=lambda w: (-tf[w] * idf(round(estimates[w]), total), w))
-        return await self._counts(best[:EXACT_COUNTS], TERM_CAP + 1, above=0)
+        return await self._counts(best[:EXACT_COUNTS], self._cap + 1, above=0)
 
     async def _counts(self, words: Sequence[str], stop: int, *, above: int) -> dict[str, int]:
         """Each word's papers with rowid > `above`, counted up to `stop`."""
@@ -254,7 +258,7 @@ class PostgresSimilar(SimilarIndex):
             "WHERE tsv @@ to_tsquery('simple', ?) LIMIT ?) AS s)"
         )
         sql = "SELECT " + ", ".join([probe] * len(words))
-        params = [x for w in words for x in (_ts_word(w), TERM_CAP + 1)]
+        params = [x for w in words for x in (_ts_word(w), self._cap + 1)]
         row = await self._db.fetchone(sql, params)
         return {w: int(n) for w, n in zip(words, row or (), strict=True)}
 
@@ -270,7 +274,10 @@ class PostgresSimilar(SimilarIndex):
                 SELECT f.rowid, f.tsv FROM papers_fts f
                 WHERE f.tsv @@ to_tsquery('simple', ?) AND f.rowid <> ?
             ), scored AS (
-                SELECT h.rowid, sum(t.w * ts_rank('{0, 0.5, 0, 1}', h.tsv, t.q)) AS score
+                -- Rounded: the sum's order varies, and equal papers must tie exactly.
+                SELECT h.rowid,
+                    round(CAST(sum(t.w * ts_rank('{0, 0.5, 0, 1}', h.tsv, t.q)) AS numeric), 9)
+                    AS score
                 FROM hits h JOIN terms t ON h.tsv @@ t.q
                 GROUP BY h.rowid
                 ORDER BY score DESC, h.rowid DESC
@@ -290,6 +297,9 @@ class PostgresSimilar(SimilarIndex):
         return [SimilarHit(str(r[0]), float(r[1])) for r in rows]
 
 
-def similar_index(db: AnyDatabase) -> SimilarIndex:
+def similar_index(
+    db: AnyDatabase, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW
+) -> SimilarIndex:
     """The implementation for `db`'s engine."""
-    return PostgresSimilar(db) if db.dialect == "postgres" else SqliteSimilar(db)
+    kind = PostgresSimilar if db.dialect == "postgres" else SqliteSimilar
+    return kind(db, term_cap=term_cap, window=window)
