@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     author.add_argument("--limit", type=_limit_arg, default=25)
     author.add_argument("--json", action="store_true")
 
+    similar = sub.add_parser("similar", help="stored papers most like a paper")
+    similar.add_argument("id")
+    similar.add_argument("--limit", type=_limit_arg, default=10, help="at most 50")
+    similar.add_argument("--json", action="store_true")
+
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     dbsub.add_parser("migrate", help="apply pending migrations")
@@ -287,6 +292,20 @@ async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO)
     return EXIT_OK
 
 
+async def _cmd_similar(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    async with open_service(settings, network=True) as service:
+        found = await service.similar(args.id, limit=args.limit)
+    if args.json:
+        _dump([{**paper_to_json(p), "score": score} for p, score in found.hits], out)
+        return EXIT_OK
+    out.write(f"papers like {found.paper.id}: {found.paper.title}\n\n")
+    if not found.hits:
+        out.write("no stored paper shares distinctive words with it\n")
+    for paper, _ in found.hits:
+        print_paper_line(paper, out)
+    return EXIT_OK
+
+
 async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if args.db_command == "restore":
         from bot.backup import restore_database
@@ -350,6 +369,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -
         "paper": _cmd_paper,
         "search": _cmd_search,
         "author": _cmd_author,
+        "similar": _cmd_similar,
         "db": _cmd_db,
     }
     return await handlers[args.command](args, settings, out)

@@ -1,9 +1,11 @@
-"""/cite: a paper's BibTeX entry, in a code block, attached as a `.bib` file when long.
+"""/cite: a paper's BibTeX entry; /similar: the stored papers most like a paper.
 
+/cite answers in a code block, attached as a `.bib` file when long.
 Thin: the paper comes from `PaperService.get_paper` (the store, else arXiv),
-the entry from `bot.cite`. The code block is for reading and copying; the
-attachment carries the exact entry, so nothing is lost when the block would
-not fit in a message or the entry holds backticks that would end the block.
+the entry from `bot.cite`, the similar papers from `PaperService.similar`.
+The code block is for reading and copying; the attachment carries the exact
+entry, so nothing is lost when the block would not fit in a message or the
+entry holds backticks that would end the block.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from discord.ext import commands
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.cite import Citation, cite
 from bot.discord_bot import PaperbellBot
-from bot.embeds import CONTENT_LIMIT
+from bot.embeds import CONTENT_LIMIT, similar_embed
 from bot.errors import InvalidInputError, UserError
 
 log = logging.getLogger(__name__)
 
 MAX_ID = 200
+SIMILAR_SHOWN = 10
 _FENCE = "```bibtex\n{}```"
 
 
@@ -37,8 +40,29 @@ def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
     return note, discord.File(data, filename=f"{citation.key}.bib")
 
 
+def _checked_id(paper_id: str) -> None:
+    """A typo gets a private answer at once, before any deferral."""
+    try:
+        parse_arxiv_id(paper_id[:MAX_ID])
+    except InvalidArxivIdError as exc:
+        raise InvalidInputError(str(exc)) from None
+
+
+async def _private_error(interaction: discord.Interaction[PaperbellBot], text: str) -> None:
+    """After a public deferral: drop the "thinking" message and answer privately.
+
+    The first follow-up after a deferral would inherit its public visibility.
+    """
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        await interaction.edit_original_response(content=text)
+        return
+    await interaction.followup.send(text, ephemeral=True)
+
+
 class Citations(commands.Cog):
-    """Cite arXiv papers."""
+    """Cite arXiv papers and find papers like them."""
 
     def __init__(self, bot: PaperbellBot) -> None:
         self.bot = bot
@@ -52,10 +76,7 @@ class Citations(commands.Cog):
         paper_id: app_commands.Range[str, 1, MAX_ID],
     ) -> None:
         """A BibTeX entry for a paper, in arXiv's style (an @article once it is published)."""
-        try:
-            parse_arxiv_id(paper_id[:MAX_ID])  # a typo gets a private answer at once
-        except InvalidArxivIdError as exc:
-            raise InvalidInputError(str(exc)) from None
+        _checked_id(paper_id)
         await interaction.response.defer(thinking=True)
         try:
             paper = await self.bot.papers.get_paper(paper_id)
@@ -67,6 +88,30 @@ class Citations(commands.Cog):
             await interaction.followup.send(content)
         else:
             await interaction.followup.send(content, file=file)
+
+    @app_commands.command(name="similar")
+    @app_commands.rename(paper_id="paper")
+    @app_commands.describe(paper_id="arXiv id or link, e.g. 2307.15771")
+    async def similar(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        paper_id: app_commands.Range[str, 1, MAX_ID],
+    ) -> None:
+        """Up to 10 stored papers most like a paper, by the words of titles and abstracts."""
+        _checked_id(paper_id)
+        await interaction.response.defer(thinking=True)
+        try:
+            found = await self.bot.papers.similar(paper_id, limit=SIMILAR_SHOWN)
+        except UserError as exc:
+            await _private_error(interaction, str(exc))
+            return
+        if not found.hits:
+            await interaction.edit_original_response(
+                content=f"No stored paper shares distinctive words with arXiv:{found.paper.id} yet."
+            )
+            return
+        papers = [paper for paper, _ in found.hits]
+        await interaction.followup.send(embed=similar_embed(found.paper, papers))
 
 
 async def setup(bot: PaperbellBot) -> None:
