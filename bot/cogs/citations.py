@@ -48,19 +48,6 @@ def _checked_id(paper_id: str) -> None:
         raise InvalidInputError(str(exc)) from None
 
 
-async def _private_error(interaction: discord.Interaction[PaperbellBot], text: str) -> None:
-    """After a public deferral: drop the "thinking" message and answer privately.
-
-    The first follow-up after a deferral would inherit its public visibility.
-    """
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException:
-        await interaction.edit_original_response(content=text)
-        return
-    await interaction.followup.send(text, ephemeral=True)
-
-
 class Citations(commands.Cog):
     """Cite arXiv papers and find papers like them."""
 
@@ -103,7 +90,8 @@ class Citations(commands.Cog):
         try:
             found = await self.bot.papers.similar(paper_id, limit=SIMILAR_SHOWN)
         except UserError as exc:
-            await _private_error(interaction, str(exc))
+            # As /cite: after the public deferral the answer replaces "thinking…" in place.
+            await interaction.edit_original_response(content=str(exc))
             return
         if not found.hits:
             await interaction.edit_original_response(
