@@ -249,17 +249,27 @@ def _ts_word(word: str) -> str:
 
 
 class PostgresSimilar(SimilarIndex):
-    """tsvector + GIN: capped counts per word; rank = sum of idf x ts_rank per shared word."""
+    """tsvector + GIN: capped counts per word; rank = sum of idf x ts_rank per shared word.
+
+    Words are folded `[^\\W_]+` tokens, so quoting them as tsquery lexemes is safe.
+    """
 
     async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
+        # Counted over the whole vector (authors too): GIN keeps no weights, so a
+        # weighted query would recheck every row's vector. And through the GIN
+        # index: the planner deems a scan of a small table cheap, but testing each
+        # row's vector for each word costs five times the index's posting look-ups.
         words = list(tf)
         probe = (
             "(SELECT count(*) FROM (SELECT 1 FROM papers_fts "
-            "WHERE tsv @@ to_tsquery('simple', ?) LIMIT ?) AS s)"
+            "WHERE tsv @@ CAST(? AS tsquery) LIMIT ?) AS s)"
         )
         sql = "SELECT " + ", ".join([probe] * len(words))
-        params = [x for w in words for x in (_ts_word(w), self._cap + 1)]
-        row = await self._db.fetchone(sql, params)
+        params = [x for w in words for x in (f"'{w}'", self._cap + 1)]
+        async with self._db.transaction() as conn:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            async with conn.execute(sql, params) as cursor:
+                row = await cursor.fetchone()
         return {w: int(n) for w, n in zip(words, row or (), strict=True)}
 
     async def _ranked(self, terms: Sequence[Term], exclude: int, limit: int) -> list[SimilarHit]:
