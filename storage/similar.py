@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 QUERY_WORDS = 96  # distinct words of the paper whose frequency is looked up, at most
 MAX_TERMS = 16  # words in the OR query, at most
-POSTINGS_BUDGET = 20_000  # postings all the query's words may have together
+POSTINGS_BUDGET = 4_000  # postings all the query's words may have together
 TERM_CAP = 5_000  # a word in more papers than this never drives the query
 DF_WINDOW = 4_000  # SQLite: newest papers on which common words are spotted first
-EXACT_COUNTS = 2 * MAX_TERMS  # SQLite: words counted exactly, the best estimates first
+EXACT_COUNTS = 3 * MAX_TERMS // 2  # SQLite: words counted exactly, best estimates first
 TITLE_WEIGHT = 2  # a title word counts as this many abstract words
 MAX_LIMIT = 50
 
