@@ -5,7 +5,7 @@ its title (counted twice) and abstract gets tf x idf, where tf is how often the
 paper uses it and the document frequency comes from the index itself. The
 best words, together within a postings budget, go into one OR query ranked by
 the engine (SQLite: FTS5's bm25; PostgreSQL: ts_rank weighted by each word's
-idf), the paper itself left out, ties broken by the newest paper first.
+idf), the paper itself left out, ties broken by the most recently stored first.
 
 Why budgets: an OR query and its ranking read every posting of every word, and
 counting a word's papers reads its postings too. Over a million papers a common
@@ -156,12 +156,12 @@ class SimilarIndex(ABC):
         if row is None:
             return None
         source = _Source(int(row[0]), str(row[1] or ""), str(row[2] or ""))
-        terms = await self.query_terms(source)
+        terms = await self._query_terms(source)
         if not terms or limit == 0:
             return []
         return await self._ranked(terms, source.rowid, limit)
 
-    async def query_terms(self, source: _Source) -> list[Term]:
+    async def _query_terms(self, source: _Source) -> list[Term]:
         """The words the "more like this" query for `source` is made of."""
         tf = paper_words(source.title, source.abstract)
         if not tf:
@@ -173,9 +173,8 @@ class SimilarIndex(ABC):
 
     @abstractmethod
     async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
-        """Papers having each word in title or abstract, exact up to the cap + 1.
-
-        Words left out are too common, or outranked by enough better words.
+        """Papers having each word in title or abstract (PostgreSQL: anywhere), exact up
+        to the cap + 1. Words left out are too common, or outranked by better ones.
         """
 
     @abstractmethod
