@@ -194,7 +194,8 @@ async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     listing = parse_rss(LISTING.read_bytes()).papers
     print(
-        f"real listing: {len(listing):,} papers; random top-{TOP} share {chance_share(listing):.1%}"
+        f"real listing: {len(listing):,} papers; top-{TOP} share by chance "
+        f"{chance_share(listing):.1%}"
     )
     for backend in backends:
         location: str | Path = url if backend == "postgres" and url else OUT / "similar-listing.db"
