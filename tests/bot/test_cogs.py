@@ -89,7 +89,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     assert (backfill["min_value"], backfill["max_value"]) == (0, 10)
     why = {o["name"]: o for o in by_name["why"]["options"]}
     assert (why["paper"]["required"], why["channel"].get("required", False)) == (True, False)
-    assert why["channel"]["channel_types"] == [0]  # text channels only
+    assert sorted(why["channel"]["channel_types"]) == [0, 5]  # text and announcement channels
 
 
 def test_parse_since() -> None:
