@@ -20,7 +20,7 @@ fills it with a `RankingFilter` when the destination's threshold kept the alert
 back, and `explain` answers `FILTERED` with its rule and score.
 
 Nothing here escapes text: `Explanation` keeps user- and arXiv-controlled text
-as data and the renderer (`bot.embeds.why_text`) escapes it.
+as data and the renderer (`bot.cogs.why.why_reply`) escapes it.
 """
 
 from __future__ import annotations
