@@ -452,16 +452,13 @@ class PaperService:
                 report.errors.append(str(exc))
                 continue
             try:
-                if is_oai_document(data):
-                    oai = await asyncio.to_thread(parse_list_records, data)
-                    batch = list(oai.papers)
-                    async with CatalogueWriter(self.db) as writer:
-                        new = (await writer.store(batch, now=self.clock())).new
+                oai = is_oai_document(data)
+                if oai:
+                    batch = list((await asyncio.to_thread(parse_list_records, data)).papers)
                 else:
                     parsed = await asyncio.to_thread(parse_document_report, data)
                     batch = list(parsed.papers)
                     report.skipped.extend(f"{path}: {skip}" for skip in parsed.skips)
-                    new = len((await self.ingest(batch)).new)
             except FeedError as exc:
                 report.errors.append(f"{path}: {exc}")
                 continue
@@ -469,6 +466,12 @@ class PaperService:
                 log.error("import failed file=%s", path, exc_info=True)
                 report.errors.append(f"{path}: unreadable ({type(exc).__name__})")
                 continue
+            # Storing is outside the parse guard: a store failure ends the import (one line).
+            if oai:
+                async with CatalogueWriter(self.db) as writer:
+                    new = (await writer.store(batch, now=self.clock())).new
+            else:
+                new = len((await self.ingest(batch)).new)
             report.files += 1
             report.papers += len(batch)
             report.new += new
