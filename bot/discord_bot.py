@@ -38,6 +38,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.subscriptions",
     "bot.cogs.admin",
     "bot.cogs.citations",
+    "bot.cogs.why",
 )
 
 

@@ -71,7 +71,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     names = sorted(p["name"] for p in payloads)
     assert names == [
         "author", "cite", "paper", "paperbell", "search", "similar", "subscribe",
-        "subscriptions", "unsubscribe",
+        "subscriptions", "unsubscribe", "why",
     ]  # fmt: skip
     for payload in payloads:
         assert _NAME.match(payload["name"])
@@ -87,6 +87,9 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
         o for o in by_name["subscribe"]["options"][0]["options"] if o["name"] == "backfill"
     )
     assert (backfill["min_value"], backfill["max_value"]) == (0, 10)
+    why = {o["name"]: o for o in by_name["why"]["options"]}
+    assert (why["paper"]["required"], why["channel"].get("required", False)) == (True, False)
+    assert sorted(why["channel"]["channel_types"]) == [0, 5]  # text and announcement channels
 
 
 def test_parse_since() -> None:
