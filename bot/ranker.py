@@ -89,8 +89,11 @@ class Ranker:
         return await self.ratings.count(destination_id)
 
     async def close(self) -> None:
-        for task in list(self._pending.values()):
+        """Cancel scheduled retrains (the next start trains on first use)."""
+        tasks = list(self._pending.values())
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _retrain_later(self, destination_id: int) -> None:
         await asyncio.sleep(self.retrain_delay)
