@@ -73,10 +73,9 @@ async def rate(
 ) -> str:
     """Record the click's rating; returns what the rater is told."""
     if interaction.guild_id is None:
-        if interaction.channel is not None and not isinstance(
-            interaction.channel, discord.DMChannel
-        ):
-            return "Ratings are only taken on paperbell's alerts."
+        # A DM with the bot (a user-installed app could be clicked in a group DM).
+        if getattr(interaction.channel, "type", None) is not discord.ChannelType.private:
+            return "Ratings are only taken in your DMs with paperbell or in a server channel."
         kind, target = DestinationKind.DM, interaction.user.id
     else:
         if interaction.channel_id is None or not interaction.permissions.view_channel:
@@ -95,7 +94,7 @@ async def rate(
     verdict = "👍" if liked else "👎"
     if count < MIN_RATINGS:
         return (
-            f"{verdict} noted for {paper_id}. {where.capitalize()} has {count} rating(s); "
+            f"{verdict} noted for {paper_id}: {count} rating(s) so far for {where}; "
             f"alerts are ranked from {MIN_RATINGS}."
         )
     return f"{verdict} noted for {paper_id}. Alerts to {where} are ranked by its {count} ratings."

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.rating_buttons import TEMPLATE, rate_id
-from storage.models import Paper
+from storage.models import DestinationKind, Paper
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (
     DAY_ONE,
@@ -180,3 +180,29 @@ def test_button_ids_are_strict() -> None:
         "pb:rate:2501.0001a:d",
     ):
         assert pattern.fullmatch(forged) is None
+
+
+async def test_dm_ratings_are_the_users_own(
+    emulated_discord: DiscordEmulator, arxiv_server: ArxivServer, tmp_path: Path
+) -> None:
+    """A click under a DM alert rates it for that user's DMs, not for any channel."""
+    emu = emulated_discord
+    guild = await emu.create_guild("Lab")
+    await emu.create_text_channel(guild.id, "papers")
+    carol = await emu.create_member(guild.id, "carol")
+    arxiv_server.set_rss(rss_listing([graph_paper(2), quantum_paper(3)]))
+    async with running_bot(emu, tmp_path / "dm.db", arxiv_server) as bot:
+        handle = await emu.invoke_command(None, None, carol.id, "subscribe category",
+                                          {"value": "cs.LG"})  # fmt: skip
+        assert "cs.LG" in (await handle.wait_final(timeout=10)).content
+        await bot.poll_now()
+        await wait_delivered(bot)
+        (message,) = emu.dm_messages(carol.id)
+        assert alert_ids(message) == ["2501.00002", "2501.00003"]
+        click = await emu.click_component(message.id, rate_id("2501.00003", False), carol.id)
+        reply = await click.wait_final()
+        assert reply.flags & 64  # ephemeral
+        assert "1 rating(s) so far for your DMs" in reply.content
+        dest = await bot.papers.subscriptions.destination_for(DestinationKind.DM, carol.id)
+        assert dest is not None
+        assert await bot.ranker.ratings.rated(dest.id, 10) == [("2501.00003", False)]
