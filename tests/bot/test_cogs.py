@@ -82,7 +82,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     assert subs == {"author", "category", "keyword", "paper"}
     admin = by_name["paperbell"]
     assert int(admin["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest"}
+    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest", "tune"}
     backfill = next(
         o for o in by_name["subscribe"]["options"][0]["options"] if o["name"] == "backfill"
     )

@@ -58,6 +58,9 @@ PLAUSIBLE: dict[tuple[str, str], Any] = {
     ("publications", "paper_id"): "2411.17709",
     ("deliveries", "matched_json"): '["author: Shane Legg"]',
     ("meta", "key"): "migration_test",
+    ("ratings", "liked"): 1,
+    ("ratings", "paper_id"): "2411.17709",
+    ("ranking_filtered", "reason"): "top_k",
 }
 
 
