@@ -10,12 +10,14 @@ makes sure a channel answer never reads another server's rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from bot.why import Explanation, RankingFilter, WhyFacts, explain
 from storage.announcements import AnnouncementRepository
-from storage.models import Destination, DestinationKind
+from storage.models import Delivery, Destination, DestinationKind
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
+from storage.ratings import RatingRepository
 from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,13 @@ class WhyService:
         announcements: AnnouncementRepository,
         subscriptions: SubscriptionRepository,
         outbox: DeliveryOutbox,
+        ratings: RatingRepository | None = None,
     ) -> None:
         self.papers = papers
         self.announcements = announcements
         self.subscriptions = subscriptions
         self.outbox = outbox
+        self.ratings = ratings
 
     async def for_channel(self, paper_id: str, *, guild_id: int, channel_id: int) -> Explanation:
         """Why `paper_id` (versionless) was or was not sent to a channel of `guild_id`."""
@@ -48,13 +52,24 @@ class WhyService:
         destination = await self.subscriptions.destination_for(DestinationKind.DM, user_id)
         return await self._explain(paper_id, destination)
 
-    async def ranking_filter(self, destination: Destination, paper_id: str) -> RankingFilter | None:
-        """Extension point for the ranking feature: the threshold that kept this alert back.
-
-        The outbox has no "filtered" mark yet, so nothing is ever reported as
-        filtered; the ranking feature answers here (from its outbox status or
-        its own table) and `explain` does the rest.
-        """
+    async def ranking_filter(
+        self, destination: Destination, deliveries: Sequence[Delivery]
+    ) -> RankingFilter | None:
+        """The threshold (`/paperbell tune`) that kept one of these alerts back, if any:
+        the ranking records each alert it holds back with its score and rule."""
+        if self.ratings is None:
+            return None
+        for delivery in deliveries:
+            held = await self.ratings.filtered(delivery.id)
+            if held is None:
+                continue
+            tuning = await self.ratings.tuning(destination.id)
+            if held.reason == "top_k":
+                rule = f"top:{tuning.top_k}" if tuning and tuning.top_k else "top:K"
+            else:
+                known = tuning is not None and tuning.min_score is not None
+                rule = f"min-score:{tuning.min_score:g}" if known and tuning else "min-score"
+            return RankingFilter(rule, held.score)
         return None
 
     async def _explain(self, paper_id: str, destination: Destination | None) -> Explanation:
@@ -63,13 +78,14 @@ class WhyService:
         if destination is None:
             facts = WhyFacts(paper_id, paper, announcements, None, (), ())
             return explain(facts)
+        deliveries = await self.outbox.for_destination_paper(destination.id, paper_id)
         facts = WhyFacts(
             paper_id,
             paper,
             announcements,
             destination,
             await self.subscriptions.list_destination(destination.id),
-            await self.outbox.for_destination_paper(destination.id, paper_id),
-            await self.ranking_filter(destination, paper_id),
+            deliveries,
+            await self.ranking_filter(destination, deliveries),
         )
         return explain(facts)

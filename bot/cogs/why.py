@@ -118,7 +118,11 @@ class Why(commands.Cog):
         self.bot = bot
         papers = bot.papers
         self.service = WhyService(
-            papers.papers, papers.announcements, papers.subscriptions, papers.outbox
+            papers.papers,
+            papers.announcements,
+            papers.subscriptions,
+            papers.outbox,
+            bot.ranker.ratings,
         )
 
     @app_commands.command(name="why")

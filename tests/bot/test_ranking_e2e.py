@@ -142,6 +142,11 @@ async def test_ratings_reorder_a_digest_and_top_k_keeps_the_best(
             (pid, "top_k", "failed") for pid in ("2501.00031", "2501.00033", "2501.00035")
         ]
         assert all(str(r[3]).startswith("filtered:") for r in rows)
+        # /why names the threshold that kept a paper back, and says a kept one was sent.
+        why = await run("why", {"paper": "2501.00031", "channel": channel.id})
+        assert "top:20" in why, why
+        sent = await run("why", {"paper": "2501.00032", "channel": channel.id})
+        assert "top:20" not in sent and "discord.com/channels/" in sent, sent
 
 
 async def test_tune_needs_manage_channels(
