@@ -34,6 +34,7 @@ from bot.arxiv.snapshot import (
 from bot.progress import BulkProgress
 from storage.catalogue import CatalogueWriter
 from storage.models import Paper
+from storage.papers import IndexHints, index_hints
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,16 @@ MAX_REPORTED_LINES = 1_000  # bad lines kept for the report; all are counted
 GZIP_MAGIC = b"\x1f\x8b"
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes ~1 s to start
 CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
-AHEAD = 3  # chunks parsed ahead of the one being stored, at most
+AHEAD = 4  # chunks parsed ahead of the one being stored, at most
+WORKERS = 2  # parser processes: parsing and folding cost about what storing does
+
+Parsed = tuple[list[PaperFields], list[tuple[int, str]], int, IndexHints]
+
+
+def parse_and_fold(data: bytes, first_line: int) -> Parsed:
+    """`parse_chunk`, plus the index text and author keys the store would work out."""
+    fields, errors, lines = parse_chunk(data, first_line)
+    return fields, errors, lines, index_hints(Paper(*f) for f in fields)
 
 
 @dataclass(slots=True)
@@ -155,8 +165,8 @@ class SnapshotImporter:
                 if parallel
                 else _aiter(self._batches(stream, report))
             )
-            async for batch in batches:
-                result = await self._writer.store(batch, now=now)
+            async for batch, hints in batches:
+                result = await self._writer.store(batch, now=now, hints=hints)
                 report.papers += len(batch)
                 report.new += result.new
                 report.updated += result.updated
@@ -177,7 +187,9 @@ class SnapshotImporter:
             report.errors.append(error)
         log.debug("snapshot bad %s", error)
 
-    def _batches(self, stream: IO[bytes], report: BulkReport) -> Iterator[list[Paper]]:
+    def _batches(
+        self, stream: IO[bytes], report: BulkReport
+    ) -> Iterator[tuple[list[Paper], IndexHints | None]]:
         batch: list[Paper] = []
         for item in iter_snapshot(stream):
             report.lines += 1
@@ -186,23 +198,25 @@ class SnapshotImporter:
                 continue
             batch.append(item)
             if len(batch) >= self._batch_size:
-                yield batch
+                yield batch, None
                 batch = []
         if batch:
-            yield batch
+            yield batch, None
 
     async def _parsed_elsewhere(
         self, stream: IO[bytes], report: BulkReport, stack: ExitStack
-    ) -> AsyncIterator[list[Paper]]:
-        """Batches parsed by a worker process, `AHEAD` chunks in flight at most."""
+    ) -> AsyncIterator[tuple[list[Paper], IndexHints | None]]:
+        """Batches parsed by worker processes, `AHEAD` chunks in flight at most, in order."""
         pool = stack.enter_context(
-            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")
+            )
         )
         loop = asyncio.get_running_loop()
-        pending: deque[asyncio.Future[tuple[list[PaperFields], list[tuple[int, str]], int]]]
-        pending = deque()
+        pending: deque[asyncio.Future[Parsed]] = deque()
         chunks = _line_chunks(stream, report, self._bad)
         batch: list[Paper] = []
+        hints = IndexHints({}, {})
         exhausted = False
         while pending or not exhausted:
             while not exhausted and len(pending) < AHEAD:
@@ -210,19 +224,21 @@ class SnapshotImporter:
                 if chunk is None:
                     exhausted = True
                 else:
-                    pending.append(loop.run_in_executor(pool, parse_chunk, *chunk))
+                    pending.append(loop.run_in_executor(pool, parse_and_fold, *chunk))
             if not pending:
                 break
-            fields, errors, lines = await pending.popleft()
+            fields, errors, lines, chunk_hints = await pending.popleft()
             report.lines += lines
             for number, reason in errors:
                 self._bad(report, SnapshotLineError(number, reason))
             batch.extend(Paper(*f) for f in fields)
+            hints.folded.update(chunk_hints.folded)
+            hints.keys.update(chunk_hints.keys)
             if len(batch) >= self._batch_size:
-                yield batch
-                batch = []
+                yield batch, hints
+                batch, hints = [], IndexHints({}, {})
         if batch:
-            yield batch
+            yield batch, hints
 
 
 def _line_chunks(
@@ -261,6 +277,8 @@ def _line_chunks(
         yield b"".join(parts), first
 
 
-async def _aiter(items: Iterator[list[Paper]]) -> AsyncIterator[list[Paper]]:
+async def _aiter(
+    items: Iterator[tuple[list[Paper], IndexHints | None]],
+) -> AsyncIterator[tuple[list[Paper], IndexHints | None]]:
     for item in items:
         yield item

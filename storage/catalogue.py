@@ -21,7 +21,7 @@ from typing import Self
 
 from storage.backend import AnyDatabase, Connection
 from storage.models import Paper
-from storage.papers import PaperRepository
+from storage.papers import IndexHints, PaperRepository
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,25 @@ class CatalogueWriter:
                 f"PRAGMA cache_size = {self._saved_cache}"
             )
 
-    async def store(self, papers: Sequence[Paper], *, now: datetime | None = None) -> StoreResult:
-        """Store one batch in its own transaction."""
+    async def store(
+        self,
+        papers: Sequence[Paper],
+        *,
+        now: datetime | None = None,
+        hints: IndexHints | None = None,
+    ) -> StoreResult:
+        """Store one batch in its own transaction (`hints`: see `upsert_many_in`)."""
         async with self._db.transaction() as conn:
-            return await self.store_in(conn, papers, now=now)
+            return await self.store_in(conn, papers, now=now, hints=hints)
 
     async def store_in(
-        self, conn: Connection, papers: Sequence[Paper], *, now: datetime | None = None
+        self,
+        conn: Connection,
+        papers: Sequence[Paper],
+        *,
+        now: datetime | None = None,
+        hints: IndexHints | None = None,
     ) -> StoreResult:
         """Store one batch inside the caller's transaction (with its harvest progress)."""
-        result = await self._repo.upsert_many_in(conn, papers, now=now)
+        result = await self._repo.upsert_many_in(conn, papers, now=now, hints=hints)
         return StoreResult(len(result.new), result.updated, result.unchanged)

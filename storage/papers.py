@@ -171,6 +171,55 @@ def _fts_paper(rowid: int, paper: Paper) -> tuple[Any, ...]:
     return _fts_row(rowid, paper.title, paper.abstract, ", ".join(paper.authors))
 
 
+@dataclass(frozen=True, slots=True)
+class IndexHints:
+    """Index text and author keys worked out ahead (by a bulk import's parser process).
+
+    `folded` maps a paper id to (title, abstract, authors text, and their folded
+    forms); `keys` maps an author name to (surname key, given key). A hint is used
+    only when its texts equal the paper's as stored, so a stale or wrong hint costs
+    a recomputation, never a wrong index.
+    """
+
+    folded: dict[str, tuple[str, str, str, str, str, str]]
+    keys: dict[str, tuple[str, str]]
+
+
+def index_hints(papers: Iterable[Paper]) -> IndexHints:
+    """The `IndexHints` of `papers` (as `_normalized` leaves their names)."""
+    folded: dict[str, tuple[str, str, str, str, str, str]] = {}
+    keys: dict[str, tuple[str, str]] = {}
+    for paper in papers:
+        names = [n for n in (" ".join(a.split()) for a in paper.authors) if n]
+        text = ", ".join(names)
+        folded[paper.id] = (
+            paper.title,
+            paper.abstract,
+            text,
+            fold_for_index(paper.title),
+            fold_for_index(paper.abstract),
+            fold_for_index(text),
+        )
+        for name in names:
+            if name not in keys:
+                key = author_key(name)
+                keys[name] = (key.surname, key.given_key)
+    return IndexHints(folded, keys)
+
+
+def _fts_hinted(rowid: int, paper: Paper, hints: IndexHints | None) -> tuple[Any, ...]:
+    text = ", ".join(paper.authors)
+    hint = hints.folded.get(paper.id) if hints else None
+    if (
+        hint is not None
+        and hint[0] == paper.title
+        and hint[1] == paper.abstract
+        and hint[2] == text
+    ):
+        return (rowid, hint[3], hint[4], hint[5])
+    return _fts_row(rowid, paper.title, paper.abstract, text)
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -445,8 +494,12 @@ class PaperRepository:
         papers: Sequence[Paper],
         *,
         now: datetime | None = None,
+        hints: IndexHints | None = None,
     ) -> IngestResult:
-        """`upsert_many` inside the caller's open transaction (`Database.transaction()`)."""
+        """`upsert_many` inside the caller's open transaction (`Database.transaction()`).
+
+        `hints` (optional) spare this process the index text folding and author keys.
+        """
         now = (now or datetime.now(UTC)).astimezone(UTC)
         incoming: dict[str, Paper] = {}
         for raw in papers:
@@ -487,7 +540,7 @@ class PaperRepository:
             )
         if updates:
             await conn.executemany(_UPDATE_PAPER, [(*_values(new), r) for r, _, new in updates])
-        await self._link(conn, inserts, updates)
+        await self._link(conn, inserts, updates, hints)
         text_changed = [
             (rowid, old, new)
             for rowid, old, new in updates
@@ -496,8 +549,8 @@ class PaperRepository:
         postgres = self._db.dialect == "postgres"
         if text_changed and not postgres:  # PostgreSQL's insert below is an upsert
             await conn.executemany(_FTS_DELETE, [_fts_paper(r, old) for r, old, _ in text_changed])
-        fts_rows = [_fts_paper(r, p) for r, p in inserts]
-        fts_rows += [_fts_paper(r, new) for r, _, new in text_changed]
+        fts_rows = [_fts_hinted(r, p, hints) for r, p in inserts]
+        fts_rows += [_fts_hinted(r, new, hints) for r, _, new in text_changed]
         if fts_rows:
             await conn.executemany(_PG_FTS_INSERT if postgres else _FTS_INSERT, fts_rows)
         return IngestResult(tuple(p for _, p in inserts), len(updates), unchanged)
@@ -522,6 +575,7 @@ class PaperRepository:
         conn: Connection,
         inserts: Sequence[tuple[int, Paper]],
         updates: Sequence[tuple[int, Paper, Paper]],
+        hints: IndexHints | None = None,
     ) -> None:
         """Rewrite paper_authors and paper_categories for new papers and changed lists."""
         relinked = [(r, old, new) for r, old, new in updates if old.authors != new.authors]
@@ -531,7 +585,7 @@ class PaperRepository:
         ]
         names = {n for _, p in author_lists for n in p.authors}
         names.update(n for _, old, _ in relinked for n in old.authors)
-        ids = await self._author_ids(conn, names) if names else {}
+        ids = await self._author_ids(conn, names, hints.keys if hints else {}) if names else {}
         if relinked:
             await conn.executemany(
                 "DELETE FROM paper_authors WHERE author_id = ? AND paper_rowid = ?",
@@ -554,7 +608,9 @@ class PaperRepository:
                 [(c, r) for r, p in category_lists for c in p.categories],
             )
 
-    async def _author_ids(self, conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    async def _author_ids(
+        self, conn: Connection, names: Iterable[str], keys: dict[str, tuple[str, str]] | None = None
+    ) -> dict[str, int]:
         """Ids of `names`, creating authors (with their match keys) that are not stored yet.
 
         Not cached across calls: ids handed out in a transaction that is later
@@ -577,10 +633,14 @@ class PaperRepository:
                 row = await cursor.fetchone()
             next_id = int(row[0]) + 1 if row else 1
             rows = []
+            known = keys or {}
             for offset, name in enumerate(missing):
-                key = author_key(name)
                 ids[name] = next_id + offset
-                rows.append((next_id + offset, name, key.surname, key.given_key))
+                hinted = known.get(name)
+                if hinted is None:
+                    key = author_key(name)
+                    hinted = (key.surname, key.given_key)
+                rows.append((next_id + offset, name, *hinted))
             await conn.executemany(
                 "INSERT INTO authors (id, name, surname_key, given_key) VALUES (?, ?, ?, ?)",
                 rows,
