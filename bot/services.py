@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -46,6 +46,7 @@ from storage.models import (
     AlertEvent,
     AnnounceType,
     AuthorMatch,
+    FeedState,
     ListingSummary,
     Paper,
     SearchHit,
@@ -634,8 +635,24 @@ class PaperService:
         limit = max(1, min(limit, MAX_RESULTS))
         return await self.papers.by_author(cleaned, limit=limit, offset=max(0, offset))
 
+    async def author_spellings(self, name: str) -> tuple[str, ...]:
+        """The stored spellings of an author name (no papers, no length check)."""
+        return tuple((await self.papers.by_author(name, limit=0, offset=0)).matched_names)
+
+    async def author_names(self, prefix: str, limit: int = 25) -> list[str]:
+        """Stored author names starting like `prefix` (autocomplete)."""
+        return await self.papers.author_names(prefix, limit=limit)
+
     async def stats(self) -> StoreStats:
         return await self.papers.stats()
+
+    async def feed_states(self) -> list[FeedState]:
+        """Every polled listing URL's health, by URL."""
+        return await self.feeds.all()
+
+    async def creators_for_feed(self, categories: Collection[str]) -> list[int]:
+        """Users whose alerts a listing of `categories` feeds (to tell them it fails)."""
+        return await self.subscriptions.creators_for_feed(categories)
 
     async def get_meta(self, key: str) -> str | None:
         return await self.meta.get(key)
