@@ -25,14 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.arxiv.atom import _HTML_TAG  # noqa: E402
 from bot.arxiv.feeds import (  # noqa: E402
-    _HTML_TAG,
-    _strip_parenthesised,
     clean_author_name,
     parse_rss,
     split_author_list,
     tex_accents_to_unicode,
 )
+from bot.arxiv.text import _strip_parenthesised  # noqa: E402
 from storage.names import author_key, fold, fold_for_index, query_key  # noqa: E402
 from tests.bot.arxiv.hostile import pathological, rss_item, rss_listing  # noqa: E402
 

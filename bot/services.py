@@ -26,9 +26,12 @@ from bot.announcements import (
     publication_note,
     quiet_listing_note,
 )
+from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError, RssListing, parse_atom, parse_document_report, parse_rss
+from bot.arxiv.document import FeedError
+from bot.arxiv.feeds import parse_document_report
 from bot.arxiv.oai import is_oai_document, parse_list_records
+from bot.arxiv.rss import RssListing, parse_rss
 from bot.arxiv.snapshot import SnapshotLineError
 from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
 from bot.errors import InvalidInputError, UpstreamError
