@@ -45,10 +45,11 @@ from bot.cli_failures import (
 )
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import InvalidInputError, UpstreamError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.logs import configure_logging
 from bot.lookups import check_query
 from bot.redact import redact_urls
-from bot.services import MAX_QUERY_LENGTH, PaperService
+from bot.services import PaperService
 from bot.useragent import user_agent
 from storage.backend import open_database, open_for_reading
 from storage.models import Paper

@@ -401,15 +401,21 @@ class NotLeaderError(UpstreamError):
     """Another process of a sharded deployment is the poller."""
 
 
-def _built_since(build_date: str | None, cycle_started: datetime) -> bool:
-    """Whether a stored listing build date is from this cycle on (unknown dates are not)."""
+def _built_in_cycle(build_date: str | None, cycle_started: datetime) -> bool | None:
+    """Whether a listing build date (ISO text) is from this cycle on; None when it is unknown
+    or unreadable, for the caller to decide."""
     if build_date is None:
-        return False
+        return None
     try:
         built = datetime.fromisoformat(build_date)
     except ValueError:
-        return False
+        return None
     return built >= cycle_started - LISTING_DATE_TOLERANCE
+
+
+def _built_since(build_date: str | None, cycle_started: datetime) -> bool:
+    """Whether a stored listing build date is from this cycle on (unknown dates are not)."""
+    return _built_in_cycle(build_date, cycle_started) is True
 
 
 def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:
@@ -421,10 +427,5 @@ def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:
     """
     if feed.outcome is not PollOutcome.NEW_LISTING:
         return False
-    if feed.build_date is None:
-        return True
-    try:
-        built = datetime.fromisoformat(feed.build_date)
-    except ValueError:
-        return True
-    return built >= cycle_started - LISTING_DATE_TOLERANCE
+    # A new listing whose date is unknown counts as tonight's.
+    return _built_in_cycle(feed.build_date, cycle_started) is not False

@@ -35,6 +35,7 @@ from bot.arxiv.rss import RssListing, parse_rss
 from bot.arxiv.snapshot import SnapshotLineError
 from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
 from bot.errors import InvalidInputError, UpstreamError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys
 from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
@@ -61,7 +62,6 @@ from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_LENGTH = 300
 MAX_RESULTS = 100
 PUBLICATION_CHECK_KEY = "publications_checked_at"
 PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
