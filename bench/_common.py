@@ -34,6 +34,7 @@ import asyncpg
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
+from bot.runner import build_bot
 from storage.backend import AnyDatabase, is_postgres
 from storage.db import Database
 from storage.pg import PgDatabase
@@ -233,7 +234,7 @@ async def local_bot(
                     arxiv_author_feed_url=arxiv.author_feed_url,
                     **settings,
                 )
-                bot = PaperbellBot(config, db, session, user_agent="paperbell-bench")
+                bot = build_bot(config, db, session, user_agent="paperbell-bench")
                 bot._connection.guild_ready_timeout = 0.1  # on_ready waits this after the guilds
                 async with running_client(bot, emu):
                     yield LocalBot(emu, arxiv, bot, db)

@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.arxiv.atom import _HTML_TAG
 from bot.arxiv.feeds import (
-    _HTML_TAG,
-    _strip_parenthesised,
     clean_author_name,
     parse_rss,
     split_author_list,
     tex_accents_to_unicode,
 )
+from bot.arxiv.text import _strip_parenthesised
 from storage.names import author_key, fold, fold_for_index, query_key
 from tests.bot.arxiv.hostile import pathological, rss_item, rss_listing
 

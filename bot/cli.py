@@ -29,7 +29,7 @@ import aiohttp
 
 from bot import __version__
 from bot.announcements import listing_lines
-from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.arxiv.client import ArxivClient, RequestLimiter
 from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
 from bot.categories import normalize_category
 from bot.cli_failures import (
@@ -45,10 +45,12 @@ from bot.cli_failures import (
 )
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import InvalidInputError, UpstreamError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.logs import configure_logging
 from bot.lookups import check_query
 from bot.redact import redact_urls
-from bot.services import MAX_QUERY_LENGTH, PaperService
+from bot.services import PaperService
+from bot.useragent import user_agent
 from storage.backend import open_database, open_for_reading
 from storage.models import Paper
 
@@ -360,12 +362,6 @@ async def open_service(
             yield PaperService(db, client)
     finally:
         await db.close()
-
-
-def user_agent(settings: Settings) -> str:
-    if settings.contact:
-        return f"{DEFAULT_USER_AGENT} contact: {settings.contact}"
-    return DEFAULT_USER_AGENT
 
 
 @contextmanager

@@ -31,12 +31,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.arxiv.endpoints import (
+    DEFAULT_API_URL,
+    DEFAULT_AUTHOR_FEED_URL,
+    DEFAULT_OAI_URL,
+    DEFAULT_RSS_URL,
+)
+
 log = logging.getLogger(__name__)
 
-DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
-DEFAULT_API_URL = "https://export.arxiv.org/api/query"
-DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
-DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 DEFAULT_HEALTH_HOST = "127.0.0.1"
 
 PREFIX = "PAPERBELL_"

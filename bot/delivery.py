@@ -26,19 +26,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import discord
 import yarl
 
 from bot.embeds import alert_embed, digest_embed, group_embeds
+from bot.notify import Notifier
+from bot.ranker import Ranker
 from bot.rating_buttons import rating_view
 from bot.services import utcnow
+from bot.subscribing import SubscriptionService
 from storage.models import Delivery, Destination, DestinationKind
-
-if TYPE_CHECKING:
-    from bot.discord_bot import PaperbellBot
+from storage.outbox import DeliveryOutbox
 
 log = logging.getLogger(__name__)
 
@@ -241,17 +242,35 @@ class _Post:
             self.slots.release()
 
 
+class DeliveryObserver(Protocol):
+    """Told about every finished pass (`bot.metrics.Metrics`)."""
+
+    def observe_delivery(self, report: DeliveryReport) -> None: ...
+
+
 class Deliverer:
     """Drains the outbox; one pass at a time, woken by the scheduler or a fresh ingest."""
 
     def __init__(
         self,
-        bot: PaperbellBot,
+        client: discord.Client,
+        outbox: DeliveryOutbox,
+        subscriptions: SubscriptionService,
+        notifier: Notifier,
+        metrics: DeliveryObserver,
         *,
+        ranker: Ranker | None = None,
+        owns_dms: bool = True,
         max_in_flight: int = MAX_IN_FLIGHT,
         paced_posts_per_second: int = PACED_POSTS_PER_SECOND,
     ) -> None:
-        self.bot = bot
+        self.client = client
+        self.outbox = outbox
+        self.subscriptions = subscriptions
+        self.notifier = notifier
+        self.metrics = metrics
+        self.ranker = ranker
+        self.owns_dms = owns_dms
         self.gate = SendGate(max_in_flight=max_in_flight, per_second=paced_posts_per_second)
         self.retry_base = RETRY_BASE
         self.shutdown_grace = SHUTDOWN_GRACE
@@ -304,7 +323,7 @@ class Deliverer:
         for sending in list(self._finishing.values()):
             sending.cancel()  # their messages are confirmed and recorded; only a sleep is left
         try:
-            released = await self.bot.papers.outbox.release_claims()
+            released = await self.outbox.release_claims()
         except Exception:  # shutting down: the leases run out on their own anyway
             log.warning("could not release outbox claims at shutdown", exc_info=True)
         else:
@@ -313,16 +332,16 @@ class Deliverer:
 
     def _scope(self) -> tuple[list[int] | None, bool]:
         """Which deliveries this process owns: its shards' guilds, and DMs on shard 0."""
-        if self.bot.shard_count is None or self.bot.shard_count <= 1:
+        if self.client.shard_count is None or self.client.shard_count <= 1:
             return None, True
-        return [g.id for g in self.bot.guilds], self.bot.owns_dms
+        return [g.id for g in self.client.guilds], self.owns_dms
 
     async def run_once(self) -> DeliveryReport:
         report = DeliveryReport()
         async with self._lock:
-            while not self._closing and not self.bot.is_closed():
+            while not self._closing and not self.client.is_closed():
                 guild_ids, include_dms = self._scope()
-                due = await self.bot.papers.outbox.claim_due(
+                due = await self.outbox.claim_due(
                     now=utcnow(), limit=CLAIM_LIMIT, guild_ids=guild_ids, include_dms=include_dms
                 )
                 if not due:
@@ -338,7 +357,7 @@ class Deliverer:
                     break
             self.passes += 1
         self._add_totals(report)
-        self.bot.metrics.observe_delivery(report)
+        self.metrics.observe_delivery(report)
         if report.sent or report.failed or report.retried:
             log.info(
                 "delivery pass sent=%d messages=%d retried=%d failed=%d paused=%d",
@@ -402,7 +421,7 @@ class Deliverer:
                     # Bound before the post: if we die after it, the restart resends this
                     # exact group under the same nonce.
                     ids = [d.id for d in batch.deliveries]
-                    if await self.bot.papers.outbox.assign_batch(ids) is None:
+                    if await self.outbox.assign_batch(ids) is None:
                         log.warning("alert batch=pb%d changed under us; next pass", min(ids))
                         return
                 if not await self._send_batch(destination, batch, report):
@@ -425,18 +444,18 @@ class Deliverer:
         """
         fresh = [d for d in items if d.batch_id is None]
         bound = [d for d in items if d.batch_id is not None]
-        if not fresh:
+        if not fresh or self.ranker is None:
             return list(items), {}
         try:
-            ranked = await self.bot.ranker.rank(destination.id, [d.paper for d in fresh])
+            ranked = await self.ranker.rank(destination.id, [d.paper for d in fresh])
         except Exception:  # ranking is a nicety: alerts still go out in arrival order
             log.exception("ranking destination=%d failed; arrival order", destination.id)
             return list(items), {}
         if ranked is None:
             return list(items), {}
         if ranked.kept_back:
-            kept = self.bot.ranker.filtered([d.id for d in fresh], ranked.kept_back)
-            held = await self.bot.ranker.ratings.keep_back(kept, now=utcnow())
+            kept = self.ranker.filtered([d.id for d in fresh], ranked.kept_back)
+            held = await self.ranker.ratings.keep_back(kept, now=utcnow())
             log.info("alerts kept back by tuning destination=%d count=%d", destination.id, held)
         reasons = {fresh[i].id: terms for i, terms in ranked.reasons.items()}
         return bound + [fresh[i] for i in ranked.order], reasons
@@ -445,7 +464,7 @@ class Deliverer:
         self, destination: Destination, batch: _Batch, report: DeliveryReport
     ) -> bool:
         """Post one batch as one message; False when the destination's later batches must wait."""
-        outbox = self.bot.papers.outbox
+        outbox = self.outbox
         items = batch.deliveries
         ids = [d.id for d in items]
         nonce = f"pb{min(ids)}"
@@ -523,18 +542,18 @@ class Deliverer:
 
     async def _channel_for(self, destination: Destination) -> discord.PartialMessageable:
         if destination.kind is DestinationKind.CHANNEL:
-            return self.bot.get_partial_messageable(
+            return self.client.get_partial_messageable(
                 destination.target_id, guild_id=destination.guild_id
             )
         channel_id = self._dm_channels.get(destination.target_id)
         if channel_id is None:
-            dm = await self.bot.create_dm(discord.Object(destination.target_id))
+            dm = await self.client.create_dm(discord.Object(destination.target_id))
             channel_id = self._dm_channels[destination.target_id] = dm.id
-        return self.bot.get_partial_messageable(channel_id, type=discord.ChannelType.private)
+        return self.client.get_partial_messageable(channel_id, type=discord.ChannelType.private)
 
     async def _retry(self, batch: Sequence[Delivery], error: str) -> None:
         attempts = max(d.attempts for d in batch)
-        await self.bot.papers.outbox.mark_retry(
+        await self.outbox.mark_retry(
             [d.id for d in batch],
             error=error,
             next_attempt_at=utcnow() + backoff(attempts, self.retry_base),
@@ -548,13 +567,13 @@ class Deliverer:
             reason = "the user does not accept DMs from the bot"
         else:
             reason = "missing permission to post (needs View Channel, Send Messages, Embed Links)"
-        await self.bot.subscriptions.pause(destination.id, reason)
+        await self.subscriptions.pause(destination.id, reason)
         log.warning(
             "destination paused id=%d kind=%s target=%d code=%s",
             destination.id, destination.kind.value, destination.target_id, exc.code,
         )  # fmt: skip
         if destination.kind is DestinationKind.CHANNEL:
-            await self.bot.notifier.channel_paused(destination, reason)
+            await self.notifier.channel_paused(destination, reason)
 
     async def _gone(
         self, destination: Destination, ids: Sequence[int], exc: discord.HTTPException
@@ -563,8 +582,8 @@ class Deliverer:
             "destination gone, removing subscriptions id=%d target=%d code=%s",
             destination.id, destination.target_id, exc.code,
         )  # fmt: skip
-        await self.bot.papers.outbox.mark_failed(ids, error="channel deleted")
-        await self.bot.subscriptions.destination_gone(destination.id)
+        await self.outbox.mark_failed(ids, error="channel deleted")
+        await self.subscriptions.destination_gone(destination.id)
 
 
 def _view(view: discord.ui.View | None) -> dict[str, Any]:

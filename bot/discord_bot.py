@@ -21,14 +21,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.arxiv.client import ArxivClient
 from bot.config import Settings
+from bot.delivery import Deliverer
 from bot.errors import UserError
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
+from bot.notify import Notifier
+from bot.ranker import Ranker
+from bot.scheduling import PollScheduler
 from bot.services import PaperService, PollReport, utcnow
+from bot.subscribing import SubscriptionService
 from bot.views import APOLOGY, reply_ephemeral
-from storage.backend import AnyDatabase
+from storage.locks import Leadership
 from storage.models import FeedState, ListingSummary
 
 log = logging.getLogger(__name__)
@@ -94,18 +99,21 @@ class PaperbellTree(app_commands.CommandTree["PaperbellBot"]):
 
 
 class PaperbellBot(commands.AutoShardedBot):
-    """paperbell's Discord client. Build it with the resources opened by `bot.runner`."""
+    """paperbell's Discord client. `bot.runner.build_bot` builds the services it is given."""
 
     def __init__(
         self,
         settings: Settings,
-        db: AnyDatabase,
-        session: aiohttp.ClientSession,
+        papers: PaperService,
+        subscriptions: SubscriptionService,
         *,
+        arxiv: ArxivClient,
+        leadership: Leadership,
+        metrics: Metrics,
+        feed_alerts: FeedAlerts,
+        ranker: Ranker,
         shard_count: int | None = None,
         shard_ids: Sequence[int] | None = None,
-        user_agent: str,
-        metrics: Metrics | None = None,
         guild_ready_timeout: float = 2.0,
     ) -> None:
         shard_kwargs: dict[str, Any] = {"shard_count": shard_count}
@@ -118,7 +126,7 @@ class PaperbellBot(commands.AutoShardedBot):
         discord.VoiceClient.warn_dave = False
         # discord.py takes one aiohttp trace; the deliverer watches message answers through it.
         self.http_trace = aiohttp.TraceConfig()
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.metrics.attach_discord(self.http_trace)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -135,37 +143,27 @@ class PaperbellBot(commands.AutoShardedBot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
-        self.db = db
-        self.http_session = session
-        self.arxiv = ArxivClient(
-            session,
-            rss_url=settings.arxiv_rss_url,
-            api_url=settings.arxiv_api_url,
-            author_feed_url=settings.arxiv_author_feed_url,
-            limiter=RequestLimiter(settings.arxiv_delay),
-            user_agent=user_agent,
-            timeout=settings.arxiv_timeout,
-            max_retries=settings.arxiv_max_retries,
-        )
-        self.papers = PaperService(db, self.arxiv)
-        self.metrics.track_backlog(self.papers.outbox.pending_count)
+        self.arxiv = arxiv
+        self.papers = papers
+        self.subscriptions = subscriptions
+        self.ranker = ranker
         self.metrics.track_gateway_latency(lambda: self.latency)
-        self.feed_alerts = FeedAlerts()
-        from bot.subscribing import SubscriptionService
-
-        self.subscriptions = SubscriptionService(self.papers, settings)
-        from bot.delivery import Deliverer
-        from bot.notify import Notifier
-        from bot.ranker import Ranker
-        from bot.scheduling import PollScheduler
-        from storage.ratings import RatingRepository
-
-        self.ranker = Ranker(RatingRepository(db), self.papers.papers, clock=self.now)
-        self.notifier = Notifier(self)
-        self.deliverer = Deliverer(self)
-        self.deliverer.gate.attach(self.http_trace)
-        self.poll_scheduler = PollScheduler(self)
         self.owns_dms = shard_ids is None or 0 in shard_ids
+        # The pieces bound to this client (they post and DM through it).
+        self.notifier = Notifier(self, subscriptions)
+        self.deliverer = Deliverer(
+            self,
+            papers.outbox,
+            subscriptions,
+            self.notifier,
+            metrics,
+            ranker=ranker,
+            owns_dms=self.owns_dms,
+        )
+        self.deliverer.gate.attach(self.http_trace)
+        self.poll_scheduler = PollScheduler(
+            settings, papers, arxiv, leadership, self.deliverer, self.notifier, metrics, feed_alerts
+        )
 
     # ---- start-up and shutdown -------------------------------------------------------
 
@@ -222,7 +220,7 @@ class PaperbellBot(commands.AutoShardedBot):
     async def status_report(self, guild_id: int) -> StatusReport:
         """Shared feed health and catalogue size, with this guild's own counts."""
         stats = await self.papers.stats()
-        feeds = tuple(await self.papers.feeds.all())
+        feeds = tuple(await self.papers.feed_states())
         usage = await self.subscriptions.usage(guild_id=guild_id)
         return StatusReport(
             feeds=feeds,

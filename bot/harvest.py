@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import TextIO
 
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError
+from bot.arxiv.document import FeedError
 from bot.arxiv.oai import FORMATS, OaiError, parse_list_records
 from bot.errors import InvalidInputError, UpstreamError
 from bot.progress import BulkProgress

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import ArxivClient, ArxivHTTPError, ArxivRateLimitError, Priority
-from bot.arxiv.feeds import ArxivApiError, FeedError, RateExceededError, parse_atom
+from bot.arxiv.document import ArxivApiError, FeedError, RateExceededError
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.arxiv.queries import MAX_TERM_LENGTH, author_query, words_query
 from bot.errors import InvalidInputError, NotFoundError, UpstreamError

@@ -8,26 +8,24 @@ bot cannot write to. Each destination is told once per pause.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
 
+from bot.subscribing import SubscriptionService
 from storage.models import Destination
-
-if TYPE_CHECKING:
-    from bot.discord_bot import PaperbellBot
 
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, bot: PaperbellBot) -> None:
-        self.bot = bot
+    def __init__(self, client: discord.Client, subscriptions: SubscriptionService) -> None:
+        self.client = client
+        self.subscriptions = subscriptions
 
     async def channel_paused(self, destination: Destination, reason: str) -> int:
         """DM the subscribers of a paused channel; return how many were told."""
-        creators = await self.bot.subscriptions.creators(destination.id)
+        creators = await self.subscriptions.creators(destination.id)
         text = (
             f"paperbell can no longer post in <#{destination.target_id}>: {reason}. "
             "Alerts for that channel are paused and kept. Fix the channel's permissions, "
@@ -46,7 +44,7 @@ class Notifier:
         told = 0
         for user_id in user_ids:
             try:
-                dm = await self.bot.create_dm(discord.Object(user_id))
+                dm = await self.client.create_dm(discord.Object(user_id))
                 await dm.send(text, allowed_mentions=discord.AllowedMentions.none())
                 told += 1
             except discord.HTTPException as exc:

@@ -37,12 +37,12 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from bot.errors import InvalidInputError
+from bot.limits import MAX_QUERY_LENGTH
 from storage.models import Paper
 from storage.names import AuthorKey, author_key, keys_match, keyword_tokens, query_key
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_LENGTH = 300
 MAX_TERMS = 20
 MAX_DEPTH = 8
 

@@ -14,16 +14,27 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 
 import aiohttp
 import discord
 
+from bot.arxiv.client import ArxivClient, RequestLimiter
 from bot.backup import database_lock
 from bot.config import ConfigError, Settings
+from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints
+from bot.health import BotHealthSource, FeedAlerts, HealthServer, start_health_server
 from bot.logs import register_secret
+from bot.metrics import Metrics
+from bot.ranker import Ranker
+from bot.services import PaperService, utcnow
 from bot.startup import describe_failure, display_host, wait_for_discord
-from storage.backend import open_database
+from bot.subscribing import SubscriptionService
+from bot.useragent import user_agent
+from storage.backend import AnyDatabase, open_database
+from storage.locks import Leadership
+from storage.ratings import RatingRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,46 @@ def parse_shards(
     if not ids or any(not 0 <= i < shard_count for i in ids):
         raise ConfigError(f"--shard-ids must be between 0 and {shard_count - 1}")
     return shard_count, ids
+
+
+def build_bot(
+    settings: Settings,
+    db: AnyDatabase,
+    session: aiohttp.ClientSession,
+    *,
+    user_agent: str,
+    metrics: Metrics | None = None,
+    shard_count: int | None = None,
+    shard_ids: Sequence[int] | None = None,
+    guild_ready_timeout: float = 2.0,
+) -> PaperbellBot:
+    """The composition root: build the services over `db` and `session`, then the bot."""
+    metrics = metrics or Metrics()
+    arxiv = ArxivClient(
+        session,
+        rss_url=settings.arxiv_rss_url,
+        api_url=settings.arxiv_api_url,
+        author_feed_url=settings.arxiv_author_feed_url,
+        limiter=RequestLimiter(settings.arxiv_delay),
+        user_agent=user_agent,
+        timeout=settings.arxiv_timeout,
+        max_retries=settings.arxiv_max_retries,
+    )
+    papers = PaperService(db, arxiv)
+    metrics.track_backlog(papers.outbox.pending_count)
+    return PaperbellBot(
+        settings,
+        papers,
+        SubscriptionService(papers, settings),
+        arxiv=arxiv,
+        leadership=Leadership(db),
+        metrics=metrics,
+        feed_alerts=FeedAlerts(),
+        ranker=Ranker(RatingRepository(db), papers.papers, clock=utcnow),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+        guild_ready_timeout=guild_ready_timeout,
+    )
 
 
 async def run_bot(
@@ -79,18 +130,13 @@ async def run_bot(
 
 
 async def _run(settings: Settings, token: str, count: int | None, ids: list[int] | None) -> int:
-    from bot.cli import user_agent
-    from bot.discord_bot import PaperbellBot
-    from bot.health import BotHealthSource, HealthServer, start_health_server
-    from bot.metrics import Metrics
-
     metrics = Metrics()
     health: HealthServer | None = None
 
     db = await open_database(settings.database)
     try:
         async with aiohttp.ClientSession(trace_configs=[metrics.arxiv_trace()]) as session:
-            bot = PaperbellBot(
+            bot = build_bot(
                 settings,
                 db,
                 session,

@@ -20,7 +20,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,13 +27,16 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.arxiv.client import ArxivClient
 from bot.cadence import EASTERN, RebuildWindow, check_round, next_url
+from bot.config import Settings
+from bot.delivery import Deliverer
 from bot.errors import UpstreamError, UserError
-from bot.services import FeedPoll, PollOutcome, PollReport, utcnow
+from bot.health import FeedAlerts
+from bot.metrics import Metrics
+from bot.notify import Notifier
+from bot.services import FeedPoll, PaperService, PollOutcome, PollReport, utcnow
 from storage.locks import Leadership
-
-if TYPE_CHECKING:
-    from bot.discord_bot import PaperbellBot
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,24 @@ def announcement_trigger() -> CronTrigger:
 class PollScheduler:
     """Owns the AsyncIOScheduler; created in `setup_hook` so it binds the running loop."""
 
-    def __init__(self, bot: PaperbellBot) -> None:
-        self.bot = bot
+    def __init__(
+        self,
+        settings: Settings,
+        papers: PaperService,
+        arxiv: ArxivClient,
+        leadership: Leadership,
+        deliverer: Deliverer,
+        notifier: Notifier,
+        metrics: Metrics,
+        feed_alerts: FeedAlerts,
+    ) -> None:
+        self.settings = settings
+        self.papers = papers
+        self.arxiv = arxiv
+        self.deliverer = deliverer
+        self.notifier = notifier
+        self.metrics = metrics
+        self.feed_alerts = feed_alerts
         self.scheduler: AsyncIOScheduler | None = None
         self.last_poll: datetime | None = None
         self.last_report: PollReport | None = None
@@ -71,14 +89,13 @@ class PollScheduler:
         self._checks = 0
         self._rebuild_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # set at shutdown: ends the rebuild checks' pauses
-        settings = bot.settings
         self.window = RebuildWindow(settings.rebuild_window_start, settings.rebuild_window_minutes)
         # The cycle's clock (windows, deadlines); the latency bench shifts it to a rebuild night.
         self.clock: Callable[[], datetime] = utcnow
-        self.leadership = Leadership(bot.db)
+        self.leadership = leadership
 
     def start(self) -> None:
-        settings = self.bot.settings
+        settings = self.settings
         scheduler = AsyncIOScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
         scheduler.add_job(
             self.announcement_cycle, announcement_trigger(), id="announcement", name="announcement"
@@ -149,7 +166,7 @@ class PollScheduler:
     async def deliver(self) -> None:
         # Only start a pass: one that outlives the interval (rate limits) must not make
         # APScheduler skip and warn at every tick.
-        self.bot.deliverer.kick()
+        self.deliverer.kick()
 
     async def check_leadership(self) -> bool:
         """Take over polling when no process holds it (the holder died); see storage.locks."""
@@ -178,9 +195,9 @@ class PollScheduler:
             self._poll_task = asyncio.current_task()
             try:
                 if urls is None:
-                    report = await self.bot.papers.poll()
+                    report = await self.papers.poll()
                 else:
-                    report = await self.bot.papers.poll_urls(urls)
+                    report = await self.papers.poll_urls(urls)
             except UserError as exc:
                 log.warning("poll skipped reason=%s error=%s", reason, exc)
                 raise
@@ -188,7 +205,7 @@ class PollScheduler:
                 self._poll_task = None
             self.last_poll = started
             self.last_report = report
-            self.bot.metrics.observe_poll(report, (utcnow() - started).total_seconds())
+            self.metrics.observe_poll(report, (utcnow() - started).total_seconds())
             if self._cycle_started is not None:
                 self._cycle_fresh.update(
                     f.url for f in report.feeds if _is_tonights(f, self._cycle_started)
@@ -202,7 +219,7 @@ class PollScheduler:
                 len(report.errors), (utcnow() - started).total_seconds(),
             )  # fmt: skip
         if report.deliveries:
-            self.bot.deliverer.kick()
+            self.deliverer.kick()
         if urls is not None:  # a check of a few URLs; the full polls watch for outages
             return report
         try:
@@ -213,12 +230,12 @@ class PollScheduler:
 
     async def notify_feed_outages(self) -> None:
         """DM the subscribers of feeds that have failed for over a day, once per outage."""
-        outages = self.bot.feed_alerts.check(await self.bot.papers.feeds.all(), utcnow())
+        outages = self.feed_alerts.check(await self.papers.feed_states(), utcnow())
         for outage in outages:
             categories = outage.url.rstrip("/").rsplit("/", 1)[-1].split("+")
-            users = await self.bot.papers.subscriptions.creators_for_feed(categories)
+            users = await self.papers.creators_for_feed(categories)
             since = discord.utils.format_dt(outage.since, "f")
-            told = await self.bot.notifier.feed_failing(users, outage.url, since)
+            told = await self.notifier.feed_failing(users, outage.url, since)
             log.warning(
                 "feed failing for over a day url=%s since=%s told=%d",
                 outage.url,
@@ -248,7 +265,7 @@ class PollScheduler:
         """
         now = self.clock()
         if self._cycle_deadline is None or now >= self._cycle_deadline:
-            self._cycle_deadline = now + timedelta(hours=self.bot.settings.poll_give_up_hours)
+            self._cycle_deadline = now + timedelta(hours=self.settings.poll_give_up_hours)
             self._cycle_started = now
             self._cycle_fresh = set()
             self._cycle_checks = {}
@@ -268,7 +285,7 @@ class PollScheduler:
             self._listing_in(urls)
             return
         now = self.clock()
-        retry_at = now + timedelta(minutes=self.bot.settings.poll_retry_minutes)
+        retry_at = now + timedelta(minutes=self.settings.poll_retry_minutes)
         window_start = self.window.next_start(now)
         if window_start is not None:  # the quick checks begin with the window, not after it
             retry_at = min(retry_at, window_start)
@@ -289,7 +306,7 @@ class PollScheduler:
         A process that is not the poller looks at the store every
         `rebuild_check_seconds` instead, ready to take over.
         """
-        settings = self.bot.settings
+        settings = self.settings
         warned = False
         while not self._closing:
             now = self.clock()
@@ -358,11 +375,11 @@ class PollScheduler:
         those whose stored listing (fetched by any process) is tonight's; None when that is
         unknown now."""
         try:
-            categories = await self.bot.papers.poll_categories()
-            urls = self.bot.arxiv.rss_urls(categories) if categories else []
+            categories = await self.papers.poll_categories()
+            urls = self.arxiv.rss_urls(categories) if categories else []
             started = self._cycle_started
             if started is not None and urls:
-                stored = {state.url: state for state in await self.bot.papers.feeds.all()}
+                stored = {state.url: state for state in await self.papers.feed_states()}
                 self._cycle_fresh.update(
                     url
                     for url in urls
@@ -384,15 +401,21 @@ class NotLeaderError(UpstreamError):
     """Another process of a sharded deployment is the poller."""
 
 
-def _built_since(build_date: str | None, cycle_started: datetime) -> bool:
-    """Whether a stored listing build date is from this cycle on (unknown dates are not)."""
+def _built_in_cycle(build_date: str | None, cycle_started: datetime) -> bool | None:
+    """Whether a listing build date (ISO text) is from this cycle on; None when it is unknown
+    or unreadable, for the caller to decide."""
     if build_date is None:
-        return False
+        return None
     try:
         built = datetime.fromisoformat(build_date)
     except ValueError:
-        return False
+        return None
     return built >= cycle_started - LISTING_DATE_TOLERANCE
+
+
+def _built_since(build_date: str | None, cycle_started: datetime) -> bool:
+    """Whether a stored listing build date is from this cycle on (unknown dates are not)."""
+    return _built_in_cycle(build_date, cycle_started) is True
 
 
 def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:
@@ -404,10 +427,5 @@ def _is_tonights(feed: FeedPoll, cycle_started: datetime) -> bool:
     """
     if feed.outcome is not PollOutcome.NEW_LISTING:
         return False
-    if feed.build_date is None:
-        return True
-    try:
-        built = datetime.fromisoformat(feed.build_date)
-    except ValueError:
-        return True
-    return built >= cycle_started - LISTING_DATE_TOLERANCE
+    # A new listing whose date is unknown counts as tonight's.
+    return _built_in_cycle(feed.build_date, cycle_started) is not False

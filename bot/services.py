@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -26,12 +26,16 @@ from bot.announcements import (
     publication_note,
     quiet_listing_note,
 )
+from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
-from bot.arxiv.feeds import FeedError, RssListing, parse_atom, parse_document_report, parse_rss
+from bot.arxiv.document import FeedError
+from bot.arxiv.feeds import parse_document_report
 from bot.arxiv.oai import is_oai_document, parse_list_records
+from bot.arxiv.rss import RssListing, parse_rss
 from bot.arxiv.snapshot import SnapshotLineError
 from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
 from bot.errors import InvalidInputError, UpstreamError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.matching import match_keys
 from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
@@ -46,6 +50,7 @@ from storage.models import (
     AlertEvent,
     AnnounceType,
     AuthorMatch,
+    FeedState,
     ListingSummary,
     Paper,
     SearchHit,
@@ -59,7 +64,6 @@ from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_LENGTH = 300
 MAX_RESULTS = 100
 PUBLICATION_CHECK_KEY = "publications_checked_at"
 PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
@@ -648,6 +652,14 @@ class PaperService:
         limit = max(1, min(limit, MAX_RESULTS))
         return await self.papers.by_author(cleaned, limit=limit, offset=max(0, offset))
 
+    async def author_spellings(self, name: str) -> tuple[str, ...]:
+        """The stored spellings of an author name (no papers, no length check)."""
+        return tuple((await self.papers.by_author(name, limit=0, offset=0)).matched_names)
+
+    async def author_names(self, prefix: str, limit: int = 25) -> list[str]:
+        """Stored author names starting like `prefix` (autocomplete)."""
+        return await self.papers.author_names(prefix, limit=limit)
+
     async def similar(self, raw_id: str, *, limit: int = 10) -> SimilarPapers:
         """The stored papers most like paper `raw_id` (fetched from arXiv when unknown)."""
         paper = await self.get_paper(raw_id)
@@ -660,6 +672,14 @@ class PaperService:
 
     async def stats(self) -> StoreStats:
         return await self.papers.stats()
+
+    async def feed_states(self) -> list[FeedState]:
+        """Every polled listing URL's health, by URL."""
+        return await self.feeds.all()
+
+    async def creators_for_feed(self, categories: Collection[str]) -> list[int]:
+        """Users whose alerts a listing of `categories` feeds (to tell them it fails)."""
+        return await self.subscriptions.creators_for_feed(categories)
 
     async def get_meta(self, key: str) -> str | None:
         return await self.meta.get(key)

@@ -177,9 +177,7 @@ class SubscriptionService:
 
         matched_names: tuple[str, ...] = ()
         if kind is SubscriptionKind.AUTHOR:
-            # limit=0: only the spellings, no papers.
-            match = await self.papers.papers.by_author(cleaned.value, limit=0, offset=0)
-            matched_names = tuple(match.matched_names)
+            matched_names = await self.papers.author_spellings(cleaned.value)
         backfilled = await self._backfill(subscription, backfill) if backfill else 0
         return SubscribeResult(
             subscription=subscription,
@@ -390,7 +388,7 @@ class SubscriptionService:
         cleaned = " ".join(prefix.split())
         if not cleaned or len(cleaned) > MAX_AUTHOR_LENGTH:
             return []
-        names = await self.papers.papers.author_names(cleaned, limit=limit)
+        names = await self.papers.author_names(cleaned, limit=limit)
         return [n for n in names if len(n) <= MAX_LABEL][:limit]
 
     # ---- destination life cycle --------------------------------------------------------

@@ -32,6 +32,13 @@ from importlib import metadata
 import aiohttp
 from yarl import URL
 
+from bot.arxiv.endpoints import (
+    DEFAULT_API_URL,
+    DEFAULT_AUTHOR_FEED_URL,
+    DEFAULT_OAI_URL,
+    DEFAULT_RSS_URL,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -46,10 +53,6 @@ DEFAULT_USER_AGENT = (
     f"paperbell/{_package_version()} "
     "(+https://github.com/paperbell/paperbell; arXiv alerts for Discord)"
 )
-DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
-DEFAULT_API_URL = "https://export.arxiv.org/api/query"
-DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
-DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"
 
 # rss.arxiv.org returns at most this many items per request, silently dropping the rest.
 RSS_ITEM_CAP = 2000

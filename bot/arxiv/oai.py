@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.parsers import expat
 
-from bot.arxiv.feeds import ArxivApiError, FeedError, clean_author_name, split_author_list
+from bot.arxiv.document import ArxivApiError, FeedError
 from bot.arxiv.ids import parse_arxiv_id_or_none
 from bot.arxiv.snapshot import parse_created
+from bot.arxiv.text import clean_author_name, split_author_list
 from storage.models import Paper
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from bot.arxiv.feeds import clean_author_name, split_author_list
 from bot.arxiv.ids import parse_arxiv_id_or_none
+from bot.arxiv.text import clean_author_name, split_author_list
 from storage.models import Paper
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from bot.categories import autocomplete_categories, normalize_category
 from bot.discord_bot import PaperbellBot
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
 from bot.errors import InvalidInputError, NotFoundError, UserError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.lookups import INCOMPLETE_NOTE, LookupPlan, RefreshState, check_query
 from bot.views import AuthorPages, FollowPaperButton, Paginator, follow_paper_view
 from storage.models import SearchHit
@@ -35,7 +36,7 @@ from storage.names import names_ambiguous
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
-MAX_QUERY = 300
+MAX_QUERY = MAX_QUERY_LENGTH
 MAX_ID = 200
 
 

@@ -20,13 +20,14 @@ from bot.cogs.papers import author_autocomplete, category_autocomplete
 from bot.discord_bot import PaperbellBot
 from bot.embeds import CONTENT_LIMIT, code, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
+from bot.limits import MAX_QUERY_LENGTH
 from bot.permissions import manageable_channels, viewable_channels
 from bot.subscribing import SubscribeResult, subscription_label
 from storage.models import Subscription, SubscriptionKind
 
 log = logging.getLogger(__name__)
 
-MAX_VALUE = 300
+MAX_VALUE = MAX_QUERY_LENGTH
 # What the bot needs in a channel to post alerts there: (flag, name shown to users).
 POSTING_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("view_channel", "View Channel"),

@@ -24,6 +24,7 @@ import aiohttp
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
+from bot.runner import build_bot
 from storage.db import Database
 from storage.models import AnnounceType, Paper
 from tests.arxiv_server import ArxivServer
@@ -225,7 +226,7 @@ async def running_bot(
     db = await Database.open(db_path)
     try:
         async with aiohttp.ClientSession() as session:
-            bot = PaperbellBot(
+            bot = build_bot(
                 settings_for(db_path, arxiv, **overrides),
                 db,
                 session,

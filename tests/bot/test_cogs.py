@@ -18,6 +18,7 @@ from bot.cogs.subscriptions import missing_posting_permissions, subscribe_reply
 from bot.config import Settings
 from bot.discord_bot import EXTENSIONS, PaperbellBot, StatusReport
 from bot.errors import InvalidInputError
+from bot.runner import build_bot
 from bot.services import FeedPoll, PollOutcome, PollReport
 from bot.subscribing import SubscribeResult
 from storage.db import Database
@@ -38,7 +39,7 @@ _NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
 async def bot(tmp_path: Path) -> AsyncIterator[PaperbellBot]:
     db = await Database.open(tmp_path / "paperbell.db")
     async with aiohttp.ClientSession() as session:
-        client = PaperbellBot(Settings(database=str(db.path)), db, session, user_agent="test")
+        client = build_bot(Settings(database=str(db.path)), db, session, user_agent="test")
         try:
             for extension in EXTENSIONS:
                 await client.load_extension(extension)

@@ -22,6 +22,7 @@ import pytest
 from bot.arxiv.feeds import parse_rss
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
+from bot.runner import build_bot
 from bot.services import PaperService
 from storage.db import Database
 from storage.models import DestinationKind
@@ -169,7 +170,7 @@ async def env(
             arxiv_delay=0.0,
             delivery_interval_seconds=3600.0,  # deliveries happen only when kicked
         )
-        bot = PaperbellBot(
+        bot = build_bot(
             settings, db, session, user_agent="paperbell-tests", guild_ready_timeout=0.1
         )
         try:

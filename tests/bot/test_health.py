@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings
 from bot.delivery import DeliveryReport
-from bot.discord_bot import PaperbellBot
 from bot.health import (
     DEFAULT_POLL_OVERDUE_AFTER,
     BotHealthSource,
@@ -27,6 +26,7 @@ from bot.health import (
     start_health_server,
 )
 from bot.metrics import Metrics
+from bot.runner import build_bot
 from bot.services import FeedPoll, PollOutcome, PollReport
 from storage.db import Database
 from storage.models import DestinationKind, FeedState, SubscriptionKind
@@ -375,7 +375,7 @@ async def test_bot_source_against_discord_and_arxiv(
                 arxiv_delay=0.0,
                 delivery_interval_seconds=3600.0,
             )
-            bot = PaperbellBot(settings, db, session, user_agent="paperbell-tests")
+            bot = build_bot(settings, db, session, user_agent="paperbell-tests")
             bot._connection.guild_ready_timeout = 0.1
             source = BotHealthSource(bot, bot.poll_scheduler, bot.papers.feeds)
             server = HealthServer(source, metrics)
@@ -421,7 +421,7 @@ async def test_bot_source_counts_an_empty_poll_as_success(
     try:
         async with aiohttp.ClientSession() as session:
             settings = Settings(database=str(tmp_path / "paperbell.db"), arxiv_delay=0.0)
-            bot = PaperbellBot(settings, db, session, user_agent="paperbell-tests")
+            bot = build_bot(settings, db, session, user_agent="paperbell-tests")
             bot._connection.guild_ready_timeout = 0.1
             source = BotHealthSource(bot, bot.poll_scheduler, bot.papers.feeds)
             server = HealthServer(source, Metrics())

@@ -17,6 +17,7 @@ import pytest
 
 from bot.cadence import EASTERN, RebuildWindow, next_url
 from bot.discord_bot import PaperbellBot
+from bot.runner import build_bot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
 from bot.services import FeedPoll, PollOutcome
 from storage.locks import Leadership
@@ -423,7 +424,7 @@ async def test_window_checks_of_a_process_that_is_not_the_poller(
             rebuild_window_minutes=32.0, rebuild_check_seconds=0.1,
         )  # fmt: skip
         async with aiohttp.ClientSession() as session:
-            bot = PaperbellBot(
+            bot = build_bot(
                 settings, db, session, user_agent="paperbell-e2e", guild_ready_timeout=0.1
             )
             async with running_client(bot, emulated_discord):

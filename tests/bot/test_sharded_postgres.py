@@ -32,7 +32,7 @@ import asyncpg
 import pytest
 
 from bot.config import Settings
-from bot.discord_bot import PaperbellBot
+from bot.runner import build_bot
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.locks import Leadership
@@ -431,7 +431,7 @@ async def test_other_processes_end_the_announcement_cycle_with_the_poller(
             settings = settings_for(
                 tmp_path / "unused.db", arxiv, database=schema_url, poll_retry_minutes=0.002
             )
-            bot = PaperbellBot(
+            bot = build_bot(
                 settings, db, session, user_agent="paperbell-e2e", guild_ready_timeout=0.1
             )
             async with running_client(bot, emulated_discord):

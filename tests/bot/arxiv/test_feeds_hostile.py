@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.arxiv.atom import _HTML_TAG
 from bot.arxiv.caps import CAPS
 from bot.arxiv.feeds import (
-    _HTML_TAG,
-    _strip_parenthesised,
     clean_author_name,
     parse_atom,
     parse_document_report,
@@ -22,6 +21,7 @@ from bot.arxiv.feeds import (
     split_author_list,
     tex_accents_to_unicode,
 )
+from bot.arxiv.text import _strip_parenthesised
 from storage.names import author_key, fold, fold_for_index, keyword_tokens, query_key
 from tests.bot.arxiv.hostile import OVERFLOW_DATE, pathological, rss_item, rss_listing
 
@@ -158,7 +158,7 @@ def test_an_overflowing_channel_date_is_unknown_and_logged(
 ) -> None:
     """A channel pubDate of year 9999 is treated as missing (lastBuildDate identifies the
     listing then), with a log line; the items still parse."""
-    with caplog.at_level(logging.WARNING, logger="bot.arxiv.feeds"):
+    with caplog.at_level(logging.WARNING, logger="bot.arxiv.rss"):
         listing = parse_rss(rss_listing([rss_item(1)], pub_date=OVERFLOW_DATE))
     assert listing.pub_date is None
     assert listing.build_date == datetime(2024, 12, 3, 5, 0, 3, tzinfo=UTC)
