@@ -133,7 +133,7 @@ async def test_ratings_reorder_a_digest_and_top_k_keeps_the_best(
         ]
         for text in footers([last]).values():
             assert "ranked for this channel because:" in text
-        rows = await bot.db.fetchall(
+        rows = await bot.papers.db.fetchall(
             "SELECT p.id, rf.reason, dl.status, dl.last_error FROM ranking_filtered AS rf"
             " JOIN deliveries AS dl ON dl.id = rf.delivery_id"
             " JOIN papers AS p ON p.rowid = dl.paper_rowid ORDER BY p.id"
