@@ -57,6 +57,7 @@ def at(bot: PaperbellBot, day_offset: int) -> None:
 
 
 async def save(w: World, preview: Message, user_id: int) -> str:
+    """`user_id` presses the preview's Save button; the answer they see."""
     (button,) = [
         c
         for row in preview.components
