@@ -193,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     author.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     _json_flag(author)
 
+    similar = command("similar", "stored papers most like a paper (by its distinctive words)")
+    similar.add_argument("id", help="arXiv id or URL, e.g. 2307.15771")
+    similar.add_argument(
+        "--limit", type=_limit_arg, default=10, metavar="N", help="at most N papers (1-50, 10)"
+    )
+    _json_flag(similar)
+
     db = command("db", "database maintenance: migrate, stats, backup, restore")
     dbsub = db.add_subparsers(
         dest="db_command", required=True, parser_class=_Subparser, metavar="ACTION"
@@ -560,6 +567,27 @@ async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO)
     return EXIT_OK
 
 
+async def _cmd_similar(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    async with open_service(settings, network=True) as service:
+        try:
+            found = await service.similar(args.id, limit=args.limit)
+        except UpstreamError as exc:  # the paper was not stored and arXiv did not answer
+            cause = exc.__context__
+            reason = _short_reason(str(cause)) if isinstance(cause, Exception) else str(exc)
+            raise UpstreamFailure(
+                f"cannot get {args.id[:40]} from arXiv ({_host(settings.arxiv_api_url)}): {reason}"
+            ) from None
+    if args.json:
+        _dump([{**paper_to_json(p), "score": score} for p, score in found.hits], out)
+        return EXIT_OK
+    out.write(f"papers like {found.paper.id}: {found.paper.title}\n\n")
+    if not found.hits:
+        out.write("no stored paper shares distinctive words with it\n")
+    for paper, _ in found.hits:
+        print_paper_line(paper, out)
+    return EXIT_OK
+
+
 async def _cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if args.db_command == "restore":
         restore_database(settings, args.path)
@@ -642,6 +670,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -
         "paper": _cmd_paper,
         "search": _cmd_search,
         "author": _cmd_author,
+        "similar": _cmd_similar,
         "db": _cmd_db,
     }
     return await handlers[args.command](args, settings, out)

@@ -261,3 +261,16 @@ def paper_list_embed(
     embed.description = truncate("\n\n".join(blocks) or "Nothing found.", DESCRIPTION_LIMIT)
     embed.set_footer(text=f"Page {page + 1}")
     return embed
+
+
+def similar_embed(paper: Paper, similar: Sequence[Paper]) -> discord.Embed:
+    """/similar's answer: the asked paper, linked, then the papers most like it, best first."""
+    asked = f"**[{truncate(link_text(paper.title) or paper.id, 200)}]({paper.abs_url})**"
+    embed = paper_list_embed(
+        similar,
+        title=f"Similar to arXiv:{paper.id}",
+        page=0,
+        intro=f"Stored papers most like {asked}:",
+    )
+    embed.set_footer(text="Ranked by the distinctive words of the titles and abstracts")
+    return embed

@@ -53,6 +53,8 @@ from storage.models import (
 )
 from storage.outbox import DeliveryOutbox, OutboxAlert
 from storage.papers import PaperRepository
+from storage.similar import MAX_LIMIT as MAX_SIMILAR
+from storage.similar import similar_index
 from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,14 @@ class IngestOutcome:
     announced: int = 0  # announcements recorded for the first time
 
 
+@dataclass(frozen=True, slots=True)
+class SimilarPapers:
+    """A paper and the stored papers most like it, best first, with the engine's scores."""
+
+    paper: Paper
+    hits: tuple[tuple[Paper, float], ...]
+
+
 @dataclass(slots=True)
 class ImportReport:
     files: int = 0
@@ -184,6 +194,7 @@ class PaperService:
         self.lookups = ArxivLookups(
             self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
         )
+        self.similar_index = similar_index(db)
 
     def _require_client(self) -> ArxivClient:
         if self.client is None:
@@ -442,16 +453,13 @@ class PaperService:
                 report.errors.append(str(exc))
                 continue
             try:
-                if is_oai_document(data):
-                    oai = await asyncio.to_thread(parse_list_records, data)
-                    batch = list(oai.papers)
-                    async with CatalogueWriter(self.db) as writer:
-                        new = (await writer.store(batch, now=self.clock())).new
+                oai = is_oai_document(data)
+                if oai:
+                    batch = list((await asyncio.to_thread(parse_list_records, data)).papers)
                 else:
                     parsed = await asyncio.to_thread(parse_document_report, data)
                     batch = list(parsed.papers)
                     report.skipped.extend(f"{path}: {skip}" for skip in parsed.skips)
-                    new = len((await self.ingest(batch)).new)
             except FeedError as exc:
                 report.errors.append(f"{path}: {exc}")
                 continue
@@ -459,6 +467,12 @@ class PaperService:
                 log.error("import failed file=%s", path, exc_info=True)
                 report.errors.append(f"{path}: unreadable ({type(exc).__name__})")
                 continue
+            # Storing is outside the parse guard: a store failure ends the import (one line).
+            if oai:
+                async with CatalogueWriter(self.db) as writer:
+                    new = (await writer.store(batch, now=self.clock())).new
+            else:
+                new = len((await self.ingest(batch)).new)
             report.files += 1
             report.papers += len(batch)
             report.new += new
@@ -634,6 +648,16 @@ class PaperService:
         cleaned = self._check_query(name, "name")
         limit = max(1, min(limit, MAX_RESULTS))
         return await self.papers.by_author(cleaned, limit=limit, offset=max(0, offset))
+
+    async def similar(self, raw_id: str, *, limit: int = 10) -> SimilarPapers:
+        """The stored papers most like paper `raw_id` (fetched from arXiv when unknown)."""
+        paper = await self.get_paper(raw_id)
+        limit = max(1, min(limit, MAX_SIMILAR))
+        hits = await self.similar_index.similar(paper.id, limit=limit) or []
+        found = {p.id: p for p in await self.papers.get_many([h.paper_id for h in hits])}
+        return SimilarPapers(
+            paper, tuple((found[h.paper_id], h.score) for h in hits if h.paper_id in found)
+        )
 
     async def stats(self) -> StoreStats:
         return await self.papers.stats()

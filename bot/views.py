@@ -9,6 +9,7 @@ open to everyone who sees the message and subscribes the clicker by DM.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,11 @@ from typing import Any, Protocol
 import discord
 
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.embeds import safe
+from bot.cite import Citation, cite
+from bot.embeds import CONTENT_LIMIT, safe
 from bot.errors import UserError
 from bot.subscribing import SubscriptionService
-from storage.models import SubscriptionKind
+from storage.models import Paper, SubscriptionKind
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,14 @@ class _HasSubscriptions(Protocol):
     subscriptions: SubscriptionService
 
 
+class _PaperLookup(Protocol):
+    async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper: ...
+
+
+class _HasPapers(Protocol):
+    papers: _PaperLookup
+
+
 class FollowPaperButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=r"pb:follow-paper:(?P<paper>[A-Za-z0-9./-]{1,40})",
@@ -293,10 +303,82 @@ class FollowPaperButton(
         )
 
 
+CITE_PAPER_PREFIX = "pb:cite:"
+
+
+def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
+    """The message text and, when the entry does not fit in a code block, the `.bib` file.
+
+    The code block is for reading and copying; the attachment carries the exact
+    entry when the block would not fit in a message or the entry holds backticks
+    that would end the block.
+    """
+    block = f"```bibtex\n{citation.bibtex}```"
+    if len(block) <= CONTENT_LIMIT and "`" not in citation.bibtex:
+        return block, None
+    data = io.BytesIO(citation.bibtex.encode("utf-8"))
+    note = f"BibTeX for arXiv:{citation.eprint} is attached as `{citation.key}.bib`."
+    return note, discord.File(data, filename=f"{citation.key}.bib")
+
+
+class CitePaperButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"pb:cite:(?P<paper>[A-Za-z0-9./-]{1,40})",
+):
+    """Cite under a /paper answer: the paper's BibTeX, privately, to whoever clicks.
+
+    Persistent like Follow; the paper id in the custom_id is forgeable, so it is
+    matched by a bounded pattern and parsed as an arXiv id again on each click.
+    """
+
+    def __init__(self, paper_id: str | None) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cite",
+                emoji="📋",
+                style=discord.ButtonStyle.secondary,
+                custom_id=(CITE_PAPER_PREFIX + (paper_id or "invalid"))[:100],
+            )
+        )
+        self.paper_id = paper_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> CitePaperButton:
+        try:
+            return cls(parse_arxiv_id(match["paper"]).id)
+        except InvalidArxivIdError:
+            log.info("cite button with a bad paper id from user=%s", interaction.user.id)
+            return cls(None)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if self.paper_id is None:
+            await reply_ephemeral(interaction, "That button is not valid any more; use /cite.")
+            return
+        client: _HasPapers = interaction.client
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            paper = await client.papers.get_paper(self.paper_id, user_id=interaction.user.id)
+        except UserError as exc:
+            await interaction.followup.send(str(exc), ephemeral=True)
+            return
+        content, file = citation_message(cite(paper))
+        if file is None:
+            await interaction.followup.send(content, ephemeral=True)
+        else:
+            await interaction.followup.send(content, file=file, ephemeral=True)
+
+
 def follow_paper_view(paper_id: str) -> discord.ui.View:
-    """The view with the 🔔 Follow button for one paper (persistent: no timeout)."""
+    """The buttons under a /paper answer, 🔔 Follow and Cite (persistent: no timeout)."""
     view = discord.ui.View(timeout=None)
     view.add_item(FollowPaperButton(paper_id))
+    view.add_item(CitePaperButton(paper_id))
     return view
 
 

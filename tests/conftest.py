@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,3 +19,20 @@ async def arxiv_server() -> AsyncIterator[ArxivServer]:
     """A local arXiv (RSS, API, author feeds) on 127.0.0.1 with an ephemeral port."""
     async with ArxivServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's in-process `paperbell` run does to logging (root handler on a
+    captured stderr that pytest closes later, root and library levels), so one test's
+    logging setup never silences or breaks another's."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in ("discord", "apscheduler")}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)

@@ -1,14 +1,14 @@
-"""/cite: a paper's BibTeX entry, in a code block, attached as a `.bib` file when long.
+"""/cite: a paper's BibTeX entry; /similar: the stored papers most like a paper.
 
+/cite answers in a code block, attached as a `.bib` file when long.
 Thin: the paper comes from `PaperService.get_paper` (the store, else arXiv),
-the entry from `bot.cite`. The code block is for reading and copying; the
-attachment carries the exact entry, so nothing is lost when the block would
-not fit in a message or the entry holds backticks that would end the block.
+the entry from `bot.cite`, the message from `bot.views.citation_message`, which
+the Cite button under /paper answers shares; /similar's papers come from
+`PaperService.similar`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 
 import discord
@@ -16,29 +16,28 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.cite import Citation, cite
+from bot.cite import cite
 from bot.discord_bot import PaperbellBot
-from bot.embeds import CONTENT_LIMIT
+from bot.embeds import similar_embed
 from bot.errors import InvalidInputError, UserError
+from bot.views import CitePaperButton, citation_message
 
 log = logging.getLogger(__name__)
 
 MAX_ID = 200
-_FENCE = "```bibtex\n{}```"
+SIMILAR_SHOWN = 10
 
 
-def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
-    """The message text and, when the entry does not fit in a code block, the `.bib` file."""
-    block = _FENCE.format(citation.bibtex)
-    if len(block) <= CONTENT_LIMIT and "`" not in citation.bibtex:
-        return block, None
-    data = io.BytesIO(citation.bibtex.encode("utf-8"))
-    note = f"BibTeX for arXiv:{citation.eprint} is attached as `{citation.key}.bib`."
-    return note, discord.File(data, filename=f"{citation.key}.bib")
+def _checked_id(paper_id: str) -> None:
+    """A typo gets a private answer at once, before any deferral."""
+    try:
+        parse_arxiv_id(paper_id[:MAX_ID])
+    except InvalidArxivIdError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 class Citations(commands.Cog):
-    """Cite arXiv papers."""
+    """Cite arXiv papers and find papers like them."""
 
     def __init__(self, bot: PaperbellBot) -> None:
         self.bot = bot
@@ -52,10 +51,7 @@ class Citations(commands.Cog):
         paper_id: app_commands.Range[str, 1, MAX_ID],
     ) -> None:
         """A BibTeX entry for a paper, in arXiv's style (an @article once it is published)."""
-        try:
-            parse_arxiv_id(paper_id[:MAX_ID])  # a typo gets a private answer at once
-        except InvalidArxivIdError as exc:
-            raise InvalidInputError(str(exc)) from None
+        _checked_id(paper_id)
         await interaction.response.defer(thinking=True)
         try:
             paper = await self.bot.papers.get_paper(paper_id)
@@ -68,6 +64,32 @@ class Citations(commands.Cog):
         else:
             await interaction.followup.send(content, file=file)
 
+    @app_commands.command(name="similar")
+    @app_commands.rename(paper_id="paper")
+    @app_commands.describe(paper_id="arXiv id or link, e.g. 2307.15771")
+    async def similar(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        paper_id: app_commands.Range[str, 1, MAX_ID],
+    ) -> None:
+        """Up to 10 stored papers most like a paper, by the words of titles and abstracts."""
+        _checked_id(paper_id)
+        await interaction.response.defer(thinking=True)
+        try:
+            found = await self.bot.papers.similar(paper_id, limit=SIMILAR_SHOWN)
+        except UserError as exc:
+            # As /cite: after the public deferral the answer replaces "thinking…" in place.
+            await interaction.edit_original_response(content=str(exc))
+            return
+        if not found.hits:
+            await interaction.edit_original_response(
+                content=f"No stored paper shares distinctive words with arXiv:{found.paper.id} yet."
+            )
+            return
+        papers = [paper for paper, _ in found.hits]
+        await interaction.followup.send(embed=similar_embed(found.paper, papers))
+
 
 async def setup(bot: PaperbellBot) -> None:
     await bot.add_cog(Citations(bot))
+    bot.add_dynamic_items(CitePaperButton)  # Cite buttons of earlier /paper answers too

@@ -6,7 +6,14 @@ import bibtexparser
 
 from bot.cite import cite
 from storage.models import Paper
-from tests.bot.test_commands_e2e import STORED_ID, Env, env, is_ephemeral, private_text
+from tests.bot.test_commands_e2e import (
+    STORED_ID,
+    Env,
+    button_id,
+    env,
+    is_ephemeral,
+    private_text,
+)
 
 __all__ = ["env"]  # the fixture, used by name below
 
@@ -59,3 +66,29 @@ async def test_cite_fetches_unknown_papers_and_refuses_bad_ids(env: Env) -> None
     assert "arXiv" in text and "@everyone" not in text
     unknown = await env.run(env.member, "cite", {"paper": "2501.99999"})
     assert (await env.reply(unknown)).content == "arXiv has no paper 2501.99999."
+
+
+async def test_cite_button_under_paper_answers_privately(env: Env) -> None:
+    """/paper answers carry a Cite button: its BibTeX reaches only the clicker, privately."""
+    handle = await env.run(env.member, "paper", {"id": STORED_ID})
+    answer = await env.reply(handle)
+    click = await env.emu.click_component(answer.id, button_id(answer, "Cite"), env.admin.id)
+    await click.wait_response()
+    (message,) = await click.wait_followups(1)
+    assert is_ephemeral(message)
+    (entry,) = bibtexparser.loads(message.content.removeprefix("```bibtex\n")[:-3]).entries
+    assert entry["eprint"] == STORED_ID
+
+
+async def test_forged_cite_button_is_refused(env: Env) -> None:
+    """A Cite button whose custom_id was tampered with gets a plain private refusal."""
+    handle = await env.run(env.member, "paper", {"id": STORED_ID})
+    answer = await env.reply(handle)
+    forged = "pb:cite:../../0704.0000"
+    for row in env.emu.world.messages[answer.id].components:
+        for component in row.get("components", []):
+            if str(component.get("custom_id", "")).startswith("pb:cite:"):
+                component["custom_id"] = forged
+    click = await env.emu.click_component(answer.id, forged, env.member.id)
+    text = await private_text(env, click)
+    assert "not valid" in text and "/cite" in text

@@ -291,3 +291,30 @@ async def test_db_stats_shows_the_last_listings_and_why_none_today(
     assert listings == [
         {"date": "2024-11-28", "new": 926, "cross": 9, "replace": 569, "replace-cross": 0}
     ]
+
+
+async def test_similar_lists_stored_papers_like_one(
+    env: dict[str, str], arxiv_server: ArxivServer
+) -> None:
+    """`similar ID` lists the papers most like a stored one, never itself; bad ids exit 2."""
+    await paperbell(env, "import", str(RSS_FIXTURE))
+    found = await paperbell(env, "similar", "arXiv:2411.17702", "--json")
+    assert found.code == 0, found.err
+    hits = json.loads(found.out)
+    ids = [hit["id"] for hit in hits]
+    assert len(ids) == 10 and len(set(ids)) == 10 and "2411.17702" not in ids
+    assert ids[0] == "2411.17711"  # the other electrocardiogram paper
+    scores = [hit["score"] for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+
+    three = await paperbell(env, "similar", "2411.17702", "--limit", "3")
+    assert three.code == 0, three.err
+    lines = three.out.splitlines()
+    assert lines[0].startswith("papers like 2411.17702: Finding")
+    assert [line.split()[0] for line in lines[2:] if not line.startswith(" ")] == ids[:3]
+
+    bad = await paperbell(env, "similar", "not-an-id")
+    assert bad.code == 2 and "arXiv id" in bad.err and "Traceback" not in bad.err
+    arxiv_server.set_api(IDLIST_FIXTURE.read_bytes())  # holds only 1707.08567
+    unknown = await paperbell(env, "similar", "0808.0539")
+    assert unknown.code == 2 and "no paper 0808.0539" in unknown.err

@@ -173,6 +173,10 @@ CASES = [
          "--from is after --until"),
     case("harvest-bad-format", "harvest --format json", 2, "invalid choice: 'json'"),
     case("harvest-arxiv-unreachable", "harvest --set cs", 1, "127.0.0.1:9/oai"),
+    # similar
+    case("similar-bad-id", "similar 2313.00001", 2, "arXiv id"),
+    case("similar-limit-zero", "similar 2411.17700 --limit 0", 2, "between 1 and 100"),
+    case("similar-arxiv-unreachable", "similar 2101.00001", 1, "127.0.0.1:9"),
     # paper
     case("paper-bad-id", "paper 2313.00001", 2, "arXiv id"),
     case("paper-arxiv-unreachable", "paper 2101.00001", 1, "from arXiv (127.0.0.1:9)"),

@@ -70,8 +70,8 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     payloads = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
     names = sorted(p["name"] for p in payloads)
     assert names == [
-        "author", "cite", "paper", "paperbell", "search", "subscribe", "subscriptions",
-        "unsubscribe",
+        "author", "cite", "paper", "paperbell", "search", "similar", "subscribe",
+        "subscriptions", "unsubscribe",
     ]  # fmt: skip
     for payload in payloads:
         assert _NAME.match(payload["name"])

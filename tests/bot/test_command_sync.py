@@ -10,6 +10,7 @@ from tests.discord_emulator import DiscordEmulator
 
 EXPECTED = {
     "paper", "search", "author", "subscribe", "unsubscribe", "subscriptions", "paperbell", "cite",
+    "similar",
 }  # fmt: skip
 
 

@@ -72,6 +72,7 @@ def test_log_filter_masks_url_credentials_in_messages_and_tracebacks() -> None:
     handler.addFilter(SecretFilter())
     logger = logging.getLogger("test.redact")
     logger.propagate = False
+    logger.setLevel(logging.DEBUG)  # whatever level the root logger was left at
     logger.addHandler(handler)
     try:
         try:
