@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.errors import InvalidInputError
-from bot.query import PaperText, Query, paper_keys, parse_query
+from bot.query import KeyKind, PaperText, Query, paper_keys, parse_query
 from storage.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
 from storage.names import author_key, given_compatible, keyword_tokens, query_key
 
@@ -105,6 +105,7 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
     categories: set[str] = set()
     surnames: set[str] = set()
     tokens: set[str] = set()
+    comment_tokens: set[str] = set()
     for paper in papers:
         categories.update(paper_categories(paper))
         for name in paper.authors:
@@ -113,10 +114,19 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
                 surnames.add(surname)
         tokens.update(keyword_tokens(paper.title))
         tokens.update(keyword_tokens(paper.abstract))
+        if paper.comment:
+            comment_tokens.update(keyword_tokens(paper.comment))
     paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
-    query = frozenset((kind.value, key) for paper in papers for kind, key in paper_keys(paper))
+    # The union of `bot.query.paper_keys` over the papers, from the features already
+    # folded above instead of folding every text a second time.
+    query: set[tuple[str, str]] = {(KeyKind.SURNAME.value, s) for s in surnames}
+    query.update((KeyKind.TOKEN.value, t) for t in tokens | comment_tokens)
+    for category in categories:
+        folded = category.lower()
+        query.add((KeyKind.CATEGORY.value, folded))
+        query.add((KeyKind.ARCHIVE.value, folded.split(".", 1)[0]))
     return MatchKeys(
-        frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids, query
+        frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids, frozenset(query)
     )
 
 

@@ -20,7 +20,7 @@ from bot.matching import (
     match_keys,
     match_subscriptions,
 )
-from bot.query import parse_query
+from bot.query import paper_keys, parse_query
 from storage.db import Database
 from storage.models import (
     AnnounceType,
@@ -397,6 +397,14 @@ def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
             continue  # e.g. a phrase of words the tokenizer drops
         result.append(subscription)
     return result
+
+
+@settings(max_examples=100, deadline=None)
+@given(papers=papers_strategy())
+def test_match_keys_query_keys_are_every_papers_query_keys(papers: list[Paper]) -> None:
+    """The poll's query lookup keys are exactly the union of `bot.query.paper_keys`."""
+    expected = {(kind.value, key) for p in papers for kind, key in paper_keys(p)}
+    assert match_keys(papers).query_keys == expected
 
 
 @settings(max_examples=300, deadline=None)
