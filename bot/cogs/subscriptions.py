@@ -291,6 +291,8 @@ class Subscriptions(commands.Cog):
                     "In DMs you can only subscribe yourself: leave out `channel`."
                 )
             check_channel_target(interaction, channel)
+        # A week of announcements is read and matched: answer within Discord's 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         preview = await self.bot.subscriptions.preview_query(expression)
         source = preview.query.source  # validated and normalized; kept here, not in the button
         channel_id = channel.id if channel is not None else None
@@ -316,9 +318,7 @@ class Subscriptions(commands.Cog):
 
         where = channel.mention if channel is not None else "your DMs"
         view = QuerySaveView(interaction.user.id, save)
-        await interaction.response.send_message(
-            preview_text(preview, where), view=view, ephemeral=True
-        )
+        await interaction.followup.send(preview_text(preview, where), view=view, ephemeral=True)
 
     @app_commands.command(name="unsubscribe")
     @app_commands.describe(subscription="The subscription to remove (start typing to pick one)")
