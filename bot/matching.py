@@ -200,9 +200,10 @@ def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
     return positions
 
 
-def _matching_subscriptions(paper: Paper, index: _Index) -> Iterable[Subscription]:
-    if index.by_query_key:
-        folded = PaperText.of(paper)
+def _matching_subscriptions(
+    paper: Paper, index: _Index, folded: PaperText | None
+) -> Iterable[Subscription]:
+    if folded is not None:
         tried: set[int] = set()
         for kind, value in paper_keys(folded):
             for sub, query in index.by_query_key.get((kind.value, value), ()):
@@ -244,12 +245,16 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
     for paper in papers:
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, Subscription]] = defaultdict(dict)
-        for sub in _matching_subscriptions(paper, index):
+        # Folded once per paper, for the query lookup and the explanations alike.
+        folded = PaperText.of(paper) if index.by_query_key else None
+        for sub in _matching_subscriptions(paper, index, folded):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
             hits[sub.destination.id][sub.id] = sub
         for destination_id in sorted(hits):
             subs = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
-            descriptions = tuple(dict.fromkeys(describe_match(sub, paper) for sub in subs))
+            descriptions = tuple(
+                dict.fromkeys(describe_match(sub, folded or paper) for sub in subs)
+            )
             matches.append(Match(subs[0].destination, paper, descriptions))
     return matches
