@@ -7,7 +7,7 @@ papers/s on the wall clock and per CPU second (this machine is shared: the CPU
 figure is the one that does not move with the neighbours), the JSON's size,
 the store's size and their ratio. Targets: >= 10,000 papers/s; store <= 1.5x JSON.
 
-    .venv/bin/python bench/bulk_import.py [--papers 200000] [--keep PATH] [--reimport]
+    .venv/bin/python -m bench.bulk_import [--papers 200000] [--keep PATH] [--reimport]
 
 `--keep PATH` leaves the store at PATH (bench/lookups.py --store PATH measures
 look-ups on it); `--reimport` imports the same file again and checks it changed nothing.
@@ -20,16 +20,14 @@ import asyncio
 import io
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.snapshot_data import lines
+from bot.services import PaperService
+from storage.db import Database
 
-from bench.snapshot_data import lines  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.db import Database  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OUT = ROOT / "bench" / "out"
 

@@ -49,9 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     LISTING,
     MESSAGE_ROUTE,
     LocalBot,
@@ -59,15 +57,17 @@ from bench._common import (  # noqa: E402
     chosen_backends,
     local_bot,
 )
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.delivery import CLAIM_LIMIT  # noqa: E402
-from bot.embeds import alert_embed, group_embeds  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.backend import AnyDatabase  # noqa: E402
-from storage.models import Delivery, DestinationKind  # noqa: E402
-from storage.subscriptions import SubscriptionRepository  # noqa: E402
-from tests.arxiv_server import ArxivServer  # noqa: E402
-from tests.discord_emulator import DiscordEmulator  # noqa: E402
+from bot.arxiv.feeds import parse_rss
+from bot.delivery import CLAIM_LIMIT
+from bot.embeds import alert_embed, group_embeds
+from bot.services import PaperService
+from storage.backend import AnyDatabase
+from storage.models import Delivery, DestinationKind
+from storage.subscriptions import SubscriptionRepository
+from tests.arxiv_server import ArxivServer
+from tests.discord_emulator import DiscordEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WINDOW = 5.0  # seconds per bucket window
 PER_WINDOW = 5  # messages per window per channel

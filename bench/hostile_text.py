@@ -10,22 +10,18 @@ the last ones run the regex loop that `_strip_parenthesised` replaced, on
 small inputs, to show what quadratic looks like. Times are the best of
 `--rounds`; on a busy machine expect ratios between 1.5 and 3 for linear code.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/hostile_text.py [--size 200000] [--rounds 5]
+    .venv/bin/python -m bench.hostile_text [--size 200000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bot.arxiv.feeds import (  # noqa: E402
+from bot.arxiv.feeds import (
     _HTML_TAG,
     _strip_parenthesised,
     clean_author_name,
@@ -33,8 +29,10 @@ from bot.arxiv.feeds import (  # noqa: E402
     split_author_list,
     tex_accents_to_unicode,
 )
-from storage.names import author_key, fold, fold_for_index, query_key  # noqa: E402
-from tests.bot.arxiv.hostile import pathological, rss_item, rss_listing  # noqa: E402
+from storage.names import author_key, fold, fold_for_index, query_key
+from tests.bot.arxiv.hostile import pathological, rss_item, rss_listing
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLEANERS: dict[str, Callable[[str], object]] = {
     "strip_parenthesised": _strip_parenthesised,

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import feedparser
 
-ROOT = Path(__file__).resolve().parents[1]
+from bot.arxiv.feeds import parse_rss
+from bot.services import PaperService
+from storage.db import Database
 
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.db import Database  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURE = ROOT / "tests" / "fixtures" / "rss2024_new_all-archives_2024-11-28.xml"
 NEW_ID = re.compile(rb"(?<![\d.])2411\.(\d{5})")

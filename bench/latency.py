@@ -52,11 +52,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import discord
 
-import discord  # noqa: E402
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     LISTING,
     LocalBot,
     listing_for_archives,
@@ -66,16 +64,18 @@ from bench._common import (  # noqa: E402
     message_posts,
     split_items,
 )
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.cadence import check_round  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.embeds import group_embeds  # noqa: E402
-from bot.scheduling import PollScheduler  # noqa: E402
-from bot.services import FeedPoll, PollOutcome, PollReport  # noqa: E402
-from storage.backend import AnyDatabase  # noqa: E402
-from storage.models import SubscriptionKind  # noqa: E402
-from tests.arxiv_server import ArxivServer  # noqa: E402
-from tests.discord_emulator import DiscordEmulator  # noqa: E402
+from bot.arxiv.feeds import parse_rss
+from bot.cadence import check_round
+from bot.config import Settings
+from bot.embeds import group_embeds
+from bot.scheduling import PollScheduler
+from bot.services import FeedPoll, PollOutcome, PollReport
+from storage.backend import AnyDatabase
+from storage.models import SubscriptionKind
+from tests.arxiv_server import ArxivServer
+from tests.discord_emulator import DiscordEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # A Monday's 05:00 UTC rebuild (midnight New York time). For the retry cadence these listings
 # are older than the cycles the bench starts (real clock), so the cycle never sees "tonight's"

@@ -25,11 +25,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from storage.db import Database
+from storage.models import AnnounceType, Paper
+from storage.papers import PaperRepository
 
-from storage.db import Database  # noqa: E402
-from storage.models import AnnounceType, Paper  # noqa: E402
-from storage.papers import PaperRepository  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OUT = ROOT / "bench" / "out"
 SEED = 20261126

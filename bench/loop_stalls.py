@@ -9,7 +9,7 @@ Each poll runs on a fresh SQLite store; figures are the worst over `--rounds`.
 For scale, the script first measures the same ticker on an idle loop: on a
 shared machine the operating system alone accounts for part of each figure.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/loop_stalls.py [--rounds 3]
+    .venv/bin/python -m bench.loop_stalls [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,22 +17,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
+
+from bench._common import LISTING
+from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.services import PaperService
+from storage.db import Database
+from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted
+from tests.bot.test_poll_hostile import hostile_listing
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import aiohttp  # noqa: E402
-
-from bench._common import LISTING  # noqa: E402
-from bot.arxiv.client import ArxivClient, RequestLimiter  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.db import Database  # noqa: E402
-from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted  # noqa: E402
-from tests.bot.test_poll_hostile import hostile_listing  # noqa: E402
 
 
 async def one_poll(body: bytes) -> tuple[float, float, int]:

@@ -57,9 +57,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     LISTING,
     OUT,
     add_backends_option,
@@ -69,25 +67,27 @@ from bench._common import (  # noqa: E402
     rename_schema,
     schema_exists,
 )
-from bot.announcements import alerts_for, as_announced, from_listing  # noqa: E402
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.categories import all_categories  # noqa: E402
-from bot.matching import (  # noqa: E402
+from bot.announcements import alerts_for, as_announced, from_listing
+from bot.arxiv.feeds import parse_rss
+from bot.categories import all_categories
+from bot.matching import (
     REPLACEMENT_TYPES,
     author_match_key,
     keyword_match_key,
     match_keys,
 )
-from bot.query import parse_query  # noqa: E402
-from storage.announcements import AnnouncementRepository  # noqa: E402
-from storage.backend import AnyDatabase  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import AnnounceType, Paper, SubscriptionKind  # noqa: E402
-from storage.names import author_key, keyword_tokens  # noqa: E402
-from storage.outbox import DeliveryOutbox  # noqa: E402
-from storage.papers import PaperRepository  # noqa: E402
-from storage.pg import PgDatabase  # noqa: E402
-from storage.subscriptions import SubscriptionRepository, to_timestamp  # noqa: E402
+from bot.query import parse_query
+from storage.announcements import AnnouncementRepository
+from storage.backend import AnyDatabase
+from storage.db import Database
+from storage.models import AnnounceType, Paper, SubscriptionKind
+from storage.names import author_key, keyword_tokens
+from storage.outbox import DeliveryOutbox
+from storage.papers import PaperRepository
+from storage.pg import PgDatabase
+from storage.subscriptions import SubscriptionRepository, to_timestamp
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 20261127
 FORMAT = 4  # bump when the generated data changes, so stale caches are not reused

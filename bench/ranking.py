@@ -21,11 +21,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bot.arxiv.feeds import parse_rss
+from bot.ranking import Featurizer, score_day, train
+from storage.models import Paper
 
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.ranking import Featurizer, score_day, train  # noqa: E402
-from storage.models import Paper  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LISTING = ROOT / "tests" / "fixtures" / "rss2024_new_all-archives_2024-11-28.xml"
 

@@ -6,7 +6,7 @@ server, sends it `/search`, `/author` and `/paper` commands one after another
 through the emulator, waits for each answer, and samples the bot's resident
 memory (VmRSS, and the kernel's peak VmHWM) from /proc. Target: <= 150 MB.
 
-    .venv/bin/python bench/run_rss.py --store bench/out/bulk-3000000.db [--commands 300]
+    .venv/bin/python -m bench.run_rss --store bench/out/bulk-3000000.db [--commands 300]
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.snapshot_data import Generator
+from tests.arxiv_server import ArxivServer
+from tests.discord_emulator import DiscordEmulator
 
-from bench.snapshot_data import Generator  # noqa: E402
-from tests.arxiv_server import ArxivServer  # noqa: E402
-from tests.discord_emulator import DiscordEmulator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def memory_kib(pid: int) -> tuple[int, int]:

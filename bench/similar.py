@@ -16,7 +16,7 @@ once from cold caches (the store's reader fills its 64 MiB SQLite page cache and
 itself adds to a running bot). Times are the warm round's.
 Targets: p95 <= 50 ms, extra RSS <= 50 MB.
 
-    PYTHONPATH=. .venv/bin/python bench/similar.py [--synthetic 500] [--papers 1000000]
+    .venv/bin/python -m bench.similar [--synthetic 500] [--papers 1000000]
         [--backends sqlite,postgres]   # PostgreSQL: the listing catalogue only
 """
 
@@ -28,28 +28,26 @@ import random
 import shutil
 import sqlite3
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench._common import (  # noqa: E402
+from bench._common import (
     LISTING,
     OUT,
     add_backends_option,
     chosen_backends,
     open_bench_database,
 )
-from bench.lookups import SEED, Corpus, build, paper_id  # noqa: E402
-from bot.arxiv.feeds import parse_rss  # noqa: E402
-from bot.services import PaperService  # noqa: E402
-from storage.backend import AnyDatabase  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import Paper  # noqa: E402
+from bench.lookups import SEED, Corpus, build, paper_id
+from bot.arxiv.feeds import parse_rss
+from bot.services import PaperService
+from storage.backend import AnyDatabase
+from storage.db import Database
+from storage.models import Paper
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TOP = 5
 TARGET_MS = 50.0

@@ -33,6 +33,7 @@ import discord
 import yarl
 
 from bot.embeds import alert_embed, digest_embed, group_embeds
+from bot.rating_buttons import rating_view
 from bot.services import utcnow
 from storage.models import Delivery, Destination, DestinationKind
 
@@ -353,7 +354,9 @@ class Deliverer:
         self.totals.failed += report.failed
         self.totals.paused_destinations += report.paused_destinations
 
-    def _batches(self, items: Sequence[Delivery]) -> list[_Batch]:
+    def _batches(
+        self, items: Sequence[Delivery], reasons: dict[int, tuple[str, ...]] | None = None
+    ) -> list[_Batch]:
         """Bound batches first (a retry must resend exactly the same group), then new groups.
 
         New groups are bound to their batch only right before they are posted, so
@@ -375,7 +378,7 @@ class Deliverer:
                 batches += [_Batch(group, bound=False) for group in _digest_groups(plain)]
                 fresh = [d for d in fresh if d.note is not None]
         if fresh:
-            embeds = [alert_embed(d.paper, d.matched, d.note) for d in fresh]
+            embeds = [_ranked(alert_embed(d.paper, d.matched, d.note), d, reasons) for d in fresh]
             batches += [
                 _Batch([fresh[i] for i in group], bound=False, embeds=[embeds[i] for i in group])
                 for group in group_embeds(embeds)
@@ -387,7 +390,8 @@ class Deliverer:
         destination = items[0].destination
         batch = _Batch(list(items), bound=False)
         try:
-            for batch in self._batches(items):
+            items, reasons = await self._rank(destination, items)
+            for batch in self._batches(items, reasons):
                 spent = self._finishing.get(destination.id)
                 if spent is not None:
                     # The channel's bucket is spent: wait here, not holding a slot in send().
@@ -411,6 +415,31 @@ class Deliverer:
             except Exception:
                 log.exception("could not postpone alerts of destination=%d", destination.id)
             report.retried += len(batch.deliveries)
+
+    async def _rank(
+        self, destination: Destination, items: Sequence[Delivery]
+    ) -> tuple[list[Delivery], dict[int, tuple[str, ...]]]:
+        """A rated destination's new alerts in model order, minus those its tuning keeps back.
+
+        Bound batches keep their place and content (a retry resends them as they were).
+        """
+        fresh = [d for d in items if d.batch_id is None]
+        bound = [d for d in items if d.batch_id is not None]
+        if not fresh:
+            return list(items), {}
+        try:
+            ranked = await self.bot.ranker.rank(destination.id, [d.paper for d in fresh])
+        except Exception:  # ranking is a nicety: alerts still go out in arrival order
+            log.exception("ranking destination=%d failed; arrival order", destination.id)
+            return list(items), {}
+        if ranked is None:
+            return list(items), {}
+        if ranked.kept_back:
+            kept = self.bot.ranker.filtered([d.id for d in fresh], ranked.kept_back)
+            held = await self.bot.ranker.ratings.keep_back(kept, now=utcnow())
+            log.info("alerts kept back by tuning destination=%d count=%d", destination.id, held)
+        reasons = {fresh[i].id: terms for i, terms in ranked.reasons.items()}
+        return bound + [fresh[i] for i in ranked.order], reasons
 
     async def _send_batch(
         self, destination: Destination, batch: _Batch, report: DeliveryReport
@@ -469,6 +498,7 @@ class Deliverer:
         channel: discord.PartialMessageable, destination: Destination, batch: _Batch, nonce: str
     ) -> discord.Message:
         items = batch.deliveries
+        buttons = rating_view([d.paper.id for d in items])
         if destination.digest and len(items) >= DIGEST_MIN_ITEMS:
             return await channel.send(
                 embed=digest_embed(
@@ -476,11 +506,13 @@ class Deliverer:
                 ),
                 nonce=nonce,
                 allowed_mentions=discord.AllowedMentions.none(),
+                **_view(buttons),
             )
         return await channel.send(
             embeds=batch.embeds or [alert_embed(d.paper, d.matched, d.note) for d in items],
             nonce=nonce,
             allowed_mentions=discord.AllowedMentions.none(),
+            **_view(buttons),
         )
 
     def _finished(self, destination_id: int, sending: asyncio.Task[discord.Message]) -> None:
@@ -533,6 +565,24 @@ class Deliverer:
         )  # fmt: skip
         await self.bot.papers.outbox.mark_failed(ids, error="channel deleted")
         await self.bot.subscriptions.destination_gone(destination.id)
+
+
+def _view(view: discord.ui.View | None) -> dict[str, Any]:
+    return {} if view is None else {"view": view}
+
+
+def _ranked(
+    embed: discord.Embed, delivery: Delivery, reasons: dict[int, tuple[str, ...]] | None
+) -> discord.Embed:
+    """Add the model's "ranked because" terms to an alert's footer (plain text: no markup)."""
+    terms = (reasons or {}).get(delivery.id)
+    if not terms:
+        return embed
+    where = "you" if delivery.destination.kind is DestinationKind.DM else "this channel"
+    line = f"ranked for {where} because: {', '.join(terms)}"[:150]
+    footer = embed.footer.text
+    embed.set_footer(text=f"{footer}\n{line}" if footer else line)
+    return embed
 
 
 def _digest_groups(items: Sequence[Delivery]) -> list[list[Delivery]]:

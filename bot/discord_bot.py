@@ -38,6 +38,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.subscriptions",
     "bot.cogs.admin",
     "bot.cogs.citations",
+    "bot.cogs.why",
 )
 
 
@@ -155,8 +156,11 @@ class PaperbellBot(commands.AutoShardedBot):
         self.subscriptions = SubscriptionService(self.papers, settings)
         from bot.delivery import Deliverer
         from bot.notify import Notifier
+        from bot.ranker import Ranker
         from bot.scheduling import PollScheduler
+        from storage.ratings import RatingRepository
 
+        self.ranker = Ranker(RatingRepository(db), self.papers.papers, clock=self.now)
         self.notifier = Notifier(self)
         self.deliverer = Deliverer(self)
         self.deliverer.gate.attach(self.http_trace)
@@ -166,6 +170,9 @@ class PaperbellBot(commands.AutoShardedBot):
     # ---- start-up and shutdown -------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        from bot.rating_buttons import RateButton
+
+        self.add_dynamic_items(RateButton)  # 👍/👎 under alerts, whenever they were posted
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
@@ -196,6 +203,7 @@ class PaperbellBot(commands.AutoShardedBot):
         await self.poll_scheduler.shutdown()
         await self.papers.lookups.close()
         await self.deliverer.drain()
+        await self.ranker.close()
         await super().close()
 
     async def on_ready(self) -> None:

@@ -186,18 +186,24 @@ def alert_embed(paper: Paper, matched: Sequence[str], note: str | None = None) -
         abstract_chars = max(0, abstract_chars - excess - 1) if abstract_chars > excess else 0
 
 
-def _digest_line(paper: Paper, *, et_al: bool) -> str:
+DIGEST_MATCHED_CHARS = 80
+
+
+def _digest_line(paper: Paper, matched: Sequence[str], *, et_al: bool) -> str:
     first = safe(paper.authors[0]) if paper.authors else "?"
     more = " et al." if et_al else ""
-    return f"• [{truncate(link_text(paper.title), 150)}]({paper.abs_url}) — {first}{more}"
+    line = f"• [{truncate(link_text(paper.title), 150)}]({paper.abs_url}) — {first}{more}"
+    if matched:  # every alert says what matched, a digest line too
+        line += f" · _{truncate(safe('; '.join(matched)), DIGEST_MATCHED_CHARS)}_"
+    return line
 
 
 def digest_embed(items: Sequence[tuple[Paper, Sequence[str]]], *, title: str) -> discord.Embed:
     """A compact list of papers in one embed (digest mode): one line each."""
     lines: list[str] = []
     used = 0
-    for paper, _matched in items:
-        line = _digest_line(paper, et_al=len(paper.authors) > 1)
+    for paper, matched in items:
+        line = _digest_line(paper, matched, et_al=len(paper.authors) > 1)
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
             break
         lines.append(line)
@@ -210,8 +216,8 @@ def digest_embed(items: Sequence[tuple[Paper, Sequence[str]]], *, title: str) ->
 def digest_capacity(items: Sequence[tuple[Paper, Sequence[str]]]) -> int:
     """How many of `items` fit in one digest embed (the rest go in the next message)."""
     used = 0
-    for count, (paper, _matched) in enumerate(items):
-        line = _digest_line(paper, et_al=True)  # the longest the line can be
+    for count, (paper, matched) in enumerate(items):
+        line = _digest_line(paper, matched, et_al=True)  # the longest the line can be
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 50:
             return max(count, 1)
         used += len(line) + 1

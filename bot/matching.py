@@ -24,7 +24,9 @@ Rules:
   `include_replacements` and for the paper's followers. Callers match
   announcements (`bot.announcements`), not whatever the catalogue stored.
 - one `Match` per (destination, paper), listing every subscription of that
-  destination that matched; paused destinations never match.
+  destination that matched; paused destinations never match. An author
+  subscription says which spelling of the paper it matched when that differs
+  from what was typed: `author: Shane Legg (as S. Legg)`.
 """
 
 from __future__ import annotations
@@ -202,7 +204,8 @@ def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
 
 def _matching_subscriptions(
     paper: Paper, index: _Index, folded: PaperText | None
-) -> Iterable[Subscription]:
+) -> Iterable[tuple[Subscription, str | None]]:
+    """(subscription, the author spelling it matched, for author subscriptions)."""
     if folded is not None:
         tried: set[int] = set()
         for kind, value in paper_keys(folded):
@@ -210,33 +213,43 @@ def _matching_subscriptions(
                 if sub.id not in tried:
                     tried.add(sub.id)
                     if query.matches(folded):
-                        yield sub
+                        yield sub, None
     if paper.announce_type in REPLACEMENT_TYPES:
-        yield from index.by_paper.get(paper.id, ())
+        yield from ((sub, None) for sub in index.by_paper.get(paper.id, ()))
     for category in paper_categories(paper):
         subs = index.by_category.get(category)
         if subs:
             cross = is_cross(paper, category)
-            yield from (sub for sub in subs if sub.include_cross or not cross)
+            yield from ((sub, None) for sub in subs if sub.include_cross or not cross)
     for name in paper.authors:
         key = author_key(name)
         for sub, given in index.by_surname.get(key.surname, ()):
             if given_compatible(given, key.given):
-                yield sub
+                yield sub, name
     for text in (paper.title, paper.abstract):
         tokens = keyword_tokens(text)
         for token, starts in _token_positions(tokens).items():
             for sub, phrase in index.by_first_token.get(token, ()):
                 width = len(phrase)
                 if any(tuple(tokens[s : s + width]) == phrase for s in starts):
-                    yield sub
+                    yield sub, None
+
+
+def describe_hit(sub: Subscription, spellings: Iterable[str] = ()) -> str:
+    """What matched, for the alert: the subscription, and the paper's author spellings
+    when they differ from what was typed (`author: Shane Legg (as S. Legg)`)."""
+    other = [name for name in dict.fromkeys(spellings) if name != sub.value]
+    if not other:
+        return sub.describe()
+    return f"{sub.describe()} (as {', '.join(other)})"
 
 
 def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscription]) -> list[Match]:
     """One `Match` per (destination, paper) that some candidate subscription matches.
 
     Ordered by paper (input order), then destination id; `matched` lists the
-    descriptions of the matching subscriptions in subscription-id order.
+    descriptions of the matching subscriptions in subscription-id order
+    (`describe_hit`).
     Cost is linear in the papers' features plus the hits: candidates are
     bucketed once, never scanned per paper.
     """
@@ -244,17 +257,24 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
     matches: list[Match] = []
     for paper in papers:
         replacement = paper.announce_type in REPLACEMENT_TYPES
-        hits: dict[int, dict[int, Subscription]] = defaultdict(dict)
+        hits: dict[int, dict[int, tuple[Subscription, list[str]]]] = defaultdict(dict)
         # Folded once per paper, for the query lookup and the explanations alike.
         folded = PaperText.of(paper) if index.by_query_key else None
-        for sub in _matching_subscriptions(paper, index, folded):
+        for sub, spelling in _matching_subscriptions(paper, index, folded):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
-            hits[sub.destination.id][sub.id] = sub
+            _, spellings = hits[sub.destination.id].setdefault(sub.id, (sub, []))
+            if spelling is not None:
+                spellings.append(spelling)
         for destination_id in sorted(hits):
-            subs = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
+            found = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
             descriptions = tuple(
-                dict.fromkeys(describe_match(sub, folded or paper) for sub in subs)
+                dict.fromkeys(
+                    describe_match(sub, folded or paper)
+                    if sub.kind is SubscriptionKind.QUERY
+                    else describe_hit(sub, names)
+                    for sub, names in found
+                )
             )
-            matches.append(Match(subs[0].destination, paper, descriptions))
+            matches.append(Match(found[0][0].destination, paper, descriptions))
     return matches

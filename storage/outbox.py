@@ -340,6 +340,14 @@ class DeliveryOutbox:
         )
         return [_delivery_from_row(row) for row in rows]
 
+    async def for_destination_paper(self, destination_id: int, paper_id: str) -> list[Delivery]:
+        """One destination's outbox rows for one paper (every event), oldest first (/why)."""
+        rows = await self.db.fetchall(
+            _DELIVERY_SELECT + " WHERE dl.destination_id = ? AND p.id = ? ORDER BY dl.id",
+            (destination_id, paper_id),
+        )
+        return [_delivery_from_row(row) for row in rows]
+
     async def get(self, delivery_id: int) -> Delivery | None:
         row = await self.db.fetchone(_DELIVERY_SELECT + " WHERE dl.id = ?", (delivery_id,))
         return None if row is None else _delivery_from_row(row)

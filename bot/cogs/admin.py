@@ -11,6 +11,7 @@ caller their own DM alerts and nothing else.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 
 import discord
@@ -23,8 +24,11 @@ from bot.discord_bot import PaperbellBot, PersonalStatus, StatusReport
 from bot.embeds import CONTENT_LIMIT, safe, truncate
 from bot.errors import InvalidInputError
 from bot.permissions import require_manage_guild
+from bot.ranker import MIN_RATINGS
 from bot.redact import redact_urls
 from bot.services import PollOutcome, PollReport
+from storage.models import DestinationKind
+from storage.ratings import Tuning
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,47 @@ class Admin(commands.Cog):
         await interaction.response.send_message(
             f"Alerts in {channel.mention} will come {mode}.", ephemeral=True
         )
+
+    @paperbell.command(name="tune")
+    @app_commands.rename(top="top", min_score="min-score")
+    @app_commands.describe(
+        channel="A channel whose alerts are ranked from its 👍/👎 ratings",
+        top="Post at most this many alerts a day, the best ranked",
+        min_score="Post only alerts the channel's model scores at least this (0 is neutral)",
+    )
+    async def tune(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        channel: discord.TextChannel,
+        top: app_commands.Range[int, 1, 100] | None = None,
+        min_score: app_commands.Range[float, -10.0, 10.0] | None = None,
+    ) -> None:
+        """Keep only a rated channel's best alerts (no limit given: post them all again)."""
+        if interaction.guild_id is None:
+            raise InvalidInputError("Run this in the server that owns the channel.")
+        check_channel_target(interaction, channel, action="tune its alerts")
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidInputError("min-score must be a number between -10 and 10.")
+        dest = await self.bot.subscriptions.repo.destination_for(
+            DestinationKind.CHANNEL, channel.id
+        )
+        if dest is None or dest.guild_id != interaction.guild_id:
+            raise InvalidInputError("That channel has no paperbell subscriptions.")
+        ratings = await self.bot.ranker.tune(
+            dest.id, Tuning(top, min_score), user_id=interaction.user.id
+        )
+        if top is None and min_score is None:
+            text = f"Every matching alert will be posted in {channel.mention} again."
+        else:
+            limits = [f"the best {top} a day"] if top is not None else []
+            limits += [f"those scoring at least {min_score:g}"] if min_score is not None else []
+            text = f"Alerts in {channel.mention} will keep only {' and '.join(limits)}."
+            if ratings < MIN_RATINGS:
+                text += (
+                    f" It has {ratings} rating(s): until it has {MIN_RATINGS}, "
+                    "alerts are not ranked and nothing is held back."
+                )
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: PaperbellBot) -> None:

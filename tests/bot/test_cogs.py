@@ -71,7 +71,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     names = sorted(p["name"] for p in payloads)
     assert names == [
         "author", "cite", "paper", "paperbell", "search", "similar", "subscribe",
-        "subscriptions", "unsubscribe",
+        "subscriptions", "unsubscribe", "why",
     ]  # fmt: skip
     for payload in payloads:
         assert _NAME.match(payload["name"])
@@ -82,11 +82,14 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
     assert subs == {"author", "category", "keyword", "paper", "query"}
     admin = by_name["paperbell"]
     assert int(admin["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest"}
+    assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest", "tune"}
     backfill = next(
         o for o in by_name["subscribe"]["options"][0]["options"] if o["name"] == "backfill"
     )
     assert (backfill["min_value"], backfill["max_value"]) == (0, 10)
+    why = {o["name"]: o for o in by_name["why"]["options"]}
+    assert (why["paper"]["required"], why["channel"].get("required", False)) == (True, False)
+    assert sorted(why["channel"]["channel_types"]) == [0, 5]  # text and announcement channels
 
 
 def test_parse_since() -> None:

@@ -10,7 +10,7 @@ from tests.discord_emulator import DiscordEmulator
 
 EXPECTED = {
     "paper", "search", "author", "subscribe", "unsubscribe", "subscriptions", "paperbell", "cite",
-    "similar",
+    "similar", "why",
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from bot.embeds import (
     EMBED_TOTAL_LIMIT,
     EMBEDS_PER_MESSAGE,
     alert_embed,
+    digest_embed,
     group_embeds,
     paper_embed,
     truncate,
@@ -95,3 +96,18 @@ def test_grouping_respects_count_and_total_size() -> None:
     for group in groups:
         assert 1 <= len(group) <= EMBEDS_PER_MESSAGE
         assert sum(len(embeds[i]) for i in group) <= EMBED_TOTAL_LIMIT
+
+
+def test_digest_lines_say_what_matched() -> None:
+    """Each digest line names what matched, hostile spellings kept literal."""
+    first, second = listing()[:2]
+    embed = digest_embed(
+        [(first, ["author: S. Legg (as <@&123> Legg)"]), (second, ["keyword: diffusion"])],
+        title="2 new papers on arXiv",
+    )
+    lines = (embed.description or "").split("\n")
+    assert len(lines) == 2
+    assert lines[0].endswith(" · _author: S. Legg \\(as \\<@\u200b&123\\> Legg\\)_")
+    assert lines[1].endswith(" · _keyword: diffusion_")
+    rendered = render(embed.description or "")
+    assert rendered.mentions == []

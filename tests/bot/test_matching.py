@@ -164,9 +164,26 @@ def test_one_match_per_destination_lists_every_subscription() -> None:
         Match(
             CHANNEL_A,
             p,
-            ("category: cs.LG", "author: S. Legg", "keyword: Length Generalization"),
+            (
+                "category: cs.LG",
+                "author: S. Legg (as Shane Legg)",
+                "keyword: Length Generalization",
+            ),
         ),
-        Match(CHANNEL_B, p, ("author: Hutter",)),
+        Match(CHANNEL_B, p, ("author: Hutter (as Marcus Hutter)",)),
+    ]
+
+
+def test_author_hit_names_the_spelling_it_matched() -> None:
+    """An author alert says which spellings of the paper it matched, unless typed exactly."""
+    p = paper(authors=("S. Legg", "Peter Legg", "Shane Legg"))
+    subs = [
+        sub(CHANNEL_A, AUTHOR, "Shane Legg", sub_id=1),
+        sub(CHANNEL_B, AUTHOR, "Legg", sub_id=2),
+    ]
+    assert [m.matched for m in match_subscriptions([p], subs)] == [
+        ("author: Shane Legg (as S. Legg)",),
+        ("author: Legg (as S. Legg, Peter Legg, Shane Legg)",),
     ]
 
 
@@ -287,11 +304,24 @@ def naive_match(papers: Sequence[Paper], subs: Sequence[Subscription]) -> list[M
                     description = f"{s.describe()} (matched {', '.join(terms)})"
                     found.setdefault(s.destination.id, (s.destination, []))[1].append(description)
             elif _naive_hit(p, s):
-                found.setdefault(s.destination.id, (s.destination, []))[1].append(s.describe())
+                found.setdefault(s.destination.id, (s.destination, []))[1].append(_naive_says(p, s))
         for dest_id in sorted(found):
             destination, descriptions = found[dest_id]
             result.append(Match(destination, p, tuple(dict.fromkeys(descriptions))))
     return result
+
+
+def _naive_says(p: Paper, s: Subscription) -> str:
+    """The description an alert gives: an author's differing spellings in paper order."""
+    if s.kind is not AUTHOR:
+        return s.describe()
+    spellings: list[str] = []
+    for name in p.authors:
+        key = author_key(name)
+        hit = key.surname == s.match_key and given_compatible(tuple(s.given_key.split()), key.given)
+        if hit and name != s.value and name not in spellings:
+            spellings.append(name)
+    return f"{s.describe()} (as {', '.join(spellings)})" if spellings else s.describe()
 
 
 def _naive_hit(p: Paper, s: Subscription) -> bool:
@@ -469,5 +499,5 @@ async def test_keys_find_stored_subscriptions_and_matches_queue_once(db: Databas
     assert (delivery.destination, delivery.paper.id, delivery.matched) == (
         channel,
         batch[0].id,
-        ("author: S. Legg", "keyword: length generalization"),
+        ("author: S. Legg (as Shane Legg)", "keyword: length generalization"),
     )

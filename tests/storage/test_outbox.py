@@ -10,8 +10,8 @@ import pytest
 
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import AnnounceType, DeliveryStatus, DestinationKind, Paper
-from storage.outbox import CLAIM_LEASE, DeliveryOutbox
+from storage.models import AlertEvent, AnnounceType, DeliveryStatus, DestinationKind, Paper
+from storage.outbox import CLAIM_LEASE, DeliveryOutbox, OutboxAlert
 from storage.papers import PaperRepository
 from storage.pg import PgDatabase
 from storage.subscriptions import SubscriptionRepository
@@ -379,3 +379,26 @@ async def test_concurrent_claims_on_postgres_are_disjoint(
         }
     finally:
         await other_db.close()
+
+
+async def test_for_destination_paper_reads_one_destination_and_one_paper(
+    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """/why's read: every event of one paper for one destination, nothing of others."""
+    mine = await subs.ensure_destination(CHANNEL, 100, 1)
+    other = await subs.ensure_destination(CHANNEL, 200, 2)
+    target = papers[0].id
+    await enqueue(db, outbox, [(mine.id, target, ("category: cs.LG",)),
+                               (mine.id, papers[1].id, ()), (other.id, target, ())])  # fmt: skip
+    async with db.transaction() as conn:
+        version = OutboxAlert(mine.id, target, ("paper: x",), AlertEvent.VERSION, 2, "v2")
+        await outbox.enqueue(conn, [version], now=NOW)
+    first = (await outbox.for_destination_paper(mine.id, target))[0]
+    await outbox.mark_sent([first.id], message_id=77, at=NOW)
+    rows = await outbox.for_destination_paper(mine.id, target)
+    assert [(d.paper.id, d.event, d.version, d.status, d.message_id) for d in rows] == [
+        (target, AlertEvent.ANNOUNCED, 0, DeliveryStatus.SENT, 77),
+        (target, AlertEvent.VERSION, 2, DeliveryStatus.PENDING, None),
+    ]
+    assert rows[0].matched == ("category: cs.LG",)
+    assert await outbox.for_destination_paper(mine.id, "2411.99999") == []
