@@ -8,14 +8,16 @@ types in the proportions of the real 2024-11-28 listing (926 new, 569 replace,
 9 cross of 1,504; that listing had no replace-cross, so 9 of its replacements
 are replace-cross here).
 
-- "1k": 1,000 live subscriptions (10% category, 45% author, 43% keyword, 2%
-  followers of replaced papers) over 10,000 destinations, several of which
-  match papers of the batch;
-- "1M": the same 1,000 plus 999,000 subscriptions (3% category, 50% author,
-  47% keyword) whose keys do not occur in this batch: categories absent from
-  it, surnames none of its authors has, keywords whose indexed token none of
-  its texts contains. Both stores therefore write the same outbox rows, and
-  the ratio shows what the extra subscriptions cost, not a larger output.
+- "1k": 1,000 live subscriptions (10% category, 30% author, 28% keyword, 30%
+  query, 2% followers of replaced papers) over 10,000 destinations, several of
+  which match papers of the batch;
+- "1M": the same 1,000 plus 999,000 subscriptions (2% category, 35% author,
+  33% keyword, 30% query) whose keys do not occur in this batch: categories
+  absent from it, surnames none of its authors has, keywords whose indexed
+  token none of its texts contains, queries none of whose index keys
+  (`bot.query.required_keys`) any of its papers has. Both stores therefore
+  write the same outbox rows, and the ratio shows what the extra subscriptions
+  cost, not a larger output.
 
 The batch is synthetic but shaped like a daily listing: categories drawn with
 the frequencies of the real 2024-11-28 all-archives listing (primary and
@@ -74,6 +76,7 @@ from bot.matching import (
     keyword_match_key,
     match_keys,
 )
+from bot.query import parse_query
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.db import Database
@@ -87,7 +90,7 @@ from storage.subscriptions import SubscriptionRepository, to_timestamp
 ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 20261127
-FORMAT = 3  # bump when the generated data changes, so stale caches are not reused
+FORMAT = 4  # bump when the generated data changes, so stale caches are not reused
 # The real listing's mix (926 new, 569 replace, 9 cross), with 9 replace-cross.
 MIX = {
     AnnounceType.NEW: 926,
@@ -189,6 +192,20 @@ class Corpus:
 
 
 SubRow = tuple[int, str, str, str, str, int, int, int, str]
+# A query subscription's index keys, by its expression (filled by make_workload).
+QUERY_KEYS: dict[str, list[tuple[str, str]]] = {}
+
+
+def _query_row(
+    rng: random.Random, destination: int, expression: str, avoid: frozenset[tuple[str, str]]
+) -> SubRow | None:
+    """A query subscription row, or None when one of its index keys is in `avoid`."""
+    query = parse_query(expression)
+    keys = sorted((kind.value, value) for kind, value in query.required_keys)
+    if avoid.intersection(keys):
+        return None
+    QUERY_KEYS[query.source] = keys
+    return _row(rng, destination, SubscriptionKind.QUERY, query.source, (query.source, ""))
 
 
 @dataclass
@@ -243,7 +260,7 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
         row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.CATEGORY, cat,
                    (cat, ""))  # fmt: skip
         _unique(live, row, seen)
-    while len(live) < LIVE // 10 + LIVE * 45 // 100:
+    while len(live) < LIVE // 10 + LIVE * 30 // 100:
         if rng.random() < 2 / 3:
             name = rng.choice(instances)  # someone in the batch, as a user might type them
             first, last = name.rsplit(" ", 1)
@@ -257,7 +274,7 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
         row = _row(rng, rng.randrange(1, DESTINATIONS + 1), SubscriptionKind.AUTHOR, name,
                    author_match_key(name))  # fmt: skip
         _unique(live, row, seen)
-    while len(live) < LIVE - FOLLOWS:
+    while len(live) < LIVE * 68 // 100:
         style = rng.random()
         if style < 0.5:  # a specific term
             phrase = corpus.words[rng.randrange(300, 20_000)]
@@ -277,6 +294,23 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
                    keyword_match_key(phrase))  # fmt: skip
         _unique(live, row, seen)
 
+    titles = [keyword_tokens(p.title) for p in papers]
+    while len(live) < LIVE - FOLLOWS:
+        style = rng.random()
+        some = rng.choice(papers)
+        word = corpus.words[rng.randrange(300, 20_000)]
+        if style < 0.3:  # a field narrowed by a title word
+            expression = f"cat:{rng.choice(some.categories)} AND ti:{rng.choice(titles)[-1]}"
+        elif style < 0.6:  # an author or a phrase
+            expression = f'au:"{rng.choice(instances)}" OR abs:"{word}"'
+        elif style < 0.8:  # a word, minus a category
+            expression = f"ti:{word} ANDNOT cat:{rng.choice(list(batch_cats))}"
+        else:  # two words of the abstract
+            expression = f"abs:{word} AND abs:{corpus.words[rng.randrange(300, 20_000)]}"
+        query_row = _query_row(rng, rng.randrange(1, DESTINATIONS + 1), expression, frozenset())
+        if query_row is not None:
+            _unique(live, query_row, seen)
+
     replaced = [p.id for p in papers if p.announce_type in REPLACEMENT_TYPES]
     while len(live) < LIVE:
         paper_id = rng.choice(replaced)
@@ -295,11 +329,13 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
     absent_surnames = [s for s in corpus.surnames if author_key(s).surname not in keys.surnames]
     absent_words = [w for w in corpus.words if w not in keys.keyword_tokens]
     inert_total = BIG - LIVE
-    targets = (
-        (SubscriptionKind.CATEGORY, inert_total * 3 // 100),
-        (SubscriptionKind.AUTHOR, inert_total * 50 // 100),
-        (SubscriptionKind.KEYWORD, inert_total - inert_total * 3 // 100 - inert_total // 2),
-    )
+    shares = {
+        SubscriptionKind.CATEGORY: 2,
+        SubscriptionKind.AUTHOR: 35,
+        SubscriptionKind.KEYWORD: 33,
+    }
+    targets = [(kind, inert_total * share // 100) for kind, share in shares.items()]
+    targets.append((SubscriptionKind.QUERY, inert_total - sum(t for _, t in targets)))
     for kind, target in targets:
         goal = len(others) + target
         while len(others) < goal:
@@ -307,6 +343,20 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
             if kind is SubscriptionKind.CATEGORY:
                 cat = rng.choice(absent_cats)
                 row = _row(rng, destination, kind, cat, (cat, ""))
+            elif kind is SubscriptionKind.QUERY:
+                anchor, other = rng.choice(absent_words), rng.choice(corpus.words)
+                style = rng.random()
+                if style < 0.4:
+                    expression = f"ti:{anchor} AND cat:{rng.choice(paper_cats)}"
+                elif style < 0.7:
+                    last = rng.choice(absent_surnames)
+                    expression = f'au:"{rng.choice(corpus.first_names)} {last}" OR abs:{anchor}'
+                else:
+                    expression = f'abs:"{anchor} {other}" ANDNOT ti:{other}'
+                query_row = _query_row(rng, destination, expression, keys.query_keys)
+                if query_row is None:
+                    continue
+                row = query_row
             elif kind is SubscriptionKind.AUTHOR:
                 last = rng.choice(absent_surnames)
                 first = rng.choice(corpus.first_names)
@@ -327,10 +377,27 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
 
 
 _INSERT_SUB = (
-    "INSERT INTO subscriptions (destination_id, kind, value, match_key, given_key,"
+    "INSERT INTO subscriptions (id, destination_id, kind, value, match_key, given_key,"
     " include_cross, include_replacements, created_by, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_QUERY_KEY = (
+    "INSERT INTO subscription_query_keys (subscription_id, kind, key) VALUES (?, ?, ?)"
+)
+
+
+def _with_ids(subs: Sequence[SubRow]) -> list[tuple[object, ...]]:
+    return [(i, *row) for i, row in enumerate(subs, start=1)]
+
+
+def _query_key_rows(subs: Sequence[SubRow]) -> list[tuple[int, str, str]]:
+    """The subscription_query_keys rows of the query subscriptions among `subs` (ids as above)."""
+    return [
+        (i, kind, key)
+        for i, row in enumerate(subs, start=1)
+        if row[1] == SubscriptionKind.QUERY.value
+        for kind, key in QUERY_KEYS[row[2]]
+    ]
 
 
 async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> None:
@@ -348,8 +415,10 @@ async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> 
                 " VALUES (?, 'channel', ?, ?)",
                 [(i, 10**15 + i, 10**14 + i) for i in range(1, DESTINATIONS + 1)],
             )
-            for start in range(0, len(subs), 100_000):
-                await conn.executemany(_INSERT_SUB, subs[start : start + 100_000])
+            rows = _with_ids(subs)
+            for start in range(0, len(rows), 100_000):
+                await conn.executemany(_INSERT_SUB, rows[start : start + 100_000])
+            await conn.executemany(_INSERT_QUERY_KEY, _query_key_rows(subs))
         await PaperRepository(db).upsert_many(papers, now=NOW)
         await db.conn.execute("ANALYZE")
         await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -359,7 +428,7 @@ async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> 
 
 
 _SUB_COLUMNS = [
-    "destination_id", "kind", "value", "match_key", "given_key",
+    "id", "destination_id", "kind", "value", "match_key", "given_key",
     "include_cross", "include_replacements", "created_by", "created_at",
 ]  # fmt: skip
 
@@ -394,7 +463,16 @@ async def build_postgres(
                 "SELECT setval(pg_get_serial_sequence('destinations', 'id'), $1)", DESTINATIONS
             )
             await conn.copy_records_to_table(
-                "subscriptions", schema_name=part, columns=_SUB_COLUMNS, records=subs
+                "subscriptions", schema_name=part, columns=_SUB_COLUMNS, records=_with_ids(subs)
+            )
+            await conn.execute(
+                "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), $1)", len(subs)
+            )
+            await conn.copy_records_to_table(
+                "subscription_query_keys",
+                schema_name=part,
+                columns=["subscription_id", "kind", "key"],
+                records=_query_key_rows(subs),
             )
         await PaperRepository(db).upsert_many(papers, now=NOW)
         await db.execute("VACUUM ANALYZE")
@@ -455,6 +533,7 @@ async def _announcement_step(
             surnames=keys.surnames,
             keyword_tokens=keys.keyword_tokens,
             paper_ids=keys.paper_ids,
+            query_keys=keys.query_keys,
         )
         lap("candidates")
         alerts = alerts_for(fresh, by_id, candidates)

@@ -16,6 +16,9 @@ Rules:
   compatible given names (`S. Legg` ~ `Shane Legg`, not `Peter Legg`).
 - keyword: the phrase's tokens occur consecutively, as whole words, in the
   title or in the abstract (`gen` does not match "generalization").
+- query (`bot.query`): found through the paper's index keys (`paper_keys`)
+  meeting the query's required keys, then `Query.matches` decides; the match
+  says which terms matched (`Query.explain`).
 - paper (following one paper): only its replacements, whatever the options.
 - replacements (`replace`, `replace-cross`) count only for subscriptions with
   `include_replacements` and for the paper's followers. Callers match
@@ -32,8 +35,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.errors import InvalidInputError
+from bot.query import KeyKind, PaperText, Query, paper_keys, parse_query
 from storage.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
 from storage.names import author_key, given_compatible, keyword_tokens, query_key
 
@@ -51,6 +56,7 @@ class MatchKeys:
     surnames: frozenset[str]
     keyword_tokens: frozenset[str]
     paper_ids: frozenset[str] = frozenset()  # followers are looked up by paper id
+    query_keys: frozenset[tuple[str, str]] = frozenset()  # (bot.query.KeyKind, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
     categories: set[str] = set()
     surnames: set[str] = set()
     tokens: set[str] = set()
+    comment_tokens: set[str] = set()
     for paper in papers:
         categories.update(paper_categories(paper))
         for name in paper.authors:
@@ -109,8 +116,39 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
                 surnames.add(surname)
         tokens.update(keyword_tokens(paper.title))
         tokens.update(keyword_tokens(paper.abstract))
+        if paper.comment:
+            comment_tokens.update(keyword_tokens(paper.comment))
     paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
-    return MatchKeys(frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids)
+    # The union of `bot.query.paper_keys` over the papers, from the features already
+    # folded above instead of folding every text a second time.
+    query: set[tuple[str, str]] = {(KeyKind.SURNAME.value, s) for s in surnames}
+    query.update((KeyKind.TOKEN.value, t) for t in tokens | comment_tokens)
+    for category in categories:
+        folded = category.lower()
+        query.add((KeyKind.CATEGORY.value, folded))
+        query.add((KeyKind.ARCHIVE.value, folded.split(".", 1)[0]))
+    return MatchKeys(
+        frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids, frozenset(query)
+    )
+
+
+@lru_cache(maxsize=65536)
+def stored_query(source: str) -> Query | None:
+    """The parsed form of a stored query subscription (None if it no longer parses)."""
+    try:
+        return parse_query(source)
+    except InvalidInputError:
+        return None
+
+
+def describe_match(sub: Subscription, paper: Paper | PaperText) -> str:
+    """What a subscription matched on `paper`: its description, plus a query's matched terms."""
+    if sub.kind is SubscriptionKind.QUERY:
+        query = stored_query(sub.value)
+        terms = query.explain(paper) if query is not None else ()
+        if terms:
+            return f"{sub.describe()} (matched {', '.join(terms)})"
+    return sub.describe()
 
 
 class _Index:
@@ -126,6 +164,11 @@ class _Index:
             list
         )
         self.by_paper: dict[str, list[Subscription]] = defaultdict(list)
+        # Query subscriptions bucketed by their required keys: a paper's keys
+        # find the queries worth evaluating, never every query on every paper.
+        self.by_query_key: dict[tuple[str, str], list[tuple[Subscription, Query]]] = defaultdict(
+            list
+        )
         seen: set[int] = set()
         for sub in candidates:
             if sub.id in seen or sub.destination.paused:
@@ -137,6 +180,13 @@ class _Index:
                 self.by_category[sub.match_key].append(sub)
             elif sub.kind is SubscriptionKind.AUTHOR:
                 self.by_surname[sub.match_key].append((sub, tuple(sub.given_key.split())))
+            elif sub.kind is SubscriptionKind.QUERY:
+                query = stored_query(sub.value)
+                if query is None:
+                    log.warning("query subscription %d no longer parses", sub.id)
+                    continue
+                for kind, key in query.required_keys:
+                    self.by_query_key[(kind.value, key)].append((sub, query))
             else:
                 phrase = tuple(sub.given_key.split())
                 if phrase:
@@ -153,9 +203,17 @@ def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _matching_subscriptions(
-    paper: Paper, index: _Index
+    paper: Paper, index: _Index, folded: PaperText | None
 ) -> Iterable[tuple[Subscription, str | None]]:
     """(subscription, the author spelling it matched, for author subscriptions)."""
+    if folded is not None:
+        tried: set[int] = set()
+        for kind, value in paper_keys(folded):
+            for sub, query in index.by_query_key.get((kind.value, value), ()):
+                if sub.id not in tried:
+                    tried.add(sub.id)
+                    if query.matches(folded):
+                        yield sub, None
     if paper.announce_type in REPLACEMENT_TYPES:
         yield from ((sub, None) for sub in index.by_paper.get(paper.id, ()))
     for category in paper_categories(paper):
@@ -200,7 +258,9 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
     for paper in papers:
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, tuple[Subscription, list[str]]]] = defaultdict(dict)
-        for sub, spelling in _matching_subscriptions(paper, index):
+        # Folded once per paper, for the query lookup and the explanations alike.
+        folded = PaperText.of(paper) if index.by_query_key else None
+        for sub, spelling in _matching_subscriptions(paper, index, folded):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
             _, spellings = hits[sub.destination.id].setdefault(sub.id, (sub, []))
@@ -208,6 +268,13 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
                 spellings.append(spelling)
         for destination_id in sorted(hits):
             found = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
-            descriptions = tuple(dict.fromkeys(describe_hit(sub, names) for sub, names in found))
+            descriptions = tuple(
+                dict.fromkeys(
+                    describe_match(sub, folded or paper)
+                    if sub.kind is SubscriptionKind.QUERY
+                    else describe_hit(sub, names)
+                    for sub, names in found
+                )
+            )
             matches.append(Match(found[0][0].destination, paper, descriptions))
     return matches

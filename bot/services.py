@@ -251,6 +251,7 @@ class PaperService:
                     surnames=keys.surnames,
                     keyword_tokens=keys.keyword_tokens,
                     paper_ids=keys.paper_ids,
+                    query_keys=keys.query_keys,
                 )
                 alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates)
                 if alerts:

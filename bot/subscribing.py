@@ -9,11 +9,13 @@ at ingest, and `backfill` queues at most 10 stored papers through the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from bot.announcements import as_announced, listing_day
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.categories import normalize_category
 from bot.config import Settings
@@ -24,8 +26,10 @@ from bot.errors import (
     QuotaExceededError,
 )
 from bot.matching import author_match_key, keyword_match_key, match_subscriptions
+from bot.query import PaperText, Query, parse_query
 from bot.services import PaperService, utcnow
 from storage.models import (
+    Announcement,
     Destination,
     DestinationKind,
     Paper,
@@ -81,6 +85,25 @@ class _Cleaned:
     value: str
     match_key: str
     given_key: str
+    index_keys: tuple[tuple[str, str], ...] = ()
+
+
+PREVIEW_DAYS = 7
+PREVIEW_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPreview:
+    """How many first announcements of the last `PREVIEW_DAYS` days a query matches."""
+
+    query: Query
+    count: int
+    examined: int
+    first: tuple[Paper, ...]
+
+
+def _preview_matches(query: Query, papers: Sequence[Paper]) -> list[Paper]:
+    return [p for p in papers if query.matches(PaperText.of(p))]
 
 
 def subscription_label(sub: Subscription, channel_name: str | None = None) -> str:
@@ -161,6 +184,7 @@ class SubscriptionService:
                 created_by=actor_id,
                 now=self.clock(),
                 quota=self._quota(),
+                index_keys=cleaned.index_keys,
             )
         except QuotaReachedError as exc:
             raise _quota_message(exc) from None
@@ -200,6 +224,10 @@ class SubscriptionService:
         if kind is SubscriptionKind.CATEGORY:
             category = normalize_category(text)
             return _Cleaned(category, category, "")
+        if kind is SubscriptionKind.QUERY:
+            query = parse_query(text)  # length and term caps; safe error messages
+            keys = tuple(sorted((k.value, v) for k, v in query.required_keys))
+            return _Cleaned(query.source, query.source, "", keys)
         if kind is SubscriptionKind.AUTHOR:
             if not text:
                 raise InvalidInputError("Give an author name, like `Shane Legg`.")
@@ -276,14 +304,29 @@ class SubscriptionService:
     async def _backfill_candidates(self, sub: Subscription, limit: int) -> list[Paper]:
         """The `limit` newest (category, author) or best (keyword) stored papers to check."""
         store = self.papers.papers
-        if sub.kind is SubscriptionKind.PAPER:
-            return []  # a followed paper has no past to post, only its next versions
+        if sub.kind in (SubscriptionKind.PAPER, SubscriptionKind.QUERY):
+            # A followed paper has no past to post, only its next versions; a query's
+            # past is what its preview showed.
+            return []
         if sub.kind is SubscriptionKind.CATEGORY:
             return list(await store.latest(limit=limit, category=sub.match_key))
         if sub.kind is SubscriptionKind.AUTHOR:
             return list((await store.by_author(sub.value, limit=limit, offset=0)).papers)
         hits = await store.search(sub.value, category=None, since=None, limit=limit, offset=0)
         return [hit.paper for hit in hits]
+
+    async def preview_query(self, expression: str) -> QueryPreview:
+        """What a query would have matched among the last week's first announcements."""
+        query = parse_query(expression)
+        since = listing_day(None, fallback=self.clock()) - timedelta(days=PREVIEW_DAYS - 1)
+        announced = await self.papers.announcements.since(since)
+        latest: dict[str, Announcement] = {}
+        for a in announced:  # newest listing first: keep a paper's latest announcement
+            latest.setdefault(a.paper_id, a)
+        stored = {p.id: p for p in await self.papers.papers.get_many(list(latest))}
+        papers = [as_announced(stored[pid], a) for pid, a in latest.items() if pid in stored]
+        hits = await asyncio.to_thread(_preview_matches, query, papers)
+        return QueryPreview(query, len(hits), len(papers), tuple(hits[:PREVIEW_SHOWN]))
 
     # ---- unsubscribe, list, autocomplete ------------------------------------------------
 
@@ -443,6 +486,11 @@ class SubscriptionService:
 
 def _quota_message(exc: QuotaReachedError) -> QuotaExceededError:
     """What a user is told about the limit the store refused a subscription over."""
+    if exc.scope == "queries":
+        return QuotaExceededError(
+            f"This destination already has {exc.count} queries; the limit is "
+            f"{exc.limit}. Remove one with /unsubscribe first."
+        )
     if exc.scope == "keywords":
         return QuotaExceededError(
             f"This destination already watches {exc.count} keywords; the limit is "

@@ -99,6 +99,16 @@ class AnnouncementRepository:
         )
         return [_announcement(row) for row in rows]
 
+    async def since(self, day: date, *, limit: int = 100_000) -> list[Announcement]:
+        """First announcements (new, cross) of listings from `day` on, newest listing first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM announcements WHERE listing_date >= ?"
+            " AND announce_type IN ('new', 'cross')"
+            " ORDER BY listing_date DESC, paper_id LIMIT ?",
+            (day.isoformat(), limit),
+        )
+        return [_announcement(row) for row in rows]
+
     async def last_listing_before(self, day: date) -> date | None:
         """The latest listing day with announcements before `day`, if any."""
         row = await self._db.fetchone(

@@ -127,6 +127,7 @@ class SubscriptionKind(StrEnum):
     CATEGORY = "category"
     KEYWORD = "keyword"
     PAPER = "paper"  # follow one paper (match_key: its versionless id)
+    QUERY = "query"  # arXiv search syntax (value = match_key: the expression)
 
 
 @dataclass(frozen=True, slots=True)

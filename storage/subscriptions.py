@@ -46,6 +46,31 @@ CANDIDATES_SQL = (
     " WHERE d.paused_reason IS NULL"
     " ORDER BY s.id"
 )
+# Query subscriptions are found through their index keys (`bot.query.required_keys`):
+# one probe of subscription_query_keys(kind, key) per key of the batch's papers.
+_QUERY_CANDIDATES_SQL = (
+    "SELECT DISTINCT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
+    "s.include_replacements, s.created_by, s.created_at, "
+    + DESTINATION_COLUMNS
+    + " FROM temp.paperbell_match_keys AS k"
+    " CROSS JOIN subscription_query_keys AS q ON q.kind = k.kind AND q.key = k.key"
+    " CROSS JOIN subscriptions AS s ON s.id = q.subscription_id"
+    " CROSS JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+_PG_QUERY_CANDIDATES_SQL = (
+    "SELECT DISTINCT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
+    "s.include_replacements, s.created_by, s.created_at, "
+    + DESTINATION_COLUMNS
+    + " FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS k(kind, key)"
+    " CROSS JOIN LATERAL (SELECT q0.subscription_id FROM subscription_query_keys AS q0"
+    " WHERE q0.kind = k.kind AND q0.key = k.key OFFSET 0) AS q"
+    " JOIN subscriptions AS s ON s.id = q.subscription_id"
+    " JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
 _CREATE_KEYS_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
     "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
@@ -131,7 +156,7 @@ class SubscriptionQuota:
 
     per_guild: int
     per_user: int
-    keywords_per_destination: int
+    keywords_per_destination: int  # also the limit on query subscriptions per destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +275,7 @@ class SubscriptionRepository:
         created_by: int,
         now: datetime,
         quota: SubscriptionQuota | None = None,
+        index_keys: Collection[tuple[str, str]] = (),
     ) -> tuple[Subscription, bool]:
         """Subscribe `destination`; returns (subscription, created).
 
@@ -258,7 +284,8 @@ class SubscriptionRepository:
         one is refused with `QuotaReachedError` when it would go over a limit;
         the counts and the insert are one transaction (SQLite: the database's
         write lock; PostgreSQL: an advisory lock per quota scope, taken in a
-        fixed order so two subscribes never deadlock).
+        fixed order so two subscribes never deadlock). `index_keys` are a
+        query subscription's (key kind, key) pairs, stored with a new one.
         """
         if not match_key:
             raise ValueError(f"empty match key for {kind.value} subscription {value!r}")
@@ -293,6 +320,12 @@ class SubscriptionRepository:
             )
             created = cursor.rowcount > 0
             row = await _fetchone(conn, select, keys)
+            if created and row is not None and index_keys:
+                await conn.executemany(
+                    "INSERT INTO subscription_query_keys (subscription_id, kind, key)"
+                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(int(row["id"]), k, v) for k, v in sorted(set(index_keys))],
+                )
         if row is None:  # pragma: no cover - the row was inserted or already there
             raise LookupError(f"subscription for destination {destination.id} vanished")
         return _subscription_from_row(row), created
@@ -306,7 +339,7 @@ class SubscriptionRepository:
         scopes = [_scope_key("user", user)]
         if destination.guild_id is not None:
             scopes.append(_scope_key("guild", destination.guild_id))
-        if kind is SubscriptionKind.KEYWORD:
+        if kind in (SubscriptionKind.KEYWORD, SubscriptionKind.QUERY):
             scopes.append(_scope_key("destination", destination.id))
         for key in sorted(set(scopes)):  # one global order: no lock cycles
             await conn.execute(_PG_SCOPE_LOCK, (key,))
@@ -320,11 +353,11 @@ class SubscriptionRepository:
         user: int,
     ) -> None:
         checks: list[tuple[str, str, tuple[Any, ...], int]] = []
-        if kind is SubscriptionKind.KEYWORD:
+        if kind in (SubscriptionKind.KEYWORD, SubscriptionKind.QUERY):
             checks.append((
-                "keywords",
-                "SELECT count(*) FROM subscriptions WHERE destination_id = ? AND kind = 'keyword'",
-                (destination.id,),
+                "keywords" if kind is SubscriptionKind.KEYWORD else "queries",
+                "SELECT count(*) FROM subscriptions WHERE destination_id = ? AND kind = ?",
+                (destination.id, kind.value),
                 quota.keywords_per_destination,
             ))  # fmt: skip
         if destination.kind is DestinationKind.CHANNEL and destination.guild_id is not None:
@@ -438,7 +471,7 @@ class SubscriptionRepository:
         """
         row = await self.db.fetchone(
             "SELECT EXISTS (SELECT 1 FROM subscriptions AS s JOIN destinations AS d"
-            " ON d.id = s.destination_id WHERE s.kind IN ('author', 'keyword')"
+            " ON d.id = s.destination_id WHERE s.kind IN ('author', 'keyword', 'query')"
             " AND d.paused_reason IS NULL)"
         )
         return bool(row and row[0])
@@ -484,8 +517,10 @@ class SubscriptionRepository:
         surnames: Collection[str],
         keyword_tokens: Collection[str],
         paper_ids: Collection[str] = (),
+        query_keys: Collection[tuple[str, str]] = (),
     ) -> list[Subscription]:
-        """Subscriptions of unpaused destinations whose match key is one of the given keys.
+        """Subscriptions of unpaused destinations whose match key is one of the given keys,
+        and query subscriptions indexed under one of `query_keys` ((key kind, key) pairs).
 
         Runs on `conn`, the connection yielded by `Database.transaction()`, so
         the poller can look up, match and enqueue in one transaction. The
@@ -495,24 +530,38 @@ class SubscriptionRepository:
         keys += _keys(SubscriptionKind.AUTHOR, surnames)
         keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
         keys += _keys(SubscriptionKind.PAPER, paper_ids)
-        if not keys:
-            return []
+        qkeys = sorted({(kind, key) for kind, key in query_keys if key})
+        rows: list[Row] = []
         if self.db.dialect == "postgres":
-            params = ([kind for kind, _ in keys], [key for _, key in keys])
-            async with conn.execute(_PG_CANDIDATES_SQL, params) as cursor:
-                rows = await cursor.fetchall()
+            for sql, batch in ((_PG_CANDIDATES_SQL, keys), (_PG_QUERY_CANDIDATES_SQL, qkeys)):
+                if batch:
+                    params = ([kind for kind, _ in batch], [key for _, key in batch])
+                    async with conn.execute(sql, params) as cursor:
+                        rows += await cursor.fetchall()
             return [_subscription_from_row(row) for row in rows]
         await conn.execute(_CREATE_KEYS_TABLE)
-        await conn.execute("DELETE FROM temp.paperbell_match_keys")
-        try:
-            await conn.executemany(
-                "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key) VALUES (?, ?)", keys
-            )
-            async with conn.execute(CANDIDATES_SQL) as cursor:
-                rows = await cursor.fetchall()
-        finally:
+        for sql, batch in ((CANDIDATES_SQL, keys), (_QUERY_CANDIDATES_SQL, qkeys)):
+            if not batch:
+                continue
             await conn.execute("DELETE FROM temp.paperbell_match_keys")
+            try:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key) VALUES (?, ?)",
+                    batch,
+                )
+                async with conn.execute(sql) as cursor:
+                    rows += await cursor.fetchall()
+            finally:
+                await conn.execute("DELETE FROM temp.paperbell_match_keys")
         return [_subscription_from_row(row) for row in rows]
+
+    async def query_keys(self, subscription_id: int) -> set[tuple[str, str]]:
+        """The (key kind, key) pairs a query subscription is indexed under."""
+        rows = await self.db.fetchall(
+            "SELECT kind, key FROM subscription_query_keys WHERE subscription_id = ?",
+            (subscription_id,),
+        )
+        return {(str(row[0]), str(row[1])) for row in rows}
 
     async def _list(self, where: str, params: tuple[Any, ...]) -> list[Subscription]:
         rows = await self.db.fetchall(_SUBSCRIPTION_SELECT + where, params)

@@ -1,4 +1,4 @@
-"""Subscription commands: /subscribe author|category|keyword, /unsubscribe, /subscriptions.
+"""Subscription commands: /subscribe (five kinds), /unsubscribe, /subscriptions.
 
 The cog checks Discord permissions on Discord objects (the member's Manage
 Channels, the bot's own posting rights in the target channel) and passes the
@@ -22,6 +22,8 @@ from bot.embeds import CONTENT_LIMIT, code, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
 from bot.limits import MAX_QUERY_LENGTH
 from bot.permissions import manageable_channels, viewable_channels
+from bot.query import MAX_QUERY_LENGTH
+from bot.query_views import QuerySaveView, preview_text
 from bot.subscribing import SubscribeResult, subscription_label
 from storage.models import Subscription, SubscriptionKind
 
@@ -86,6 +88,8 @@ def describe_target(sub: Subscription) -> str:
         return f"new papers by **{value}**"
     if sub.kind is SubscriptionKind.PAPER:
         return f"new versions, a withdrawal or the publication of {value}"
+    if sub.kind is SubscriptionKind.QUERY:
+        return f"new papers matching the query {value}"
     return f"new papers mentioning “{value}”"
 
 
@@ -98,8 +102,8 @@ def subscribe_reply(result: SubscribeResult, backfill: int, channel_mention: str
     else:
         head = f"{channel_mention} will get {what}"
     lines = [f"{head} (subscription #{sub.id})."]
-    if sub.kind is SubscriptionKind.PAPER:
-        pass  # nothing to backfill: a follow is about what happens next
+    if sub.kind in (SubscriptionKind.PAPER, SubscriptionKind.QUERY):
+        pass  # nothing to backfill: a follow is about what happens next; a query was previewed
     elif backfill == 0:
         lines.append("Nothing from the past is posted (use `backfill` for recent papers).")
     elif result.backfilled:
@@ -267,6 +271,55 @@ class Subscriptions(commands.Cog):
             include_replacements=True,
             backfill=0,
         )
+
+    @subscribe.command(name="query")
+    @app_commands.describe(
+        expression='arXiv search syntax, e.g. cat:cs.LG AND ti:"length generalization"',
+        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+        include_replacements="Also new versions of papers announced earlier",
+    )
+    async def subscribe_query(
+        self,
+        interaction: discord.Interaction[PaperbellBot],
+        expression: app_commands.Range[str, 1, MAX_QUERY_LENGTH],
+        channel: discord.TextChannel | None = None,
+        include_replacements: bool = False,
+    ) -> None:
+        """New papers matching an arXiv-style query; shows a week's matches before saving."""
+        if channel is not None:
+            if interaction.guild_id is None:
+                raise InvalidInputError(
+                    "In DMs you can only subscribe yourself: leave out `channel`."
+                )
+            check_channel_target(interaction, channel)
+        # A week of announcements is read and matched: answer within Discord's 3 s first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        preview = await self.bot.subscriptions.preview_query(expression)
+        source = preview.query.source  # validated and normalized; kept here, not in the button
+        channel_id = channel.id if channel is not None else None
+
+        async def save(press: discord.Interaction[PaperbellBot]) -> str:
+            target = None
+            if channel_id is not None:
+                guild = press.guild
+                found = guild.get_channel(channel_id) if guild is not None else None
+                if not isinstance(found, discord.TextChannel):
+                    raise InvalidInputError("That channel is gone.")
+                check_channel_target(press, found)  # permissions as they are now
+                target = found
+            result = await self.bot.subscriptions.subscribe(
+                actor_id=press.user.id,
+                guild_id=press.guild_id,
+                channel_id=channel_id,
+                kind=SubscriptionKind.QUERY,
+                value=source,
+                include_replacements=include_replacements,
+            )
+            return subscribe_reply(result, 0, target.mention if target else None)
+
+        where = channel.mention if channel is not None else "your DMs"
+        view = QuerySaveView(interaction.user.id, save)
+        await interaction.followup.send(preview_text(preview, where), view=view, ephemeral=True)
 
     @app_commands.command(name="unsubscribe")
     @app_commands.describe(subscription="The subscription to remove (start typing to pick one)")

@@ -80,7 +80,7 @@ async def test_commands_are_registered_and_fit_discord_limits(bot: PaperbellBot)
         _check_options(payload["name"], payload.get("options", []))
     by_name = {p["name"]: p for p in payloads}
     subs = {o["name"] for o in by_name["subscribe"]["options"]}
-    assert subs == {"author", "category", "keyword", "paper"}
+    assert subs == {"author", "category", "keyword", "paper", "query"}
     admin = by_name["paperbell"]
     assert int(admin["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
     assert {o["name"] for o in admin["options"]} == {"status", "poll", "resume", "digest", "tune"}

@@ -20,6 +20,7 @@ from bot.matching import (
     match_keys,
     match_subscriptions,
 )
+from bot.query import paper_keys, parse_query
 from storage.db import Database
 from storage.models import (
     AnnounceType,
@@ -43,6 +44,7 @@ CATEGORY = SubscriptionKind.CATEGORY
 AUTHOR = SubscriptionKind.AUTHOR
 KEYWORD = SubscriptionKind.KEYWORD
 PAPER = SubscriptionKind.PAPER
+QUERY = SubscriptionKind.QUERY
 
 _ids = count(1)
 
@@ -80,6 +82,8 @@ def sub(
 ) -> Subscription:
     if kind is CATEGORY or kind is PAPER:
         match_key, given_key = value, ""
+    elif kind is QUERY:
+        match_key, given_key = parse_query(value).source, ""
     elif kind is AUTHOR:
         match_key, given_key = author_match_key(value)
     else:
@@ -294,7 +298,12 @@ def naive_match(papers: Sequence[Paper], subs: Sequence[Subscription]) -> list[M
             replacement = p.announce_type in REPLACEMENT_TYPES
             if replacement and not (s.include_replacements or s.kind is PAPER):
                 continue
-            if _naive_hit(p, s):
+            if s.kind is QUERY:  # every query tried on every paper
+                terms = parse_query(s.value).explain(p)
+                if terms:
+                    description = f"{s.describe()} (matched {', '.join(terms)})"
+                    found.setdefault(s.destination.id, (s.destination, []))[1].append(description)
+            elif _naive_hit(p, s):
                 found.setdefault(s.destination.id, (s.destination, []))[1].append(_naive_says(p, s))
         for dest_id in sorted(found):
             destination, descriptions = found[dest_id]
@@ -372,6 +381,25 @@ def papers_strategy(draw: st.DrawFn) -> list[Paper]:
 
 
 @st.composite
+def query_strategy(draw: st.DrawFn, depth: int = 0) -> str:
+    """An arXiv-style query over the words, names and categories the papers use."""
+    if depth >= 2 or draw(st.booleans()):
+        field = draw(st.sampled_from(["ti", "abs", "au", "cat", "all", ""]))
+        if field == "au":
+            value = f'"{draw(st.sampled_from(NAMES))}"'
+        elif field == "cat":
+            value = draw(st.sampled_from([*CATEGORIES, "cs", "math"]))
+        else:
+            words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=2))
+            value = f'"{" ".join(words)}"' if len(words) > 1 else words[0]
+        return f"{field}:{value}" if field else value
+    op = draw(st.sampled_from(["AND", "OR", "ANDNOT"]))
+    left = draw(query_strategy(depth + 1))
+    right = draw(query_strategy(depth + 1))
+    return f"({left} {op} {right})"
+
+
+@st.composite
 def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
     result = []
     for sub_id in range(1, draw(st.integers(0, 12)) + 1):
@@ -382,6 +410,8 @@ def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
             value = draw(st.sampled_from(NAMES))
         elif kind is PAPER:
             value = f"2411.{draw(st.integers(0, 4)):05d}"
+        elif kind is QUERY:
+            value = draw(query_strategy())
         else:
             value = " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)))
         try:
@@ -397,6 +427,14 @@ def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
             continue  # e.g. a phrase of words the tokenizer drops
         result.append(subscription)
     return result
+
+
+@settings(max_examples=100, deadline=None)
+@given(papers=papers_strategy())
+def test_match_keys_query_keys_are_every_papers_query_keys(papers: list[Paper]) -> None:
+    """The poll's query lookup keys are exactly the union of `bot.query.paper_keys`."""
+    expected = {(kind.value, key) for p in papers for kind, key in paper_keys(p)}
+    assert match_keys(papers).query_keys == expected
 
 
 @settings(max_examples=300, deadline=None)

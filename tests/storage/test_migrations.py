@@ -58,6 +58,8 @@ PLAUSIBLE: dict[tuple[str, str], Any] = {
     ("publications", "paper_id"): "2411.17709",
     ("deliveries", "matched_json"): '["author: Shane Legg"]',
     ("meta", "key"): "migration_test",
+    ("subscription_query_keys", "kind"): "surname",
+    ("subscription_query_keys", "key"): "legg",
     ("ratings", "liked"): 1,
     ("ratings", "paper_id"): "2411.17709",
     ("ranking_filtered", "reason"): "top_k",
