@@ -22,7 +22,6 @@ from bot.embeds import CONTENT_LIMIT, code, safe, truncate
 from bot.errors import InvalidInputError, PermissionDeniedError
 from bot.limits import MAX_QUERY_LENGTH
 from bot.permissions import manageable_channels, viewable_channels
-from bot.query import MAX_QUERY_LENGTH
 from bot.query_views import QuerySaveView, preview_text
 from bot.subscribing import SubscribeResult, subscription_label
 from storage.models import Subscription, SubscriptionKind
