@@ -19,7 +19,7 @@ import discord
 
 from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.cite import Citation, cite
-from bot.embeds import CONTENT_LIMIT, safe
+from bot.embeds import CONTENT_LIMIT, safe, similar_embed
 from bot.errors import UserError
 from bot.subscribing import SubscriptionService
 from storage.models import Paper, SubscriptionKind
@@ -238,6 +238,7 @@ class _HasSubscriptions(Protocol):
 
 class _PaperLookup(Protocol):
     async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper: ...
+    async def similar(self, raw_id: str, *, limit: int = 10) -> Any: ...
 
 
 class _HasPapers(Protocol):
@@ -374,11 +375,68 @@ class CitePaperButton(
             await interaction.followup.send(content, file=file, ephemeral=True)
 
 
+SIMILAR_PAPER_PREFIX = "pb:similar:"
+
+
+class SimilarPaperButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"pb:similar:(?P<paper>[A-Za-z0-9./-]{1,40})",
+):
+    """Similar under a /paper answer: the stored papers most like it, privately, to the
+    clicker. Persistent; the forgeable paper id is pattern-matched and parsed again."""
+
+    def __init__(self, paper_id: str | None) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Similar",
+                emoji="🔎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=(SIMILAR_PAPER_PREFIX + (paper_id or "invalid"))[:100],
+            )
+        )
+        self.paper_id = paper_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> SimilarPaperButton:
+        try:
+            return cls(parse_arxiv_id(match["paper"]).id)
+        except InvalidArxivIdError:
+            log.info("similar button with a bad paper id from user=%s", interaction.user.id)
+            return cls(None)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if self.paper_id is None:
+            await reply_ephemeral(interaction, "That button is not valid any more; use /similar.")
+            return
+        client: _HasPapers = interaction.client
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            found = await client.papers.similar(self.paper_id, limit=10)
+        except UserError as exc:
+            await interaction.followup.send(str(exc), ephemeral=True)
+            return
+        if not found.hits:
+            await interaction.followup.send(
+                f"No stored paper shares distinctive words with arXiv:{self.paper_id} yet.",
+                ephemeral=True,
+            )
+            return
+        papers = [paper for paper, _ in found.hits]
+        await interaction.followup.send(embed=similar_embed(found.paper, papers), ephemeral=True)
+
+
 def follow_paper_view(paper_id: str) -> discord.ui.View:
-    """The buttons under a /paper answer, 🔔 Follow and Cite (persistent: no timeout)."""
+    """The buttons under a /paper answer: 🔔 Follow, Cite and Similar (persistent)."""
     view = discord.ui.View(timeout=None)
     view.add_item(FollowPaperButton(paper_id))
     view.add_item(CitePaperButton(paper_id))
+    view.add_item(SimilarPaperButton(paper_id))
     return view
 
 

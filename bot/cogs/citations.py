@@ -20,7 +20,7 @@ from bot.cite import cite
 from bot.discord_bot import PaperbellBot
 from bot.embeds import similar_embed
 from bot.errors import InvalidInputError, UserError
-from bot.views import CitePaperButton, citation_message
+from bot.views import CitePaperButton, SimilarPaperButton, citation_message
 
 log = logging.getLogger(__name__)
 
@@ -92,4 +92,5 @@ class Citations(commands.Cog):
 
 async def setup(bot: PaperbellBot) -> None:
     await bot.add_cog(Citations(bot))
-    bot.add_dynamic_items(CitePaperButton)  # Cite buttons of earlier /paper answers too
+    # Cite and Similar buttons of earlier /paper answers too.
+    bot.add_dynamic_items(CitePaperButton, SimilarPaperButton)

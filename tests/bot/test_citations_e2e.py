@@ -92,3 +92,27 @@ async def test_forged_cite_button_is_refused(env: Env) -> None:
     click = await env.emu.click_component(answer.id, forged, env.member.id)
     text = await private_text(env, click)
     assert "not valid" in text and "/cite" in text
+
+
+async def test_similar_button_under_paper_answers_privately(env: Env) -> None:
+    """/paper answers carry a Similar button: the clicker privately gets the papers most like
+    it, the same ones /similar lists; a forged id gets a plain refusal."""
+    handle = await env.run(env.member, "paper", {"id": STORED_ID})
+    answer = await env.reply(handle)
+    click = await env.emu.click_component(answer.id, button_id(answer, "Similar"), env.admin.id)
+    await click.wait_response()
+    (message,) = await click.wait_followups(1)
+    assert is_ephemeral(message)
+    (embed,) = message.embeds
+    assert embed["title"] == f"Similar to arXiv:{STORED_ID}"
+    expected = await env.bot.papers.similar(STORED_ID, limit=10)
+    shown = embed["description"]
+    assert expected.hits and all(p.abs_url in shown for p, _ in expected.hits)
+    assert f"https://arxiv.org/abs/{STORED_ID})" in shown  # the asked paper, once, in the intro
+    forged = "pb:similar:../../0704.0000"
+    for row in env.emu.world.messages[answer.id].components:
+        for component in row.get("components", []):
+            if str(component.get("custom_id", "")).startswith("pb:similar:"):
+                component["custom_id"] = forged
+    refused = await env.emu.click_component(answer.id, forged, env.member.id)
+    assert "not valid" in await private_text(env, refused)
