@@ -245,6 +245,27 @@ class _HasPapers(Protocol):
     papers: _PaperLookup
 
 
+def _paper_button(
+    prefix: str, paper_id: str | None, *, label: str, emoji: str, style: discord.ButtonStyle
+) -> discord.ui.Button[discord.ui.View]:
+    """The button of a persistent per-paper item (Follow, Cite, Similar): the paper id rides
+    in the custom_id, "invalid" when a forged one could not be parsed."""
+    custom_id = (prefix + (paper_id or "invalid"))[:100]
+    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id)
+
+
+def _clicked_paper_id(
+    interaction: discord.Interaction[Any], match: re.Match[str], what: str
+) -> str | None:
+    """The paper id a per-paper button's custom_id carries, parsed again (anyone can forge
+    a custom_id): the versionless id, or None for a bad one (logged)."""
+    try:
+        return parse_arxiv_id(match["paper"]).id
+    except InvalidArxivIdError:
+        log.info("%s button with a bad paper id from user=%s", what, interaction.user.id)
+        return None
+
+
 class FollowPaperButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=r"pb:follow-paper:(?P<paper>[A-Za-z0-9./-]{1,40})",
@@ -257,15 +278,12 @@ class FollowPaperButton(
     """
 
     def __init__(self, paper_id: str | None) -> None:
-        custom_id = FOLLOW_PAPER_PREFIX + (paper_id or "invalid")
         super().__init__(
-            discord.ui.Button(
-                label="Follow",
-                emoji="🔔",
+            _paper_button(
+                FOLLOW_PAPER_PREFIX, paper_id, label="Follow", emoji="🔔",
                 style=discord.ButtonStyle.primary,
-                custom_id=custom_id[:100],
             )
-        )
+        )  # fmt: skip
         self.paper_id = paper_id
 
     @classmethod
@@ -276,12 +294,7 @@ class FollowPaperButton(
         match: re.Match[str],
         /,
     ) -> FollowPaperButton:
-        try:
-            parsed = parse_arxiv_id(match["paper"])
-        except InvalidArxivIdError:
-            log.info("follow button with a bad paper id from user=%s", interaction.user.id)
-            return cls(None)
-        return cls(parsed.id)
+        return cls(_clicked_paper_id(interaction, match, "follow"))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if self.paper_id is None:
@@ -334,13 +347,11 @@ class CitePaperButton(
 
     def __init__(self, paper_id: str | None) -> None:
         super().__init__(
-            discord.ui.Button(
-                label="Cite",
-                emoji="📋",
+            _paper_button(
+                CITE_PAPER_PREFIX, paper_id, label="Cite", emoji="📋",
                 style=discord.ButtonStyle.secondary,
-                custom_id=(CITE_PAPER_PREFIX + (paper_id or "invalid"))[:100],
             )
-        )
+        )  # fmt: skip
         self.paper_id = paper_id
 
     @classmethod
@@ -351,11 +362,7 @@ class CitePaperButton(
         match: re.Match[str],
         /,
     ) -> CitePaperButton:
-        try:
-            return cls(parse_arxiv_id(match["paper"]).id)
-        except InvalidArxivIdError:
-            log.info("cite button with a bad paper id from user=%s", interaction.user.id)
-            return cls(None)
+        return cls(_clicked_paper_id(interaction, match, "cite"))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if self.paper_id is None:
@@ -387,13 +394,11 @@ class SimilarPaperButton(
 
     def __init__(self, paper_id: str | None) -> None:
         super().__init__(
-            discord.ui.Button(
-                label="Similar",
-                emoji="🔎",
+            _paper_button(
+                SIMILAR_PAPER_PREFIX, paper_id, label="Similar", emoji="🔎",
                 style=discord.ButtonStyle.secondary,
-                custom_id=(SIMILAR_PAPER_PREFIX + (paper_id or "invalid"))[:100],
             )
-        )
+        )  # fmt: skip
         self.paper_id = paper_id
 
     @classmethod
@@ -404,11 +409,7 @@ class SimilarPaperButton(
         match: re.Match[str],
         /,
     ) -> SimilarPaperButton:
-        try:
-            return cls(parse_arxiv_id(match["paper"]).id)
-        except InvalidArxivIdError:
-            log.info("similar button with a bad paper id from user=%s", interaction.user.id)
-            return cls(None)
+        return cls(_clicked_paper_id(interaction, match, "similar"))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if self.paper_id is None:
