@@ -59,10 +59,10 @@ from bench._common import (
 )
 from bot.arxiv.feeds import parse_rss
 from bot.delivery import CLAIM_LIMIT
+from bot.domain.models import Delivery, DestinationKind
 from bot.embeds import alert_embed, group_embeds
 from bot.services import PaperService
 from storage.backend import AnyDatabase
-from storage.models import Delivery, DestinationKind
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator

@@ -65,13 +65,13 @@ from bench._common import (
     split_items,
 )
 from bot.arxiv.feeds import parse_rss
-from bot.cadence import check_round
 from bot.config import Settings
+from bot.domain.cadence import check_round
+from bot.domain.models import SubscriptionKind
 from bot.embeds import group_embeds
 from bot.scheduling import PollScheduler
 from bot.services import FeedPoll, PollOutcome, PollReport
 from storage.backend import AnyDatabase
-from storage.models import SubscriptionKind
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator
 

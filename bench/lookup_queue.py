@@ -32,7 +32,7 @@ from bot.arxiv.client import (
     Priority,
     RequestLimiter,
 )
-from bot.errors import UserError
+from bot.domain.errors import UserError
 from bot.lookups import LookupGate
 from bot.services import PaperService
 from storage.db import Database

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.domain.models import AnnounceType, Paper
 from storage.db import Database
-from storage.models import AnnounceType, Paper
 from storage.papers import PaperRepository
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ are replace-cross here).
   33% keyword, 30% query) whose keys do not occur in this batch: categories
   absent from it, surnames none of its authors has, keywords whose indexed
   token none of its texts contains, queries none of whose index keys
-  (`bot.query.required_keys`) any of its papers has. Both stores therefore
+  (`bot.domain.query.required_keys`) any of its papers has. Both stores therefore
   write the same outbox rows, and the ratio shows what the extra subscriptions
   cost, not a larger output.
 
@@ -67,25 +67,26 @@ from bench._common import (
     rename_schema,
     schema_exists,
 )
-from bot.announcements import alerts_for, as_announced, from_listing
 from bot.arxiv.feeds import parse_rss
 from bot.categories import all_categories
-from bot.matching import (
+from bot.domain.announcements import alerts_for, as_announced, from_listing
+from bot.domain.matching import (
     REPLACEMENT_TYPES,
     author_match_key,
     keyword_match_key,
     match_keys,
 )
-from bot.query import parse_query
+from bot.domain.models import AnnounceType, Paper, SubscriptionKind
+from bot.domain.names import author_key, keyword_tokens
+from bot.domain.query import parse_query
+from bot.domain.timestamps import to_timestamp
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import AnnounceType, Paper, SubscriptionKind
-from storage.names import author_key, keyword_tokens
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.pg import PgDatabase
-from storage.subscriptions import SubscriptionRepository, to_timestamp
+from storage.subscriptions import SubscriptionRepository
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.arxiv.feeds import parse_rss
+from bot.domain.models import Paper
 from bot.ranking import Featurizer, score_day, train
-from storage.models import Paper
 
 ROOT = Path(__file__).resolve().parents[1]
 

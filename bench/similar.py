@@ -42,10 +42,10 @@ from bench._common import (
 )
 from bench.lookups import SEED, Corpus, build, paper_id
 from bot.arxiv.feeds import parse_rss
+from bot.domain.models import Paper
 from bot.services import PaperService
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import Paper
 
 ROOT = Path(__file__).resolve().parents[1]
 

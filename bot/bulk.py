@@ -31,9 +31,9 @@ from bot.arxiv.snapshot import (
     looks_like_snapshot,
     parse_chunk,
 )
+from bot.domain.models import Paper
 from bot.progress import BulkProgress
 from storage.catalogue import CatalogueWriter
-from storage.models import Paper
 from storage.papers import IndexHints, index_hints
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from bot.errors import InvalidInputError
+from bot.domain.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 

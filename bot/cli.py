@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot import __version__
-from bot.announcements import listing_lines
 from bot.arxiv.client import ArxivClient, RequestLimiter
 from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
 from bot.categories import normalize_category
@@ -44,15 +43,16 @@ from bot.cli_failures import (
     quiet_broken_pipe,
 )
 from bot.config import ConfigError, Settings, load_settings
-from bot.errors import InvalidInputError, UpstreamError
-from bot.limits import MAX_QUERY_LENGTH
+from bot.domain.announcements import listing_lines
+from bot.domain.errors import InvalidInputError, UpstreamError
+from bot.domain.limits import MAX_QUERY_LENGTH
+from bot.domain.models import Paper
 from bot.logs import configure_logging
 from bot.lookups import check_query
 from bot.redact import redact_urls
 from bot.services import PaperService
 from bot.useragent import user_agent
 from storage.backend import open_database, open_for_reading
-from storage.models import Paper
 
 log = logging.getLogger(__name__)
 

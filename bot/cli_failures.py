@@ -14,7 +14,7 @@ import sqlite3
 import sys
 
 from bot.config import ConfigError
-from bot.errors import UpstreamError, UserError
+from bot.domain.errors import UpstreamError, UserError
 from storage.db import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)

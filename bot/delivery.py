@@ -32,13 +32,13 @@ import aiohttp
 import discord
 import yarl
 
+from bot.domain.models import Delivery, Destination, DestinationKind
 from bot.embeds import alert_embed, digest_embed, group_embeds
 from bot.notify import Notifier
 from bot.ranker import Ranker
 from bot.rating_buttons import rating_view
 from bot.services import utcnow
 from bot.subscribing import SubscriptionService
-from storage.models import Delivery, Destination, DestinationKind
 from storage.outbox import DeliveryOutbox
 
 log = logging.getLogger(__name__)

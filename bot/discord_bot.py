@@ -24,7 +24,8 @@ from discord.ext import commands
 from bot.arxiv.client import ArxivClient
 from bot.config import Settings
 from bot.delivery import Deliverer
-from bot.errors import UserError
+from bot.domain.errors import UserError
+from bot.domain.models import FeedState, ListingSummary
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.notify import Notifier
@@ -34,7 +35,6 @@ from bot.services import PaperService, PollReport, utcnow
 from bot.subscribing import SubscriptionService
 from bot.views import APOLOGY, reply_ephemeral
 from storage.locks import Leadership
-from storage.models import FeedState, ListingSummary
 
 log = logging.getLogger(__name__)
 

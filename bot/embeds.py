@@ -18,7 +18,7 @@ from datetime import datetime
 
 import discord
 
-from storage.models import Paper
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
 

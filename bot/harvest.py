@@ -24,7 +24,7 @@ from typing import TextIO
 from bot.arxiv.client import ArxivClient, ArxivHTTPError
 from bot.arxiv.document import FeedError
 from bot.arxiv.oai import FORMATS, OaiError, parse_list_records
-from bot.errors import InvalidInputError, UpstreamError
+from bot.domain.errors import InvalidInputError, UpstreamError
 from bot.progress import BulkProgress
 from storage.backend import AnyDatabase
 from storage.catalogue import CatalogueWriter

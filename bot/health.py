@@ -32,11 +32,11 @@ import discord
 from aiohttp import web
 
 from bot.config import Settings
+from bot.domain.models import FeedState
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.redact import redact_urls
 from bot.services import PollReport, utcnow
 from storage.feeds import FeedStateRepository
-from storage.models import FeedState
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from enum import StrEnum
 from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import ArxivClient, ArxivHTTPError, ArxivRateLimitError, Priority
 from bot.arxiv.document import ArxivApiError, FeedError, RateExceededError
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.arxiv.queries import MAX_TERM_LENGTH, author_query, words_query
-from bot.errors import InvalidInputError, NotFoundError, UpstreamError
+from bot.domain.errors import InvalidInputError, NotFoundError, UpstreamError
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.domain.models import Paper
+from bot.domain.names import keyword_tokens, query_key
 from storage.lookups import LookupCache
-from storage.models import Paper
-from storage.names import keyword_tokens, query_key
 from storage.papers import PaperRepository
 
 log = logging.getLogger(__name__)

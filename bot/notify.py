@@ -12,8 +12,8 @@ import logging
 import aiohttp
 import discord
 
+from bot.domain.models import Destination
 from bot.subscribing import SubscriptionService
-from storage.models import Destination
 
 log = logging.getLogger(__name__)
 

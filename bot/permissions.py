@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.errors import PermissionDeniedError
+from bot.domain.errors import PermissionDeniedError
 from bot.subscribing import ChannelCheck
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 
 import discord
 
+from bot.domain.errors import UserError
 from bot.embeds import CONTENT_LIMIT, link_text, safe, truncate
-from bot.errors import UserError
 from bot.subscribing import PREVIEW_DAYS, QueryPreview
 from bot.views import APOLOGY, reply_ephemeral
 

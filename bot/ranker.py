@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from storage.models import Paper
+from bot.domain.models import Paper
 from storage.papers import PaperRepository
 from storage.ratings import Filtered, RatingRepository, Tuning
 

@@ -28,8 +28,8 @@ import numpy.typing as npt
 from scipy import sparse
 from sklearn.svm import LinearSVC
 
-from storage.models import Paper
-from storage.names import author_key, keyword_tokens
+from bot.domain.models import Paper
+from bot.domain.names import author_key, keyword_tokens
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from storage.models import DestinationKind
+from bot.domain.models import DestinationKind
 
 if TYPE_CHECKING:
     from bot.discord_bot import PaperbellBot

@@ -6,7 +6,7 @@ announcement cycle starts at 23:55 America/New_York (Sunday to Thursday
 evening, DST rules included) and runs until every listing URL has served
 tonight's listing: a feed still serving the previous batch is not "no new
 papers". Inside the rebuild window (23:58 to 00:30 by default, see
-`bot.cadence`) it checks the URLs still waiting one at a time, as fast as the
+`bot.domain.cadence`) it checks the URLs still waiting one at a time, as fast as the
 shared arXiv limiter allows (one request at a time, 3 s apart): conditional
 GETs, so a URL that has not changed costs arXiv a 304. Outside the window it
 polls everything every `poll_retry_minutes`, until `poll_give_up_hours`. A
@@ -28,10 +28,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.arxiv.client import ArxivClient
-from bot.cadence import EASTERN, RebuildWindow, check_round, next_url
 from bot.config import Settings
 from bot.delivery import Deliverer
-from bot.errors import UpstreamError, UserError
+from bot.domain.cadence import EASTERN, RebuildWindow, check_round, next_url
+from bot.domain.errors import UpstreamError, UserError
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.notify import Notifier

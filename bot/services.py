@@ -18,14 +18,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from bot.announcements import (
-    alerts_for,
-    as_announced,
-    from_listing,
-    listing_day,
-    publication_note,
-    quiet_listing_note,
-)
 from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
 from bot.arxiv.document import FeedError
@@ -34,11 +26,30 @@ from bot.arxiv.oai import is_oai_document, parse_list_records
 from bot.arxiv.rss import RssListing, parse_rss
 from bot.arxiv.snapshot import SnapshotLineError
 from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
-from bot.errors import InvalidInputError, UpstreamError
-from bot.limits import MAX_QUERY_LENGTH
+from bot.domain.announcements import (
+    alerts_for,
+    as_announced,
+    from_listing,
+    listing_day,
+    publication_note,
+    quiet_listing_note,
+)
+from bot.domain.errors import InvalidInputError, UpstreamError
+from bot.domain.limits import MAX_QUERY_LENGTH
+from bot.domain.matching import match_keys
+from bot.domain.models import (
+    AlertEvent,
+    AnnounceType,
+    AuthorMatch,
+    FeedState,
+    ListingSummary,
+    OutboxAlert,
+    Paper,
+    SearchHit,
+    StoreStats,
+)
+from bot.domain.recovery import listing_for, missed_days, recovery_queries, submission_window
 from bot.lookups import ArxivLookups, LookupGate, check_query
-from bot.matching import match_keys
-from bot.recovery import listing_for, missed_days, recovery_queries, submission_window
 from bot.redact import redact_urls
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
@@ -46,17 +57,7 @@ from storage.catalogue import CatalogueWriter
 from storage.feeds import FeedStateRepository
 from storage.lookups import LookupCache
 from storage.meta import MetaRepository
-from storage.models import (
-    AlertEvent,
-    AnnounceType,
-    AuthorMatch,
-    FeedState,
-    ListingSummary,
-    Paper,
-    SearchHit,
-    StoreStats,
-)
-from storage.outbox import DeliveryOutbox, OutboxAlert
+from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.similar import MAX_LIMIT as MAX_SIMILAR
 from storage.similar import similar_index
@@ -487,7 +488,7 @@ class PaperService:
 
         When the last listing seen is older than the announcement day before
         `current` (the bot or arXiv's RSS was down), the API is asked for the
-        papers submitted in the missed listings' windows (`bot.recovery`), one
+        papers submitted in the missed listings' windows (`bot.domain.recovery`), one
         paged query per group of categories, through the client's pacing. They
         are announced under the missed days, so each alerts once, as late.
         """

@@ -15,20 +15,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.announcements import as_announced, listing_day
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.categories import normalize_category
 from bot.config import Settings
-from bot.errors import (
+from bot.domain.announcements import as_announced, listing_day
+from bot.domain.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
 )
-from bot.matching import author_match_key, keyword_match_key, match_subscriptions
-from bot.query import PaperText, Query, parse_query
-from bot.services import PaperService, utcnow
-from storage.models import (
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.domain.matching import author_match_key, keyword_match_key, match_subscriptions
+from bot.domain.models import (
     Announcement,
     Destination,
     DestinationKind,
@@ -36,7 +34,9 @@ from storage.models import (
     Subscription,
     SubscriptionKind,
 )
-from storage.names import names_ambiguous
+from bot.domain.names import names_ambiguous
+from bot.domain.query import PaperText, Query, parse_query
+from bot.services import PaperService, utcnow
 from storage.subscriptions import QuotaReachedError, SubscriptionQuota, Usage
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.cite import Citation, cite
+from bot.domain.cite import Citation, cite
+from bot.domain.errors import UserError
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.domain.models import Paper, SubscriptionKind
 from bot.embeds import CONTENT_LIMIT, safe, similar_embed
-from bot.errors import UserError
 from bot.subscribing import SubscriptionService
-from storage.models import Paper, SubscriptionKind
 
 log = logging.getLogger(__name__)
 

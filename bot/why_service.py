@@ -2,7 +2,7 @@
 
 Shared by the cog (and any CLI that wants it): reads the catalogue, the
 paper's announcements, the destination with its subscriptions and its outbox
-rows for the paper, and hands them to the pure `bot.why.explain`. Callers have
+rows for the paper, and hands them to the pure `bot.domain.why.explain`. Callers have
 already checked that the caller may see the destination; this module only
 makes sure a channel answer never reads another server's rows.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.why import Explanation, RankingFilter, WhyFacts, explain
+from bot.domain.models import Delivery, Destination, DestinationKind
+from bot.domain.why import Explanation, RankingFilter, WhyFacts, explain
 from storage.announcements import AnnouncementRepository
-from storage.models import Delivery, Destination, DestinationKind
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.ratings import RatingRepository
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class WhyService:
-    """Explains alerts from the store; see `bot.why` for the reasoning."""
+    """Explains alerts from the store; see `bot.domain.why` for the reasoning."""
 
     def __init__(
         self,

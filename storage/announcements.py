@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from bot.domain.models import Announcement, AnnounceType, ListingSummary
+from bot.domain.timestamps import to_timestamp
 from storage.backend import AnyDatabase, Connection, Row
-from storage.models import Announcement, AnnounceType, ListingSummary
-from storage.subscriptions import to_timestamp
 
 log = logging.getLogger(__name__)
 

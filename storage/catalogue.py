@@ -19,8 +19,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from bot.domain.models import Paper
 from storage.backend import AnyDatabase, Connection
-from storage.models import Paper
 from storage.papers import IndexHints, PaperRepository
 
 log = logging.getLogger(__name__)

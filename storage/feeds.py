@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.domain.models import FeedState
 from storage.backend import AnyDatabase
-from storage.models import FeedState
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,22 @@ import os
 import socket
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.domain.models import (
+    AlertEvent,
+    AnnounceType,
+    Delivery,
+    DeliveryStatus,
+    OutboxAlert,
+    Paper,
+)
+from bot.domain.timestamps import from_timestamp, optional_timestamp, to_timestamp
 from storage.backend import AnyDatabase, Connection, Row, json_ids
-from storage.models import AlertEvent, AnnounceType, Delivery, DeliveryStatus, Paper
 from storage.subscriptions import (
     DESTINATION_COLUMNS,
     destination_from_row,
-    from_timestamp,
-    optional_timestamp,
-    to_timestamp,
 )
 
 log = logging.getLogger(__name__)
@@ -65,18 +69,6 @@ _DELIVERY_SELECT = (
 
 OutboxItem = tuple[int, str, Sequence[str]]
 """(destination id, versionless paper id, descriptions of the matching subscriptions)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxAlert:
-    """One alert to queue: `event` (and `version`) of a paper for a destination."""
-
-    destination_id: int
-    paper_id: str
-    matched: Sequence[str]
-    event: AlertEvent = AlertEvent.ANNOUNCED
-    version: int = 0
-    note: str | None = None
 
 
 class DeliveryOutbox:

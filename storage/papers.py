@@ -33,8 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.backend import AnyDatabase, Connection, Row, json_ids
-from storage.models import (
+from bot.domain.models import (
     AnnounceType,
     AuthorMatch,
     IngestResult,
@@ -42,7 +41,7 @@ from storage.models import (
     SearchHit,
     StoreStats,
 )
-from storage.names import (
+from bot.domain.names import (
     author_key,
     fold,
     fold_for_index,
@@ -50,6 +49,7 @@ from storage.names import (
     keyword_tokens,
     query_key,
 )
+from storage.backend import AnyDatabase, Connection, Row, json_ids
 
 log = logging.getLogger(__name__)
 

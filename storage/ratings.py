@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.timestamps import to_timestamp
 from storage.backend import AnyDatabase
-from storage.subscriptions import to_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.domain.names import keyword_tokens
 from storage.backend import AnyDatabase
-from storage.names import keyword_tokens
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A subscription is stored with the keys the matcher looks it up by: `match_key`
 (category id, author surname key, or a keyword's most selective token) and
 `given_key` (author given names, or a keyword's normalized phrase). The
-caller computes both (see `bot.matching`), so this module never normalizes
+caller computes both (see `bot.domain.matching`), so this module never normalizes
 text itself and the index and the matcher cannot drift apart.
 """
 
@@ -13,11 +13,12 @@ import hashlib
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
+from bot.domain.timestamps import from_timestamp, optional_timestamp, to_timestamp
 from storage.backend import AnyDatabase, Connection, Row
-from storage.models import Destination, DestinationKind, Subscription, SubscriptionKind
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ CANDIDATES_SQL = (
     " WHERE d.paused_reason IS NULL"
     " ORDER BY s.id"
 )
-# Query subscriptions are found through their index keys (`bot.query.required_keys`):
+# Query subscriptions are found through their index keys (`bot.domain.query.required_keys`):
 # one probe of subscription_query_keys(kind, key) per key of the batch's papers.
 _QUERY_CANDIDATES_SQL = (
     "SELECT DISTINCT s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross, "
@@ -89,27 +90,6 @@ _PG_CANDIDATES_SQL = (
     " WHERE d.paused_reason IS NULL"
     " ORDER BY s.id"
 )
-
-
-def to_timestamp(value: datetime) -> str:
-    """Store form of an aware datetime: UTC ISO-8601 with fixed microseconds.
-
-    A fixed width keeps lexical order equal to time order, which the outbox's
-    `next_attempt_at <= ?` comparison relies on.
-    """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: paperbell stores UTC only")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def from_timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    # Rows written by hand or by older code may lack the offset; they are UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def optional_timestamp(text: str | None) -> datetime | None:
-    return None if text is None else from_timestamp(text)
 
 
 def destination_from_row(row: Row, prefix: str = "d_") -> Destination:
@@ -524,7 +504,7 @@ class SubscriptionRepository:
 
         Runs on `conn`, the connection yielded by `Database.transaction()`, so
         the poller can look up, match and enqueue in one transaction. The
-        result is a superset of what matches; `bot.matching` decides.
+        result is a superset of what matches; `bot.domain.matching` decides.
         """
         keys = _keys(SubscriptionKind.CATEGORY, categories)
         keys += _keys(SubscriptionKind.AUTHOR, surnames)

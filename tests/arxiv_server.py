@@ -47,8 +47,8 @@ from xml.sax.saxutils import escape, quoteattr
 from aiohttp import web
 from multidict import CIMultiDict
 
-from storage.models import Paper
-from storage.names import fold, keyword_tokens
+from bot.domain.models import Paper
+from bot.domain.names import fold, keyword_tokens
 
 log = logging.getLogger(__name__)
 

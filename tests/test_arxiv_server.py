@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bot.arxiv.feeds import parse_atom
-from storage.models import Paper
+from bot.domain.models import Paper
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted, api_error_feed
 
 _TIMESTAMP = re.compile(rb"<updated>[^<]*</updated>")

@@ -31,7 +31,6 @@ from bot.arxiv.document import (
     _short,
     _skipped,
 )
-from bot.arxiv.ids import parse_arxiv_id_or_none
 from bot.arxiv.text import (
     _ANNOUNCE_TYPES,
     _categories,
@@ -42,7 +41,8 @@ from bot.arxiv.text import (
     clean_author_name,
     split_author_list,
 )
-from storage.models import Paper
+from bot.domain.ids import parse_arxiv_id_or_none
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from bot.arxiv.document import (
 from bot.arxiv.oai_saved import OaiPage, _parse_oai_checked, parse_oai, parse_oai_page
 from bot.arxiv.rss import RssListing, _parse_rss_checked, parse_rss
 from bot.arxiv.text import clean_author_name, split_author_list, tex_accents_to_unicode
-from storage.models import Paper
+from bot.domain.models import Paper
 
 __all__ = [
     "ArxivApiError",

@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from xml.parsers import expat
 
 from bot.arxiv.document import ArxivApiError, FeedError
-from bot.arxiv.ids import parse_arxiv_id_or_none
 from bot.arxiv.snapshot import parse_created
 from bot.arxiv.text import clean_author_name, split_author_list
-from storage.models import Paper
+from bot.domain.ids import parse_arxiv_id_or_none
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
 

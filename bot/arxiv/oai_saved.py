@@ -25,9 +25,9 @@ from bot.arxiv.document import (
     _short,
     _skipped,
 )
-from bot.arxiv.ids import parse_arxiv_id_or_none
 from bot.arxiv.text import _categories, _clean, _optional, clean_author_name
-from storage.models import Paper
+from bot.domain.ids import parse_arxiv_id_or_none
+from bot.domain.models import Paper
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """arXiv API `search_query` strings built from folded words: pure functions, no I/O.
 
 User text never reaches arXiv's query syntax. Callers fold it first (the
-name and keyword folding of `storage.names`), which leaves only letters and
+name and keyword folding of `bot.domain.names`), which leaves only letters and
 digits; every term here is checked again to be nothing but letters and digits
 and is put after its field prefix, so quotes, parentheses, colons, `AND`,
 `ANDNOT`, wildcards and ranges in what a user typed are at most words.

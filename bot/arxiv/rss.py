@@ -35,7 +35,7 @@ from bot.arxiv.text import (
     _split_description,
     split_author_list,
 )
-from storage.models import Paper
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
 

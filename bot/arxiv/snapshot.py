@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from bot.arxiv.ids import parse_arxiv_id_or_none
 from bot.arxiv.text import clean_author_name, split_author_list
-from storage.models import Paper
+from bot.domain.ids import parse_arxiv_id_or_none
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
 

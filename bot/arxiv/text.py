@@ -15,8 +15,8 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from bot.arxiv.ids import ArxivId, parse_arxiv_id_or_none
-from storage.models import AnnounceType
+from bot.domain.ids import ArxivId, parse_arxiv_id_or_none
+from bot.domain.models import AnnounceType
 
 # ---- text helpers ---------------------------------------------------------------------------
 

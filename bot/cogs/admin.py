@@ -18,16 +18,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.announcements import listing_lines
 from bot.cogs.subscriptions import check_channel_target
 from bot.discord_bot import PaperbellBot, PersonalStatus, StatusReport
+from bot.domain.announcements import listing_lines
+from bot.domain.errors import InvalidInputError
+from bot.domain.models import DestinationKind
 from bot.embeds import CONTENT_LIMIT, safe, truncate
-from bot.errors import InvalidInputError
 from bot.permissions import require_manage_guild
 from bot.ranker import MIN_RATINGS
 from bot.redact import redact_urls
 from bot.services import PollOutcome, PollReport
-from storage.models import DestinationKind
 from storage.ratings import Tuning
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 /cite answers in a code block, attached as a `.bib` file when long.
 Thin: the paper comes from `PaperService.get_paper` (the store, else arXiv),
-the entry from `bot.cite`, the message from `bot.views.citation_message`, which
+the entry from `bot.domain.cite`, the message from `bot.views.citation_message`, which
 the Cite button under /paper answers shares; /similar's papers come from
 `PaperService.similar`.
 """
@@ -15,11 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.cite import cite
 from bot.discord_bot import PaperbellBot
+from bot.domain.cite import cite
+from bot.domain.errors import InvalidInputError, UserError
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.embeds import similar_embed
-from bot.errors import InvalidInputError, UserError
 from bot.views import CitePaperButton, SimilarPaperButton, citation_message
 
 log = logging.getLogger(__name__)

@@ -22,16 +22,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.categories import autocomplete_categories, normalize_category
 from bot.discord_bot import PaperbellBot
+from bot.domain.errors import InvalidInputError, NotFoundError, UserError
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.domain.limits import MAX_QUERY_LENGTH
+from bot.domain.models import SearchHit
+from bot.domain.names import names_ambiguous
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
-from bot.errors import InvalidInputError, NotFoundError, UserError
-from bot.limits import MAX_QUERY_LENGTH
 from bot.lookups import INCOMPLETE_NOTE, LookupPlan, RefreshState, check_query
 from bot.views import AuthorPages, FollowPaperButton, Paginator, follow_paper_view
-from storage.models import SearchHit
-from storage.names import names_ambiguous
 
 log = logging.getLogger(__name__)
 

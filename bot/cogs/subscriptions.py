@@ -18,13 +18,13 @@ from discord.ext import commands
 
 from bot.cogs.papers import author_autocomplete, category_autocomplete
 from bot.discord_bot import PaperbellBot
+from bot.domain.errors import InvalidInputError, PermissionDeniedError
+from bot.domain.limits import MAX_QUERY_LENGTH
+from bot.domain.models import Subscription, SubscriptionKind
 from bot.embeds import CONTENT_LIMIT, code, safe, truncate
-from bot.errors import InvalidInputError, PermissionDeniedError
-from bot.limits import MAX_QUERY_LENGTH
 from bot.permissions import manageable_channels, viewable_channels
 from bot.query_views import QuerySaveView, preview_text
 from bot.subscribing import SubscribeResult, subscription_label
-from storage.models import Subscription, SubscriptionKind
 
 log = logging.getLogger(__name__)
 

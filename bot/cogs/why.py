@@ -2,7 +2,7 @@
 
 Thin: the id is parsed here (a typo gets a private answer at once), the
 caller's right to see the channel is checked at run time on that channel,
-`WhyService` gathers the facts and `bot.why` reasons about them; `why_reply`
+`WhyService` gathers the facts and `bot.domain.why` reasons about them; `why_reply`
 renders the answer, escaping every arXiv- or user-controlled text. Always
 ephemeral: it can show a channel's subscriptions.
 """
@@ -16,14 +16,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.arxiv.ids import InvalidArxivIdError, parse_arxiv_id
 from bot.discord_bot import PaperbellBot
+from bot.domain.errors import InvalidInputError, PermissionDeniedError
+from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
+from bot.domain.models import AlertEvent, Announcement, AnnounceType
+from bot.domain.why import Explanation, Reason, SentAlert
 from bot.embeds import CONTENT_LIMIT, link_text, safe, truncate
-from bot.errors import InvalidInputError, PermissionDeniedError
 from bot.permissions import caller_permissions_in
-from bot.why import Explanation, Reason, SentAlert
 from bot.why_service import WhyService
-from storage.models import AlertEvent, Announcement, AnnounceType
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import aiohttp
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
+from bot.domain.models import AnnounceType, Paper
 from bot.runner import build_bot
 from storage.db import Database
-from storage.models import AnnounceType, Paper
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator, Message, running_client
 

@@ -24,7 +24,7 @@ import pytest
 from bot.arxiv.feeds import parse_rss
 from bot.delivery import MAX_IN_FLIGHT
 from bot.discord_bot import PaperbellBot
-from storage.models import (
+from bot.domain.models import (
     AnnounceType,
     DeliveryStatus,
     DestinationKind,

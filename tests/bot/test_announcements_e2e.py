@@ -20,15 +20,15 @@ import pytest
 
 from bot.arxiv.feeds import parse_rss
 from bot.discord_bot import PaperbellBot
-from storage.db import Database
-from storage.feeds import FeedStateRepository
-from storage.models import (
+from bot.domain.models import (
     AnnounceType,
     DeliveryStatus,
     DestinationKind,
     Paper,
     SubscriptionKind,
 )
+from storage.db import Database
+from storage.feeds import FeedStateRepository
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (

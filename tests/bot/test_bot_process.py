@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.domain.models import DeliveryStatus, DestinationKind, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.db import Database
-from storage.models import DeliveryStatus, DestinationKind, SubscriptionKind
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import paper, posted
 from tests.discord_emulator import BucketConfig, Channel, DiscordEmulator, Guild, User

@@ -16,10 +16,10 @@ import pytest
 from bot import bulk
 from bot.arxiv import snapshot
 from bot.bulk import SnapshotImporter
+from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.services import PaperService
 from storage.backend import AnyDatabase
 from storage.catalogue import CatalogueWriter
-from storage.models import DestinationKind, SubscriptionKind
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository

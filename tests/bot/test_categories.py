@@ -14,7 +14,7 @@ from bot.categories import (
     normalize_category,
     parse_taxonomy,
 )
-from bot.errors import InvalidInputError
+from bot.domain.errors import InvalidInputError
 from bot.services import ALL_ARCHIVES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bibtexparser
 
-from bot.cite import cite
-from storage.models import Paper
+from bot.domain.cite import cite
+from bot.domain.models import Paper
 from tests.bot.test_commands_e2e import (
     STORED_ID,
     Env,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.models import Paper
+from bot.domain.models import Paper
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted
 
 RSS_FIXTURE = FIXTURES / "rss2024_new_all-archives_2024-11-28.xml"

@@ -17,12 +17,8 @@ from bot.cogs.papers import parse_since
 from bot.cogs.subscriptions import missing_posting_permissions, subscribe_reply
 from bot.config import Settings
 from bot.discord_bot import EXTENSIONS, PaperbellBot, StatusReport
-from bot.errors import InvalidInputError
-from bot.runner import build_bot
-from bot.services import FeedPoll, PollOutcome, PollReport
-from bot.subscribing import SubscribeResult
-from storage.db import Database
-from storage.models import (
+from bot.domain.errors import InvalidInputError
+from bot.domain.models import (
     Destination,
     DestinationKind,
     FeedState,
@@ -30,6 +26,10 @@ from storage.models import (
     Subscription,
     SubscriptionKind,
 )
+from bot.runner import build_bot
+from bot.services import FeedPoll, PollOutcome, PollReport
+from bot.subscribing import SubscribeResult
+from storage.db import Database
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 _NAME = re.compile(r"^[-_a-z0-9]{1,32}$")

@@ -22,10 +22,10 @@ import pytest
 from bot.arxiv.feeds import parse_rss
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
+from bot.domain.models import DestinationKind
 from bot.runner import build_bot
 from bot.services import PaperService
 from storage.db import Database
-from storage.models import DestinationKind
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import (
     CallbackType,

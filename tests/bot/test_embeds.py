@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from bot.arxiv.feeds import parse_rss
+from bot.domain.models import Paper
 from bot.embeds import (
     ALERT_EMBED_BUDGET,
     EMBED_TOTAL_LIMIT,
@@ -15,7 +16,6 @@ from bot.embeds import (
     paper_embed,
     truncate,
 )
-from storage.models import Paper
 from tests.arxiv_server import FIXTURES
 from tests.bot.markdown_oracle import render
 

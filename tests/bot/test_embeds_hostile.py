@@ -19,6 +19,14 @@ import pytest
 from bot.cogs.admin import status_text
 from bot.cogs.subscriptions import subscribe_reply, subscriptions_section
 from bot.discord_bot import StatusReport
+from bot.domain.models import (
+    Destination,
+    DestinationKind,
+    FeedState,
+    Paper,
+    Subscription,
+    SubscriptionKind,
+)
 from bot.embeds import (
     alert_embed,
     code,
@@ -31,14 +39,6 @@ from bot.embeds import (
 )
 from bot.subscribing import SubscribeResult
 from bot.views import follow_message
-from storage.models import (
-    Destination,
-    DestinationKind,
-    FeedState,
-    Paper,
-    Subscription,
-    SubscriptionKind,
-)
 from tests.bot.markdown_oracle import Rendered, render
 
 NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)

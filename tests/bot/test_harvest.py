@@ -15,12 +15,12 @@ import aiohttp
 import pytest
 
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
-from bot.errors import UpstreamError
+from bot.domain.errors import UpstreamError
+from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.harvest import Harvester
 from bot.services import PaperService
 from storage.backend import AnyDatabase
 from storage.harvests import HarvestStateRepository, harvest_key
-from storage.models import DestinationKind, SubscriptionKind
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings
 from bot.delivery import DeliveryReport
+from bot.domain.models import DestinationKind, FeedState, SubscriptionKind
 from bot.health import (
     DEFAULT_POLL_OVERDUE_AFTER,
     BotHealthSource,
@@ -29,7 +30,6 @@ from bot.metrics import Metrics
 from bot.runner import build_bot
 from bot.services import FeedPoll, PollOutcome, PollReport
 from storage.db import Database
-from storage.models import DestinationKind, FeedState, SubscriptionKind
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from storage.models import Paper
+from bot.domain.models import Paper
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import eventually, paper, rss_listing, running_bot
 from tests.bot.markdown_oracle import render

@@ -14,13 +14,13 @@ import pytest
 
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.config import Settings
-from bot.errors import UpstreamError
+from bot.domain.errors import UpstreamError
+from bot.domain.models import Paper, SubscriptionKind
 from bot.lookups import ArxivLookups, LookupGate, RefreshState
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.db import Database
 from storage.lookups import LookupCache
-from storage.models import Paper, SubscriptionKind
 from tests.arxiv_server import ArxivServer, Scripted, api_error_feed, api_feed
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot import PaperbellBot
-from storage.models import Paper
+from bot.domain.models import Paper
 from tests.arxiv_server import ArxivServer, Scripted
 from tests.bot.e2e_support import message_posts, running_bot
 from tests.discord_emulator import CallbackType, Channel, DiscordEmulator, Guild, Message, User

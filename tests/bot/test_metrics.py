@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.arxiv.client import ArxivClient, ArxivHTTPError, RequestLimiter
 from bot.delivery import DeliveryReport
+from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.metrics import MAX_FEED_LABEL, Metrics, feed_label
 from bot.services import FeedPoll, PaperService, PollOutcome, PollReport
 from storage.db import Database
-from storage.models import DestinationKind, SubscriptionKind
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer, Scripted
 from tests.discord_emulator import DiscordEmulator

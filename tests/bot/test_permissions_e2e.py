@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from storage.models import DestinationKind
+from bot.domain.models import DestinationKind
 from tests.bot.test_commands_e2e import Env, env, is_ephemeral, private_text
 from tests.discord_emulator import Channel, Overwrite, Permission, User
 

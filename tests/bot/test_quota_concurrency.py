@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.errors import QuotaExceededError
+from bot.domain.errors import QuotaExceededError
+from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscribeResult, SubscriptionService
 from storage.backend import AnyDatabase
-from storage.models import DestinationKind, SubscriptionKind
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 GUILD, CHANNEL = 1001, 11

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot import ranker as ranker_module
+from bot.domain.models import DestinationKind, Paper
 from bot.ranker import MIN_RATINGS, Ranker
 from storage.db import Database
-from storage.models import DestinationKind, Paper
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.ratings import RatingRepository, Tuning

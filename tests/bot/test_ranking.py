@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bot.arxiv.feeds import parse_rss
+from bot.domain.models import Paper
 from bot.ranking import (
     MIN_RATINGS,
     Featurizer,
@@ -16,7 +17,6 @@ from bot.ranking import (
     score_day,
     train,
 )
-from storage.models import Paper
 
 LISTING = (
     Path(__file__).resolve().parents[1] / "fixtures" / "rss2024_new_all-archives_2024-11-28.xml"

@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.domain.models import DestinationKind, Paper
 from bot.rating_buttons import TEMPLATE, rate_id
-from storage.models import DestinationKind, Paper
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (
     DAY_ONE,

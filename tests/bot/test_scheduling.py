@@ -15,13 +15,13 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.cadence import EASTERN, RebuildWindow, next_url
 from bot.discord_bot import PaperbellBot
+from bot.domain.cadence import EASTERN, RebuildWindow, next_url
+from bot.domain.models import SubscriptionKind
 from bot.runner import build_bot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
 from bot.services import FeedPoll, PollOutcome
 from storage.locks import Leadership
-from storage.models import SubscriptionKind
 from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer, RecordedRequest
 from tests.backends import needs_postgres, require_postgres

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cadence import EASTERN
+from bot.domain.cadence import EASTERN
+from bot.domain.models import SubscriptionKind
 from bot.scheduling import PollScheduler
 from bot.services import PollReport
-from storage.models import SubscriptionKind
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import running_bot
 from tests.discord_emulator import DiscordEmulator

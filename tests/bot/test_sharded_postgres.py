@@ -32,11 +32,11 @@ import asyncpg
 import pytest
 
 from bot.config import Settings
+from bot.domain.models import Paper, SubscriptionKind
 from bot.runner import build_bot
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.locks import Leadership
-from storage.models import Paper, SubscriptionKind
 from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer
 from tests.backends import needs_postgres, require_postgres

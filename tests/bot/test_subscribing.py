@@ -10,11 +10,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.errors import InvalidInputError, NotFoundError, PermissionDeniedError, QuotaExceededError
+from bot.domain.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
+from bot.domain.models import AnnounceType, DestinationKind, Paper, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService, subscription_label
 from storage.db import Database
-from storage.models import AnnounceType, DestinationKind, Paper, SubscriptionKind
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 GUILD, OTHER_GUILD = 1001, 2002

@@ -13,12 +13,12 @@ import discord
 import pytest
 
 from bot.config import Settings
-from bot.errors import InvalidInputError
+from bot.domain.errors import InvalidInputError
+from bot.domain.models import DestinationKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from bot.views import APOLOGY, NOT_YOURS, AuthorPages, Paginator, follow_message
 from storage.db import Database
-from storage.models import DestinationKind
 
 OWNER, STRANGER = 501, 502
 

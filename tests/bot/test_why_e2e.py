@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from bot.why import Reason
+from bot.domain.models import DestinationKind
+from bot.domain.why import Reason
 from bot.why_service import WhyService
-from storage.models import DestinationKind
 from tests.bot.e2e_support import wait_delivered
 from tests.bot.test_commands_e2e import Env, env, private_text
 from tests.bot.test_permissions_e2e import private_channel

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.arxiv.feeds import parse_rss
+from bot.domain.models import AnnounceType, Paper
 from storage.backend import AnyDatabase
-from storage.models import AnnounceType, Paper
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RSS_ALL = FIXTURES / "rss2024_new_all-archives_2024-11-28.xml"

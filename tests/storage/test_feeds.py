@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bot.domain.models import FeedState
 from storage.db import Database
 from storage.feeds import MAX_ERROR_LENGTH, FeedStateRepository
-from storage.models import FeedState
 from tests.storage.conftest import T0
 
 URL = "https://rss.arxiv.org/rss/cs.LG"

@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.domain.models import (
+    AlertEvent,
+    AnnounceType,
+    DeliveryStatus,
+    DestinationKind,
+    OutboxAlert,
+    Paper,
+)
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import AlertEvent, AnnounceType, DeliveryStatus, DestinationKind, Paper
-from storage.outbox import CLAIM_LEASE, DeliveryOutbox, OutboxAlert
+from storage.outbox import CLAIM_LEASE, DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.pg import PgDatabase
 from storage.subscriptions import SubscriptionRepository

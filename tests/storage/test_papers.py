@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.models import AnnounceType, Paper
+from bot.domain.names import names_ambiguous
 from storage.db import Database
-from storage.models import AnnounceType, Paper
-from storage.names import names_ambiguous
 from storage.papers import (
     FTS_NORMALIZER,
     MAX_SEARCH_TERMS,

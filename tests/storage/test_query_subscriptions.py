@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.query import parse_query
+from bot.domain.models import Destination, DestinationKind, SubscriptionKind
+from bot.domain.query import parse_query
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import Destination, DestinationKind, SubscriptionKind
 from storage.subscriptions import (
     _QUERY_CANDIDATES_SQL,
     QuotaReachedError,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.domain.models import DeliveryStatus, DestinationKind
 from storage.backend import AnyDatabase
-from storage.models import DeliveryStatus, DestinationKind
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.ratings import FILTERED_PREFIX, Filtered, RatingRepository, Tuning

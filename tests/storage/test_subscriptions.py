@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from storage.backend import AnyDatabase
 from storage.db import Database
-from storage.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from storage.subscriptions import (
     CANDIDATES_SQL,
     QuotaReachedError,

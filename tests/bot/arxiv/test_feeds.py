@@ -24,7 +24,7 @@ from bot.arxiv.feeds import (
     split_author_list,
     tex_accents_to_unicode,
 )
-from storage.models import AnnounceType, Paper
+from bot.domain.models import AnnounceType, Paper
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LISTING = "rss2024_new_all-archives_2024-11-28.xml"

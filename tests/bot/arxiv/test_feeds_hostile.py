@@ -22,7 +22,7 @@ from bot.arxiv.feeds import (
     tex_accents_to_unicode,
 )
 from bot.arxiv.text import _strip_parenthesised
-from storage.names import author_key, fold, fold_for_index, keyword_tokens, query_key
+from bot.domain.names import author_key, fold, fold_for_index, keyword_tokens, query_key
 from tests.bot.arxiv.hostile import OVERFLOW_DATE, pathological, rss_item, rss_listing
 
 SIZE = 300_000

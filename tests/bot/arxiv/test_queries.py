@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.arxiv.queries import MAX_WORDS, author_query, words_query
-from storage.names import keyword_tokens, query_key
+from bot.domain.names import keyword_tokens, query_key
 
 SAFE = re.compile(r"(au|all|cat):[^\W_]+(_[^\W_])?\*?( AND (all|cat):[\w.-]+\*?)*")
 

@@ -1,4 +1,4 @@
-"""Tests for arXiv identifier parsing (`bot.arxiv.ids`)."""
+"""Tests for arXiv identifier parsing (`bot.domain.ids`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.arxiv.ids import (
+from bot.domain.ids import (
     MAX_INPUT_LENGTH,
     MAX_VERSION,
     OLD_STYLE_ARCHIVES,

@@ -10,7 +10,7 @@ its outbox rows for the paper) and `explain` says what happened, in this order:
 - an outbox row failed for good: why;
 - arXiv has not announced it in a listing paperbell polled: nothing can alert;
 - otherwise each announcement is matched again with the alerting rules
-  (`bot.matching`, on the paper as `bot.announcements.as_announced` shows it):
+  (`bot.domain.matching`, on the paper as `bot.domain.announcements.as_announced` shows it):
   a match means the destination is paused, or nothing was queued (the
   subscription came later); a match only with `include_cross` /
   `include_replacements` set means the options excluded it; else nothing matched.
@@ -31,9 +31,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from bot.announcements import as_announced
-from bot.matching import REPLACEMENT_TYPES, is_cross, match_subscriptions, paper_categories
-from storage.models import (
+from bot.domain.announcements import as_announced
+from bot.domain.matching import REPLACEMENT_TYPES, is_cross, match_subscriptions, paper_categories
+from bot.domain.models import (
     AlertEvent,
     Announcement,
     Delivery,

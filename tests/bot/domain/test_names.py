@@ -1,4 +1,4 @@
-"""Tests for storage.names: folding, author keys and the name-matching rules."""
+"""Tests for bot.domain.names: folding, author keys and the name-matching rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.names import (
+from bot.domain.names import (
     AuthorKey,
     _key,
     author_key,

@@ -7,11 +7,12 @@ local-time bug shows up at the storage boundary instead of in a channel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from storage.names import names_ambiguous
+from bot.domain.names import names_ambiguous
 
 
 def _require_utc(name: str, value: datetime | None) -> None:
@@ -235,3 +236,15 @@ class StoreStats:
     sent_deliveries: int
     database_bytes: int
     per_category: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxAlert:
+    """One alert to queue: `event` (and `version`) of a paper for a destination."""
+
+    destination_id: int
+    paper_id: str
+    matched: Sequence[str]
+    event: AlertEvent = AlertEvent.ANNOUNCED
+    version: int = 0
+    note: str | None = None

@@ -1,4 +1,4 @@
-"""Tests for bot.why (the /why reasoning, every reason) and the /why answer's rendering."""
+"""Tests for bot.domain.why (the /why reasoning, every reason) and the /why answer's rendering."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from dataclasses import replace
 from datetime import date
 
 from bot.cogs.why import why_reply
-from bot.why import RankingFilter, Reason, WhyFacts, explain, message_link
-from storage.models import (
+from bot.domain.models import (
     AlertEvent,
     Announcement,
     AnnounceType,
@@ -19,8 +18,9 @@ from storage.models import (
     Paper,
     Subscription,
 )
+from bot.domain.why import RankingFilter, Reason, WhyFacts, explain, message_link
+from tests.bot.domain.test_matching import AUTHOR, CATEGORY, KEYWORD, NOW, paper, sub
 from tests.bot.markdown_oracle import render
-from tests.bot.test_matching import AUTHOR, CATEGORY, KEYWORD, NOW, paper, sub
 
 CHANNEL = Destination(1, DestinationKind.CHANNEL, 500, 900)
 DM = Destination(2, DestinationKind.DM, 7, None)

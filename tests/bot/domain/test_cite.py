@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.cite import citation_key, cite, paper_year
-from storage.models import Paper
+from bot.domain.cite import citation_key, cite, paper_year
+from bot.domain.models import Paper
 
 
 def paper(**changes: object) -> Paper:

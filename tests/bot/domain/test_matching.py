@@ -1,4 +1,4 @@
-"""Tests for bot.matching: the rules, the keys, and agreement with a naive reference."""
+"""Tests for bot.domain.matching: the rules, the keys, and agreement with a naive reference."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.errors import InvalidInputError
-from bot.matching import (
+from bot.domain.errors import InvalidInputError
+from bot.domain.matching import (
     REPLACEMENT_TYPES,
     Match,
     author_match_key,
@@ -20,9 +20,7 @@ from bot.matching import (
     match_keys,
     match_subscriptions,
 )
-from bot.query import paper_keys, parse_query
-from storage.db import Database
-from storage.models import (
+from bot.domain.models import (
     AnnounceType,
     Destination,
     DestinationKind,
@@ -30,7 +28,9 @@ from storage.models import (
     Subscription,
     SubscriptionKind,
 )
-from storage.names import author_key, given_compatible, keyword_tokens
+from bot.domain.names import author_key, given_compatible, keyword_tokens
+from bot.domain.query import paper_keys, parse_query
+from storage.db import Database
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.subscriptions import SubscriptionRepository
@@ -432,7 +432,7 @@ def subscriptions_strategy(draw: st.DrawFn) -> list[Subscription]:
 @settings(max_examples=100, deadline=None)
 @given(papers=papers_strategy())
 def test_match_keys_query_keys_are_every_papers_query_keys(papers: list[Paper]) -> None:
-    """The poll's query lookup keys are exactly the union of `bot.query.paper_keys`."""
+    """The poll's query lookup keys are exactly the union of `bot.domain.query.paper_keys`."""
     expected = {(kind.value, key) for p in papers for kind, key in paper_keys(p)}
     assert match_keys(papers).query_keys == expected
 

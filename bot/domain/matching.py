@@ -16,13 +16,13 @@ Rules:
   compatible given names (`S. Legg` ~ `Shane Legg`, not `Peter Legg`).
 - keyword: the phrase's tokens occur consecutively, as whole words, in the
   title or in the abstract (`gen` does not match "generalization").
-- query (`bot.query`): found through the paper's index keys (`paper_keys`)
+- query (`bot.domain.query`): found through the paper's index keys (`paper_keys`)
   meeting the query's required keys, then `Query.matches` decides; the match
   says which terms matched (`Query.explain`).
 - paper (following one paper): only its replacements, whatever the options.
 - replacements (`replace`, `replace-cross`) count only for subscriptions with
   `include_replacements` and for the paper's followers. Callers match
-  announcements (`bot.announcements`), not whatever the catalogue stored.
+  announcements (`bot.domain.announcements`), not whatever the catalogue stored.
 - one `Match` per (destination, paper), listing every subscription of that
   destination that matched; paused destinations never match. An author
   subscription says which spelling of the paper it matched when that differs
@@ -37,10 +37,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.errors import InvalidInputError
-from bot.query import KeyKind, PaperText, Query, paper_keys, parse_query
-from storage.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
-from storage.names import author_key, given_compatible, keyword_tokens, query_key
+from bot.domain.errors import InvalidInputError
+from bot.domain.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
+from bot.domain.names import author_key, given_compatible, keyword_tokens, query_key
+from bot.domain.query import KeyKind, PaperText, Query, paper_keys, parse_query
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class MatchKeys:
     surnames: frozenset[str]
     keyword_tokens: frozenset[str]
     paper_ids: frozenset[str] = frozenset()  # followers are looked up by paper id
-    query_keys: frozenset[tuple[str, str]] = frozenset()  # (bot.query.KeyKind, key)
+    query_keys: frozenset[tuple[str, str]] = frozenset()  # (bot.domain.query.KeyKind, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
         if paper.comment:
             comment_tokens.update(keyword_tokens(paper.comment))
     paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
-    # The union of `bot.query.paper_keys` over the papers, from the features already
+    # The union of `bot.domain.query.paper_keys` over the papers, from the features already
     # folded above instead of folding every text a second time.
     query: set[tuple[str, str]] = {(KeyKind.SURNAME.value, s) for s in surnames}
     query.update((KeyKind.TOKEN.value, t) for t in tokens | comment_tokens)

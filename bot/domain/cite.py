@@ -16,8 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from storage.models import Paper
-from storage.names import author_key, strip_tex
+from bot.domain.models import Paper
+from bot.domain.names import author_key, strip_tex
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from functools import cache
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
-from bot.errors import InvalidInputError
-from bot.limits import MAX_QUERY_LENGTH
-from storage.models import Paper
-from storage.names import AuthorKey, author_key, keys_match, keyword_tokens, query_key
+from bot.domain.errors import InvalidInputError
+from bot.domain.limits import MAX_QUERY_LENGTH
+from bot.domain.models import Paper
+from bot.domain.names import AuthorKey, author_key, keys_match, keyword_tokens, query_key
 
 log = logging.getLogger(__name__)
 

@@ -25,16 +25,16 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from bot.matching import REPLACEMENT_TYPES, match_subscriptions
-from storage.models import (
+from bot.domain.matching import REPLACEMENT_TYPES, match_subscriptions
+from bot.domain.models import (
     AlertEvent,
     Announcement,
     AnnounceType,
     ListingSummary,
+    OutboxAlert,
     Paper,
     Subscription,
 )
-from storage.outbox import OutboxAlert
 
 log = logging.getLogger(__name__)
 

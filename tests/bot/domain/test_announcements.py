@@ -1,4 +1,4 @@
-"""Announcements decide alerts: the rules of `bot.announcements` through `PaperService`.
+"""Announcements decide alerts: the rules of `bot.domain.announcements` through `PaperService`.
 
 Real stores on both backends: a listing alerts once however often it is
 polled (or by how many pollers at once), look-ups and imports never alert,
@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
-from bot.announcements import (
+from bot.domain.announcements import (
     is_withdrawn,
     listing_day,
     listing_lines,
     quiet_listing_note,
 )
-from bot.recovery import missed_days, recovery_queries, submission_window
-from bot.services import PaperService
-from storage.backend import AnyDatabase
-from storage.models import (
+from bot.domain.models import (
     AlertEvent,
     AnnounceType,
     DestinationKind,
@@ -28,6 +25,9 @@ from storage.models import (
     Paper,
     SubscriptionKind,
 )
+from bot.domain.recovery import missed_days, recovery_queries, submission_window
+from bot.services import PaperService
+from storage.backend import AnyDatabase
 from storage.subscriptions import SubscriptionRepository
 from tests.backends import any_db  # noqa: F401  (fixture)
 

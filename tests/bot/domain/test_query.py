@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import InvalidInputError
-from bot.query import (
+from bot.domain.errors import InvalidInputError
+from bot.domain.models import Paper
+from bot.domain.query import (
     MAX_QUERY_LENGTH,
     MAX_TERMS,
     KeyKind,
@@ -15,7 +16,6 @@ from bot.query import (
     paper_keys,
     parse_query,
 )
-from storage.models import Paper
 
 EXAMPLE = 'cat:cs.LG AND (ti:"length generalization" OR abs:"positional encoding") ANDNOT ti:survey'
 
