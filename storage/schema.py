@@ -157,22 +157,23 @@ authors = Table(
 )
 Index("authors_surname_given", authors.c.surname_key, authors.c.given_key, authors.c.name)
 
-# SQLite: WITHOUT ROWID (not expressible in Core; a new table would get a rowid).
+# The three pure key tables are WITHOUT ROWID in SQLite: the key is the row.
 paper_authors = Table(
     "paper_authors",
     metadata,
     Column("author_id", _big(), ForeignKey("authors.id"), nullable=False),
     Column("paper_rowid", _big(), ForeignKey("papers.rowid", ondelete="CASCADE"), nullable=False),
     PrimaryKeyConstraint("author_id", "paper_rowid", name="paper_authors_pkey"),
+    sqlite_with_rowid=False,
 )
 
-# SQLite: WITHOUT ROWID.
 paper_categories = Table(
     "paper_categories",
     metadata,
     Column("category", Text, nullable=False),
     Column("paper_rowid", _big(), ForeignKey("papers.rowid", ondelete="CASCADE"), nullable=False),
     PrimaryKeyConstraint("category", "paper_rowid", name="paper_categories_pkey"),
+    sqlite_with_rowid=False,
 )
 Index("paper_categories_paper", paper_categories.c.paper_rowid)
 
@@ -240,7 +241,6 @@ subscriptions = Table(
 Index("subscriptions_match", subscriptions.c.kind, subscriptions.c.match_key)
 Index("subscriptions_creator", subscriptions.c.created_by)
 
-# SQLite: WITHOUT ROWID.
 subscription_query_keys = Table(
     "subscription_query_keys",
     metadata,
@@ -256,6 +256,7 @@ subscription_query_keys = Table(
     _check_in(
         "kind", ("category", "archive", "surname", "token"), "subscription_query_keys_kind_check"
     ),
+    sqlite_with_rowid=False,
 )
 Index(
     "subscription_query_keys_lookup",

@@ -121,9 +121,23 @@ def _without_sqlite_reflection_gaps(
     - Unique constraints are unnamed in SQLite (metadata carries PostgreSQL's names):
       the same column lists must be among the live ones.
     - Identity(): SQLite's INTEGER PRIMARY KEY (the rowid alias) is its identity.
+    - WITHOUT ROWID is a table option Alembic skips: compared here.
     - A PRIMARY KEY column without NOT NULL is reported nullable by SQLite (legacy: only
       INTEGER PRIMARY KEY really refuses NULL); the migrations rely on PRIMARY KEY.
     """
+    # WITHOUT ROWID tables (Alembic does not compare table options).
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        inspector = sa.inspect(engine)
+        with_rowid = {
+            name: inspector.get_table_options(name).get("sqlite_with_rowid", True)
+            for name in target.tables
+        }
+    finally:
+        engine.dispose()
+    assert with_rowid == {
+        name: table.dialect_options["sqlite"]["with_rowid"] for name, table in target.tables.items()
+    }
     raw = sqlite3.connect(path)
     try:
         live_fks = {
