@@ -35,9 +35,9 @@ from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
 from bot.runner import build_bot
-from storage.backend import AnyDatabase, is_postgres
-from storage.db import Database
-from storage.pg import PgDatabase
+from storage.backend import Store, is_postgres
+from storage.postgres import open_postgres
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import BucketConfig, DiscordEmulator, running_client
 
@@ -127,11 +127,11 @@ async def rename_schema(url: str, old: str, new: str) -> None:
 
 
 @asynccontextmanager
-async def open_bench_database(location: str | Path) -> AsyncIterator[AnyDatabase]:
+async def open_bench_database(location: str | Path) -> AsyncIterator[Store]:
     """A fresh migrated store: a SQLite file, or a `bench_...` schema of its own on a
     PostgreSQL URL (dropped afterwards)."""
     if not is_postgres(str(location)):
-        db = await Database.open(location)
+        db = await open_sqlite(location)
         try:
             yield db
         finally:
@@ -139,7 +139,7 @@ async def open_bench_database(location: str | Path) -> AsyncIterator[AnyDatabase
         return
     url = str(location)
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    pg = await PgDatabase.open(url, schema=schema)
+    pg = await open_postgres(url, schema=schema)
     try:
         yield pg
     finally:
@@ -194,7 +194,7 @@ class LocalBot:
     emu: DiscordEmulator
     arxiv: ArxivServer
     bot: PaperbellBot
-    db: AnyDatabase
+    db: Store
 
 
 @asynccontextmanager
@@ -203,7 +203,7 @@ async def local_bot(
     *,
     message_rate_limit: BucketConfig | None = DISCORD_MESSAGE_LIMIT,
     global_rate_limit: int | None = None,
-    prepare: Callable[[DiscordEmulator, ArxivServer, AnyDatabase], Awaitable[None]] | None = None,
+    prepare: Callable[[DiscordEmulator, ArxivServer, Store], Awaitable[None]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[LocalBot]:
     """The production bot, connected to a fresh Discord emulator and local arXiv server.

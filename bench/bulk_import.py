@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.snapshot_data import lines
 from bot.services import PaperService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def children_cpu() -> float:
 
 async def run_import(store: Path, source: Path) -> tuple[float, float, float, int, int]:
     """(wall s, this process's CPU s, the parser process's CPU s, papers, new)."""
-    db = await Database.open(store)
+    db = await open_sqlite(store)
     try:
         service = PaperService(db, None)
         wall, cpu, worker = time.perf_counter(), time.process_time(), children_cpu()

@@ -62,7 +62,7 @@ from bot.delivery import CLAIM_LIMIT
 from bot.domain.models import Delivery, DestinationKind
 from bot.embeds import alert_embed, group_embeds
 from bot.services import PaperService
-from storage.backend import AnyDatabase
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator
@@ -147,7 +147,7 @@ async def scenario(
     per_channel = alerts // channels
     channel_ids: list[tuple[int, int]] = []  # (guild id, channel id)
 
-    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, db: AnyDatabase) -> None:
+    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, db: Store) -> None:
         await PaperService(db, None).announce(papers)
         for g in range(math.ceil(channels / CHANNELS_PER_GUILD)):
             guild = await emu.create_guild(f"Readers {g}")

@@ -21,7 +21,7 @@ import feedparser
 
 from bot.arxiv.feeds import parse_rss
 from bot.services import PaperService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def repeated_listing(data: bytes, target_items: int) -> bytes:
 
 
 async def full_ingest(data: bytes, workdir: Path, run: int) -> tuple[float, int, int]:
-    db = await Database.open(workdir / f"ingest-{run}.db")
+    db = await open_sqlite(workdir / f"ingest-{run}.db")
     try:
         service = PaperService(db, None)
         started = time.perf_counter()

@@ -71,7 +71,7 @@ from bot.domain.models import SubscriptionKind
 from bot.embeds import group_embeds
 from bot.scheduling import PollScheduler
 from bot.services import FeedPoll, PollOutcome, PollReport
-from storage.backend import AnyDatabase
+from storage.store import Store
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator
 
@@ -331,8 +331,8 @@ async def run_window(trials: int, rng: random.Random) -> list[WindowTrial]:
 
 def _channels(
     channels: list[tuple[int, int, list[tuple[SubscriptionKind, str]]]],
-) -> Callable[[DiscordEmulator, ArxivServer, AnyDatabase], Awaitable[None]]:
-    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, _db: AnyDatabase) -> None:
+) -> Callable[[DiscordEmulator, ArxivServer, Store], Awaitable[None]]:
+    async def prepare(emu: DiscordEmulator, _arxiv: ArxivServer, _db: Store) -> None:
         guilds: dict[str, int] = {}
         for server, channel, subs in SUBSCRIPTIONS:
             if server not in guilds:

@@ -35,7 +35,7 @@ from bot.arxiv.client import (
 from bot.domain.errors import UserError
 from bot.lookups import LookupGate
 from bot.services import PaperService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def _trial(
     workdir: Path, *, lookups: int, delay: float, max_queue: int, fifo: bool
 ) -> tuple[float, int, int]:
     """(poll wait in s, look-ups sent to arXiv, look-ups answered at once)."""
-    db = await Database.open(workdir / f"bench-{'fifo' if fifo else 'priority'}.db")
+    db = await open_sqlite(workdir / f"bench-{'fifo' if fifo else 'priority'}.db")
     try:
         async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
             cls = _FifoPollClient if fifo else ArxivClient

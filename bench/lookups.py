@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain.models import AnnounceType, Paper
-from storage.db import Database
 from storage.papers import PaperRepository
+from storage.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def make_paper(corpus: Corpus, index: int, base: datetime) -> Paper:
 
 async def build(path: Path, papers: int, corpus: Corpus) -> None:
     path.unlink(missing_ok=True)
-    db = await Database.open(path)
+    db = await open_sqlite(path)
     repo = PaperRepository(db)
     base = datetime(2015, 1, 1, tzinfo=UTC)
     started = time.perf_counter()
@@ -132,7 +132,7 @@ async def main() -> None:
     elif args.rebuild or not path.exists():
         print(f"building {path.name} ...")
         await build(path, args.papers, corpus)
-    db = await Database.open(path)
+    db = await open_sqlite(path)
     repo = PaperRepository(db)
     count = await repo.count()
     rng = random.Random(7)

@@ -26,7 +26,7 @@ import aiohttp
 from bench._common import LISTING
 from bot.arxiv.client import ArxivClient, RequestLimiter
 from bot.services import PaperService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted
 from tests.bot.test_poll_hostile import hostile_listing
 
@@ -40,7 +40,7 @@ async def one_poll(body: bytes) -> tuple[float, float, int]:
         streamed = Scripted(body=body, content_type=RSS_CONTENT_TYPE, chunked=True, path="/rss/")
         arxiv.enqueue(streamed)
         with tempfile.TemporaryDirectory() as tmp:
-            db = await Database.open(Path(tmp) / "stalls.db")
+            db = await open_sqlite(Path(tmp) / "stalls.db")
             try:
                 async with aiohttp.ClientSession() as session:
                     client = ArxivClient(

@@ -81,11 +81,11 @@ from bot.domain.names import author_key, keyword_tokens
 from bot.domain.query import parse_query
 from bot.domain.timestamps import to_timestamp
 from storage.announcements import AnnouncementRepository
-from storage.backend import AnyDatabase
-from storage.db import Database
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
+from storage.sqlite import open_sqlite
+from storage.store import Store as Db
 from storage.subscriptions import SubscriptionRepository
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -408,7 +408,7 @@ async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> 
     tmp = path.with_name(path.name + ".part")
     for suffix in ("", "-wal", "-shm"):
         Path(str(tmp) + suffix).unlink(missing_ok=True)
-    db = await Database.open(tmp)
+    db = await open_sqlite(tmp)
     try:
         async with db.transaction() as conn:
             await conn.executemany(
@@ -449,7 +449,7 @@ async def build_postgres(
     part = schema + "_part"
     await drop_schema(url, part)
     await drop_schema(url, schema)
-    db = await PgDatabase.open(url, schema=part)
+    db = await open_postgres(url, schema=part)
     try:
         async with db.pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table(
@@ -490,7 +490,7 @@ class RunResult:
     rows: int
 
 
-async def reset(db: AnyDatabase) -> None:
+async def reset(db: Db) -> None:
     """Empty the outbox and the announcements for the next run (not timed)."""
     await db.execute("DELETE FROM deliveries")
     await db.execute("DELETE FROM announcements")
@@ -500,16 +500,14 @@ async def reset(db: AnyDatabase) -> None:
         await db.execute("VACUUM announcements")
 
 
-async def matching_step(db: AnyDatabase, papers: Sequence[Paper]) -> RunResult:
+async def matching_step(db: Db, papers: Sequence[Paper]) -> RunResult:
     """What `PaperService.announce` does after the upsert, timed from BEGIN to COMMIT."""
     result, _ = await _announcement_step(db, papers)
     await reset(db)
     return result
 
 
-async def _announcement_step(
-    db: AnyDatabase, papers: Sequence[Paper]
-) -> tuple[RunResult, dict[str, float]]:
+async def _announcement_step(db: Db, papers: Sequence[Paper]) -> tuple[RunResult, dict[str, float]]:
     subscriptions = SubscriptionRepository(db)
     announcements = AnnouncementRepository(db)
     outbox = DeliveryOutbox(db)
@@ -546,7 +544,7 @@ async def _announcement_step(
     return RunResult(elapsed, len(candidates), len(alerts), rows), parts
 
 
-async def profile_step(db: AnyDatabase, papers: Sequence[Paper], label: str) -> None:
+async def profile_step(db: Db, papers: Sequence[Paper], label: str) -> None:
     """cProfile of one announcement step, plus the step's parts timed separately."""
     profiler = cProfile.Profile()
     profiler.enable()
@@ -565,7 +563,7 @@ Store = tuple[str, str]  # (backend, "1k" or "1M")
 
 async def open_stores(
     backends: Sequence[str], url: str | None, rebuild: bool
-) -> tuple[list[Paper], dict[Store, AnyDatabase]]:
+) -> tuple[list[Paper], dict[Store, Db]]:
     """The batch, and every (backend, size) store, built first where missing (or with `rebuild`)."""
     OUT.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -587,7 +585,7 @@ async def open_stores(
     others = f" + {len(workload.inert):,} others" if workload.inert else ""
     print(f"workload: {len(workload.papers):,} papers, {len(workload.live):,} live"
           f"{others} subscriptions ({time.perf_counter() - started:.1f}s)")  # fmt: skip
-    stores: dict[Store, AnyDatabase] = {}
+    stores: dict[Store, Db] = {}
     for backend in backends:
         for label, subs in (("1k", workload.live), ("1M", workload.live + workload.inert)):
             name = paths[label].name if backend == "sqlite" else f"schema {pg_schema(label)}"
@@ -602,10 +600,10 @@ async def open_stores(
                 print(f"built {backend} {name}: {len(subs):,} subscriptions "
                       f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
             if backend == "sqlite":
-                stores[backend, label] = await Database.open(paths[label])
+                stores[backend, label] = await open_sqlite(paths[label])
             else:
                 assert url is not None
-                stores[backend, label] = await PgDatabase.open(url, schema=pg_schema(label))
+                stores[backend, label] = await open_postgres(url, schema=pg_schema(label))
     return workload.papers, stores
 
 

@@ -44,8 +44,8 @@ from bench.lookups import SEED, Corpus, build, paper_id
 from bot.arxiv.feeds import parse_rss
 from bot.domain.models import Paper
 from bot.services import PaperService
-from storage.backend import AnyDatabase
-from storage.db import Database
+from storage.sqlite import open_sqlite
+from storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,7 @@ def chance_share(listing: Sequence[Paper]) -> float:
     return sum(c * (c - 1) for c in counts.values()) / (n * (n - 1))
 
 
-async def run_listing(db: AnyDatabase, listing: Sequence[Paper], label: str) -> None:
+async def run_listing(db: Store, listing: Sequence[Paper], label: str) -> None:
     service = PaperService(db, None)
     await service.ingest(listing)
     primary = {p.id: p.primary_category for p in listing}
@@ -159,11 +159,11 @@ async def run_million(papers: int, synthetic: int, listing: Sequence[Paper]) -> 
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         partial = path.with_suffix(".partial")
         shutil.copyfile(source, partial)
-        db = await Database.open(partial)
+        db = await open_sqlite(partial)
         await PaperService(db, None).ingest(listing)
         await db.close()
         partial.rename(path)
-    db = await Database.open(path)
+    db = await open_sqlite(path)
     try:
         service = PaperService(db, None)
         count = await service.papers.count()

@@ -15,7 +15,7 @@ import sys
 
 from bot.config import ConfigError
 from bot.domain.errors import UpstreamError, UserError
-from storage.db import StorageError, StorageUnavailableError
+from storage.store import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 

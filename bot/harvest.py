@@ -26,9 +26,9 @@ from bot.arxiv.document import FeedError
 from bot.arxiv.oai import FORMATS, OaiError, parse_list_records
 from bot.domain.errors import InvalidInputError, UpstreamError
 from bot.progress import BulkProgress
-from storage.backend import AnyDatabase
 from storage.catalogue import CatalogueWriter
 from storage.harvests import HarvestStateRepository, harvest_key
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Harvester:
 
     def __init__(
         self,
-        db: AnyDatabase,
+        db: Store,
         client: ArxivClient,
         *,
         clock: Callable[[], datetime] = utcnow,

@@ -32,7 +32,7 @@ from bot.services import PaperService, utcnow
 from bot.startup import describe_failure, display_host, wait_for_discord
 from bot.subscribing import SubscriptionService
 from bot.useragent import user_agent
-from storage.backend import AnyDatabase, open_database
+from storage.backend import Store, open_database
 from storage.locks import Leadership
 from storage.ratings import RatingRepository
 
@@ -63,7 +63,7 @@ def parse_shards(
 
 def build_bot(
     settings: Settings,
-    db: AnyDatabase,
+    db: Store,
     session: aiohttp.ClientSession,
     *,
     user_agent: str,

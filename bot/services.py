@@ -52,7 +52,6 @@ from bot.domain.recovery import listing_for, missed_days, recovery_queries, subm
 from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.redact import redact_urls
 from storage.announcements import AnnouncementRepository
-from storage.backend import AnyDatabase
 from storage.catalogue import CatalogueWriter
 from storage.feeds import FeedStateRepository
 from storage.lookups import LookupCache
@@ -61,6 +60,7 @@ from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.similar import MAX_LIMIT as MAX_SIMILAR
 from storage.similar import similar_index
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class PaperService:
 
     def __init__(
         self,
-        db: AnyDatabase,
+        db: Store,
         client: ArxivClient | None,
         *,
         clock: Callable[[], datetime] = utcnow,

@@ -1,40 +1,29 @@
 """Choosing the backend: a SQLite file path, or a `postgresql://` URL.
 
-Repositories accept either database and the connection either one's
-`transaction()` yields; the few places where the engines differ branch on
-`db.dialect` ("sqlite" or "postgres").
+Both give a `Store` (SQLAlchemy's async engine underneath); repositories take
+a store and the connection its `transaction()` yields, whichever the engine.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
-
-from storage.db import DEFAULT_BUSY_TIMEOUT, Database, StorageError, load_migrations
-from storage.pg import PgConnection, PgDatabase, load_pg_migrations
+from storage.migrate import latest_revision
+from storage.postgres import POSTGRES_SCHEMES, is_postgres, open_postgres
+from storage.sqlite import DEFAULT_BUSY_TIMEOUT, open_sqlite
+from storage.store import Connection, StorageError, Store
 
 log = logging.getLogger(__name__)
 
-AnyDatabase = Database | PgDatabase
-Connection = aiosqlite.Connection | PgConnection
-Row = Any  # aiosqlite.Row or asyncpg.Record: both index by position and by column name
-
-
-def json_ids(dialect: str) -> str:
-    """A subquery of the integers in one JSON-array parameter (`IN (<this>)`)."""
-    if dialect == "postgres":
-        return "SELECT value::bigint FROM json_array_elements_text(CAST(? AS json))"
-    return "SELECT value FROM json_each(?)"
-
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres(location: str) -> bool:
-    return location.startswith(POSTGRES_SCHEMES)
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "Connection",
+    "Store",
+    "is_postgres",
+    "open_database",
+    "open_for_reading",
+]
 
 
 async def open_database(
@@ -43,7 +32,7 @@ async def open_database(
     migrate: bool = True,
     create: bool = True,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-) -> AnyDatabase:
+) -> Store:
     """Open the store at `location` (migrating it unless told not to).
 
     `create=False` refuses a SQLite file that does not exist yet; `busy_timeout`
@@ -51,11 +40,11 @@ async def open_database(
     """
     text = str(location)
     if is_postgres(text):
-        return await PgDatabase.open(text, migrate=migrate)
-    return await Database.open(text, migrate=migrate, create=create, busy_timeout=busy_timeout)
+        return await open_postgres(text, migrate=migrate)
+    return await open_sqlite(text, migrate=migrate, create=create, busy_timeout=busy_timeout)
 
 
-async def open_for_reading(location: str | Path, *, shown: str) -> AnyDatabase:
+async def open_for_reading(location: str | Path, *, shown: str) -> Store:
     """Open an existing store at the current schema without creating or migrating anything.
 
     Read commands use this: on an empty or outdated database they say what to run
@@ -65,7 +54,7 @@ async def open_for_reading(location: str | Path, *, shown: str) -> AnyDatabase:
     db = await open_database(location, migrate=False, create=False)
     try:
         version = await db.schema_version()
-        latest = len(load_pg_migrations() if db.dialect == "postgres" else load_migrations())
+        latest = latest_revision()
         if version == 0:
             raise StorageError(
                 f"{shown} has no paperbell tables yet; run `paperbell db migrate` first"

@@ -6,7 +6,8 @@ and PostgreSQL releases the lock, so another process's next `acquire()` takes
 over. The lock is per schema: deployments that share a database in schemas of
 their own (`?search_path=<schema>` in the URL) each have their poller. On
 SQLite only one bot may use the file (the runner's file lock), so the one
-process is always the leader.
+process is always the leader. The lock lives on a connection of its own, outside
+SQLAlchemy's pool: a pooled connection goes back to the pool, and the lock with it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import logging
 
 import asyncpg
 
-from storage.backend import AnyDatabase
-from storage.pg import PgDatabase
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _TRY_LOCK = (
 class Leadership:
     """`await acquire()` returns True while this process holds the lock."""
 
-    def __init__(self, db: AnyDatabase, key: int = POLL_LOCK_KEY) -> None:
+    def __init__(self, db: Store, key: int = POLL_LOCK_KEY) -> None:
         self._db = db
         self._key = key
         self._conn: asyncpg.Connection | None = None
@@ -46,20 +46,20 @@ class Leadership:
 
     async def acquire(self) -> bool:
         """Take (or confirm) the lock without waiting; False when another process has it."""
-        if not isinstance(self._db, PgDatabase):
+        if not self._db.is_postgres or self._db.url is None:
             self._held = True
             return True
         async with self._busy:
-            return await self._acquire(self._db)
+            return await self._acquire(self._db, self._db.url)
 
-    async def _acquire(self, db: PgDatabase) -> bool:
+    async def _acquire(self, db: Store, url: str) -> bool:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._held = False
                 settings = {"application_name": "paperbell-leader"}
                 if db.schema is not None:
                     settings["search_path"] = db.schema
-                self._conn = await asyncpg.connect(db.url, server_settings=settings)
+                self._conn = await asyncpg.connect(url, server_settings=settings)
             if self._held:
                 await self._conn.fetchval("SELECT 1")  # still connected, so still held
                 return True

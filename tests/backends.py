@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from storage.backend import AnyDatabase
-from storage.db import Database
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
+from storage.sqlite import open_sqlite
+from storage.store import Store
 
 POSTGRES_URL_VARIABLE = "PAPERBELL_TEST_POSTGRES_URL"
 
@@ -47,9 +47,9 @@ def require_postgres() -> str:
 @asynccontextmanager
 async def open_test_database(
     kind: str, tmp_path: Path, *, migrate: bool = True
-) -> AsyncIterator[AnyDatabase]:
+) -> AsyncIterator[Store]:
     if kind == "sqlite":
-        db = await Database.open(tmp_path / "paperbell.sqlite3", migrate=migrate)
+        db = await open_sqlite(tmp_path / "paperbell.sqlite3", migrate=migrate)
         try:
             yield db
         finally:
@@ -57,7 +57,7 @@ async def open_test_database(
         return
     url = require_postgres()
     schema = f"pbtest_{uuid.uuid4().hex[:12]}"
-    pg = await PgDatabase.open(url, schema=schema, migrate=migrate)
+    pg = await open_postgres(url, schema=schema, migrate=migrate)
     try:
         yield pg
     finally:
@@ -70,7 +70,7 @@ async def open_test_database(
 
 
 @pytest.fixture(params=["sqlite", POSTGRES])
-async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyDatabase]:
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh migrated database, once per backend (PostgreSQL skipped without its URL)."""
     async with open_test_database(request.param, tmp_path) as db:
         yield db

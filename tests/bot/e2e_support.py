@@ -26,7 +26,7 @@ from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
 from bot.domain.models import AnnounceType, Paper
 from bot.runner import build_bot
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator, Message, running_client
 
@@ -223,7 +223,7 @@ async def running_bot(
     emu: DiscordEmulator, db_path: Path, arxiv: ArxivServer, **overrides: Any
 ) -> AsyncIterator[PaperbellBot]:
     """The production bot on `db_path`, connected to `emu` (endpoints already pointed there)."""
-    db = await Database.open(db_path)
+    db = await open_sqlite(db_path)
     try:
         async with aiohttp.ClientSession() as session:
             bot = build_bot(

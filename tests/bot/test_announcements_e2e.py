@@ -27,8 +27,8 @@ from bot.domain.models import (
     Paper,
     SubscriptionKind,
 )
-from storage.db import Database
 from storage.feeds import FeedStateRepository
+from storage.sqlite import open_sqlite
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (
@@ -263,7 +263,7 @@ async def test_migration_from_schema_5_alerts_nothing(world: World) -> None:
     w = world
     v2 = replace(FRESH, version=2, announce_type=AnnounceType.REPLACE)
     listing = rss_listing([v2, OTHER])
-    old = await Database.open(w.db_path, migrate=False)
+    old = await open_sqlite(w.db_path, migrate=False)
     await old.migrate(target=5)
     stamp = DAY_ONE.isoformat()
     # FRESH was also looked up through the API, so its stored `published` is its v1 date,

@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.domain.models import DeliveryStatus, DestinationKind, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import paper, posted
 from tests.discord_emulator import BucketConfig, Channel, DiscordEmulator, Guild, User
@@ -137,7 +137,7 @@ EXPECTED = Counter(
 
 async def queue_alerts(scene: Scene) -> None:
     """Subscriptions and an ingested batch in the bot's database: 200 alerts waiting."""
-    db = await Database.open(scene.database)
+    db = await open_sqlite(scene.database)
     try:
         papers = PaperService(db, None)
         subscriptions = SubscriptionService(papers, Settings(database=str(scene.database)))
@@ -158,7 +158,7 @@ async def queue_alerts(scene: Scene) -> None:
 
 
 async def outbox_counts(database: Path) -> dict[DeliveryStatus, int]:
-    db = await Database.open(database)
+    db = await open_sqlite(database)
     try:
         return await PaperService(db, None).outbox.counts()
     finally:
@@ -167,7 +167,7 @@ async def outbox_counts(database: Path) -> dict[DeliveryStatus, int]:
 
 async def sent_to(database: Path, channel: Channel) -> int:
     """Deliveries the outbox records as posted to `channel`."""
-    db = await Database.open(database)
+    db = await open_sqlite(database)
     try:
         service = PaperService(db, None)
         dest = await service.subscriptions.destination_for(DestinationKind.CHANNEL, channel.id)

@@ -18,10 +18,10 @@ from bot.arxiv import snapshot
 from bot.bulk import SnapshotImporter
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.services import PaperService
-from storage.backend import AnyDatabase
 from storage.catalogue import CatalogueWriter
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 
 
@@ -84,7 +84,7 @@ def snapshot_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return path
 
 
-async def dump(db: AnyDatabase) -> list[object]:
+async def dump(db: Store) -> list[object]:
     """Everything the catalogue holds, to compare stores before and after."""
     tables = {
         "papers": "SELECT * FROM papers ORDER BY rowid",
@@ -95,7 +95,7 @@ async def dump(db: AnyDatabase) -> list[object]:
     return [[tuple(r) for r in await db.fetchall(sql)] for sql in tables.values()]
 
 
-async def test_snapshot_import(any_db: AnyDatabase, snapshot_file: Path) -> None:
+async def test_snapshot_import(any_db: Store, snapshot_file: Path) -> None:
     """Good lines stored, bad ones reported by number, the duplicate merged; re-import: no-op."""
     service = PaperService(any_db, None)
     report = await service.import_files([snapshot_file], progress_stream=io.StringIO())
@@ -121,7 +121,7 @@ async def test_snapshot_import(any_db: AnyDatabase, snapshot_file: Path) -> None
 
 
 async def test_tex_accented_author_found_by_plain_spelling(
-    any_db: AnyDatabase, snapshot_file: Path
+    any_db: Store, snapshot_file: Path
 ) -> None:
     """`Del\\'etang` in authors_parsed is found as "Gregoire Deletang", and its title by search."""
     await PaperService(any_db, None).import_files([snapshot_file], progress_stream=io.StringIO())
@@ -132,7 +132,7 @@ async def test_tex_accented_author_found_by_plain_spelling(
     assert [h.paper.id for h in await repo.search("schrodinger bridges")] == ["math/0611800"]
 
 
-async def test_snapshot_import_never_alerts(any_db: AnyDatabase, tmp_path: Path) -> None:
+async def test_snapshot_import_never_alerts(any_db: Store, tmp_path: Path) -> None:
     """Imported papers in a subscribed category queue no alert."""
     subs = SubscriptionRepository(any_db)
     channel = await subs.ensure_destination(DestinationKind.CHANNEL, 77, 1)
@@ -149,7 +149,7 @@ async def test_snapshot_import_never_alerts(any_db: AnyDatabase, tmp_path: Path)
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["here", "worker-process"])
 async def test_streams_in_batches(
-    any_db: AnyDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+    any_db: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
 ) -> None:
     """A file bigger than a batch (and than a worker's chunk) is stored whole, bad and
     over-long lines reported with their numbers; progress lines name the records."""

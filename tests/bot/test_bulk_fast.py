@@ -12,8 +12,8 @@ from bench.snapshot_data import lines
 from bot import bulk
 from bot.bulk import SnapshotImporter
 from storage.catalogue import CatalogueWriter
-from storage.db import Database
 from storage.papers import PaperRepository
+from storage.sqlite import open_sqlite
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
 TABLES = {
@@ -31,7 +31,7 @@ TABLES = {
 async def imported(
     store: Path, source: Path, *, parallel: bool
 ) -> dict[str, list[tuple[object, ...]]]:
-    db = await Database.open(store)
+    db = await open_sqlite(store)
     try:
         async with CatalogueWriter(db) as writer:
             importer = SnapshotImporter(

@@ -29,7 +29,7 @@ from bot.domain.models import (
 from bot.runner import build_bot
 from bot.services import FeedPoll, PollOutcome, PollReport
 from bot.subscribing import SubscribeResult
-from storage.db import Database
+from storage.sqlite import open_sqlite
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 _NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
@@ -37,7 +37,7 @@ _NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
 
 @pytest.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[PaperbellBot]:
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     async with aiohttp.ClientSession() as session:
         client = build_bot(Settings(database=str(db.path)), db, session, user_agent="test")
         try:

@@ -25,7 +25,7 @@ from bot.discord_bot import PaperbellBot
 from bot.domain.models import DestinationKind
 from bot.runner import build_bot
 from bot.services import PaperService
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import (
     CallbackType,
@@ -157,7 +157,7 @@ async def env(
     outsider = emu.world.users[other_guild.owner_id]
 
     db_path = tmp_path / "paperbell.db"
-    db = await Database.open(db_path)
+    db = await open_sqlite(db_path)
     await PaperService(db, None).ingest(parse_rss(LISTING.read_bytes()).papers)
     async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
         arxiv.set_rss(LISTING.read_bytes())

@@ -19,10 +19,10 @@ from bot.domain.errors import UpstreamError
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.harvest import Harvester
 from bot.services import PaperService
-from storage.backend import AnyDatabase
 from storage.harvests import HarvestStateRepository, harvest_key
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import (
     ArxivServer,
@@ -89,7 +89,7 @@ async def client(oai: ArxivServer) -> AsyncIterator[tuple[ArxivClient, list[floa
         )
 
 
-async def stored_ids(db: AnyDatabase) -> list[str]:
+async def stored_ids(db: Store) -> list[str]:
     return [str(r[0]) for r in await db.fetchall("SELECT id FROM papers ORDER BY id")]
 
 
@@ -97,7 +97,7 @@ EXPECTED = [f"2411.{n:05d}" for n in range(1, 7)]
 
 
 async def test_three_pages_with_a_503_in_between(
-    any_db: AnyDatabase, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
+    any_db: Store, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
 ) -> None:
     """Tokens are followed, a 503's Retry-After is waited out, every record is stored once."""
     arxiv, slept = client
@@ -124,7 +124,7 @@ async def test_three_pages_with_a_503_in_between(
 
 
 async def test_harvest_never_alerts(
-    any_db: AnyDatabase, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
+    any_db: Store, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
 ) -> None:
     """Harvested papers in a subscribed category queue no alert (an announced one would)."""
     subs = SubscriptionRepository(any_db)
@@ -143,7 +143,7 @@ async def test_harvest_never_alerts(
 
 
 async def test_bad_resumption_token_restarts_the_set(
-    any_db: AnyDatabase, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
+    any_db: Store, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
 ) -> None:
     """An expired token (OAI `badResumptionToken`) starts that harvest over from page one."""
     oai.enqueue(
@@ -160,7 +160,7 @@ async def test_bad_resumption_token_restarts_the_set(
 
 
 async def test_error_answer_stops_with_progress_kept(
-    any_db: AnyDatabase, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
+    any_db: Store, oai: ArxivServer, client: tuple[ArxivClient, list[float]]
 ) -> None:
     """An OAI `<error>` mid-harvest stops it with a clear message; the next run resumes."""
     oai.enqueue(

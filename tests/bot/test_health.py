@@ -29,7 +29,7 @@ from bot.health import (
 from bot.metrics import Metrics
 from bot.runner import build_bot
 from bot.services import FeedPoll, PollOutcome, PollReport
-from storage.db import Database
+from storage.sqlite import open_sqlite
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator
@@ -350,7 +350,7 @@ async def test_bot_source_against_discord_and_arxiv(
     emu = emulated_discord
     guild = await emu.create_guild("Readers")
     channel = await emu.create_text_channel(guild.id, "papers")
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     subs = SubscriptionRepository(db)
     destination = await subs.ensure_destination(DestinationKind.CHANNEL, channel.id, guild.id)
     await subs.add(
@@ -417,7 +417,7 @@ async def test_bot_source_counts_an_empty_poll_as_success(
     emulated_discord: DiscordEmulator, tmp_path: Path
 ) -> None:
     """With nothing subscribed the poll asks no feed, and the bot is still healthy."""
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     try:
         async with aiohttp.ClientSession() as session:
             settings = Settings(database=str(tmp_path / "paperbell.db"), arxiv_delay=0.0)

@@ -19,8 +19,9 @@ from bot.domain.models import Paper, SubscriptionKind
 from bot.lookups import ArxivLookups, LookupGate, RefreshState
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
-from storage.db import Database
 from storage.lookups import LookupCache
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from tests.arxiv_server import ArxivServer, Scripted, api_error_feed, api_feed
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -53,7 +54,7 @@ CORPUS = [
 
 @dataclass
 class Lookups:
-    db: Database
+    db: Store
     service: PaperService
     arxiv: ArxivServer
     clock: list[datetime]
@@ -62,12 +63,12 @@ class Lookups:
 
 @pytest.fixture
 async def make_lookups(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    opened: list[Database] = []
+    opened: list[Store] = []
     async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
         arxiv.set_api_corpus(CORPUS)
 
         async def make(**gate: Any) -> Lookups:
-            db = await Database.open(tmp_path / f"store{len(opened)}.db")
+            db = await open_sqlite(tmp_path / f"store{len(opened)}.db")
             opened.append(db)
             clock = [NOW]
             ticks = [1000.0]
@@ -242,7 +243,7 @@ async def test_poll_goes_ahead_of_queued_paper_lookups_and_the_queue_is_bounded(
 ) -> None:
     """Ten users' /paper look-ups of unknown ids: five queue, five are told arXiv is busy,
     and a poll arriving behind the queue is the next request arXiv sees."""
-    db = await Database.open(tmp_path / "store.db")
+    db = await open_sqlite(tmp_path / "store.db")
     try:
         async with ArxivServer() as arxiv, aiohttp.ClientSession() as session:
             arxiv.enqueue(Scripted(delay=0.3, passthrough=True, path="/api/query"))

@@ -19,7 +19,8 @@ from bot.delivery import DeliveryReport
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.metrics import MAX_FEED_LABEL, Metrics, feed_label
 from bot.services import FeedPoll, PaperService, PollOutcome, PollReport
-from storage.db import Database
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer, Scripted
 from tests.discord_emulator import DiscordEmulator
@@ -54,7 +55,7 @@ async def no_sleep(_seconds: float) -> None:
 
 @dataclass
 class PollEnv:
-    db: Database
+    db: Store
     service: PaperService
     arxiv: ArxivServer
     metrics: Metrics
@@ -64,7 +65,7 @@ class PollEnv:
 async def poll_env(tmp_path: Path) -> AsyncIterator[PollEnv]:
     """A real store subscribed to cs.LG, polling the local arXiv through a traced session."""
     metrics = Metrics()
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     subs = SubscriptionRepository(db)
     destination = await subs.ensure_destination(DestinationKind.CHANNEL, 1001, 77)
     await subs.add(

@@ -18,7 +18,8 @@ import bot.services
 from bot.arxiv.caps import CAPS
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, RequestLimiter
 from bot.services import PaperService, PollOutcome
-from storage.db import Database
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted
 from tests.bot.arxiv.hostile import OVERFLOW_DATE, rss_item, rss_listing
 
@@ -27,13 +28,13 @@ from tests.bot.arxiv.hostile import OVERFLOW_DATE, rss_item, rss_listing
 class Polling:
     service: PaperService
     arxiv: ArxivServer
-    db: Database
+    db: Store
 
 
 @pytest.fixture
 async def polling(tmp_path: Path, arxiv_server: ArxivServer) -> AsyncIterator[Polling]:
     """A PaperService on a real SQLite file, fetching from the local arXiv server."""
-    db = await Database.open(tmp_path / "poll.db")
+    db = await open_sqlite(tmp_path / "poll.db")
     try:
         async with aiohttp.ClientSession() as session:
             client = ArxivClient(

@@ -13,7 +13,7 @@ from bot.domain.errors import QuotaExceededError
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscribeResult, SubscriptionService
-from storage.backend import AnyDatabase
+from storage.store import Store
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 GUILD, CHANNEL = 1001, 11
@@ -21,7 +21,7 @@ USER = 501
 WORDS = [f"topic{n:03d} model" for n in range(200)]
 
 
-def service(db: AnyDatabase, tmp_path: Path, **limits: int) -> SubscriptionService:
+def service(db: Store, tmp_path: Path, **limits: int) -> SubscriptionService:
     settings = Settings(database=str(tmp_path / "unused.db"), **limits)
     return SubscriptionService(PaperService(db, None, clock=lambda: NOW), settings)
 
@@ -53,7 +53,7 @@ async def outcomes(calls: list[Coroutine[Any, Any, SubscribeResult]]) -> tuple[i
 
 
 async def test_concurrent_dm_subscribes_stop_at_the_user_quota(
-    any_db: AnyDatabase, tmp_path: Path
+    any_db: Store, tmp_path: Path
 ) -> None:
     """80 simultaneous /subscribe by DM against a per-user limit of 50 create exactly 50."""
     # One DM destination holds them all: its keyword limit is lifted out of the way.
@@ -66,7 +66,7 @@ async def test_concurrent_dm_subscribes_stop_at_the_user_quota(
 
 
 async def test_concurrent_keywords_stop_at_the_destination_limit(
-    any_db: AnyDatabase, tmp_path: Path
+    any_db: Store, tmp_path: Path
 ) -> None:
     """60 simultaneous keywords on one channel, by 60 users, leave exactly 25 (the limit)."""
     subs = service(any_db, tmp_path, max_keywords_per_destination=25)
@@ -78,7 +78,7 @@ async def test_concurrent_keywords_stop_at_the_destination_limit(
 
 
 async def test_concurrent_channel_subscribes_stop_at_the_guild_quota(
-    any_db: AnyDatabase, tmp_path: Path
+    any_db: Store, tmp_path: Path
 ) -> None:
     """80 simultaneous channel subscribes in one server against a limit of 50 create exactly 50."""
     subs = service(any_db, tmp_path, max_subscriptions_per_guild=50)

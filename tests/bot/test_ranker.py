@@ -14,10 +14,11 @@ import pytest
 from bot import ranker as ranker_module
 from bot.domain.models import DestinationKind, Paper
 from bot.ranker import MIN_RATINGS, Ranker
-from storage.db import Database
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.ratings import RatingRepository, Tuning
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.storage.test_outbox import make_paper
 
@@ -31,13 +32,13 @@ def topical(number: int, liked: bool) -> Paper:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Database:
-    db = await Database.open(tmp_path / "ranker.db")
+async def store(tmp_path: Path) -> Store:
+    db = await open_sqlite(tmp_path / "ranker.db")
     yield db  # type: ignore[misc]
     await db.close()
 
 
-async def rated_destination(db: Database, target: int, count: int) -> tuple[int, list[Paper]]:
+async def rated_destination(db: Store, target: int, count: int) -> tuple[int, list[Paper]]:
     """A channel destination with `count` posted papers (even ones liked when rated)."""
     papers = [topical(target * 100 + n, n % 2 == 0) for n in range(count)]
     await PaperRepository(db).upsert_many(papers)
@@ -50,7 +51,7 @@ async def rated_destination(db: Database, target: int, count: int) -> tuple[int,
     return dest.id, papers
 
 
-async def test_a_burst_of_ratings_trains_once(store: Database) -> None:
+async def test_a_burst_of_ratings_trains_once(store: Store) -> None:
     """Twelve quick ratings schedule one retrain after the quiet period, not twelve."""
     ranker = Ranker(RatingRepository(store), PaperRepository(store), clock=lambda: NOW,
                     retrain_delay=0.05)  # fmt: skip
@@ -71,7 +72,7 @@ async def test_a_burst_of_ratings_trains_once(store: Database) -> None:
     await ranker.close()
 
 
-async def test_model_cache_is_bounded(store: Database) -> None:
+async def test_model_cache_is_bounded(store: Store) -> None:
     """With room for two models, a third destination evicts the least recently used."""
     ranker = Ranker(RatingRepository(store), PaperRepository(store), clock=lambda: NOW,
                     retrain_delay=60, max_models=2)  # fmt: skip
@@ -86,7 +87,7 @@ async def test_model_cache_is_bounded(store: Database) -> None:
     await ranker.close()
 
 
-async def test_min_score_and_top_k_keep_back_the_worst(store: Database) -> None:
+async def test_min_score_and_top_k_keep_back_the_worst(store: Store) -> None:
     """min-score drops low scorers, then top:K keeps the best K less what was posted today."""
     ranker = Ranker(RatingRepository(store), PaperRepository(store), clock=lambda: NOW,
                     retrain_delay=60)  # fmt: skip

@@ -22,7 +22,7 @@ from bot.runner import build_bot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
 from bot.services import FeedPoll, PollOutcome
 from storage.locks import Leadership
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
 from tests.arxiv_server import ArxivServer, RecordedRequest
 from tests.backends import needs_postgres, require_postgres
 from tests.bot.e2e_support import (
@@ -414,7 +414,7 @@ async def test_window_checks_of_a_process_that_is_not_the_poller(
     """In the window a process that is not the poller asks arXiv nothing: it looks at the
     store every rebuild_check_seconds and ends its cycle once the poller has tonight's listing."""
     base, schema = require_postgres(), f"pbwindow_{uuid.uuid4().hex[:12]}"
-    db = await PgDatabase.open(base, schema=schema)
+    db = await open_postgres(base, schema=schema)
     poller = Leadership(db)  # the poller process's lock, held by the test
     try:
         assert await poller.acquire()

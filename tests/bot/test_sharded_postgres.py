@@ -37,7 +37,7 @@ from bot.runner import build_bot
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from storage.locks import Leadership
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
 from tests.arxiv_server import ArxivServer
 from tests.backends import needs_postgres, require_postgres
 from tests.bot.e2e_support import (
@@ -263,7 +263,7 @@ def logs_on_failure(deployment: Deployment) -> Iterator[None]:
 async def subscribe(deployment: Deployment) -> None:
     """Channels on both shards and the reader's DMs subscribe, through the services."""
     emu = deployment.emu
-    db = await PgDatabase.open(deployment.url)
+    db = await open_postgres(deployment.url)
     try:
         service = SubscriptionService(PaperService(db, None), Settings(database=deployment.url))
         for shard, guilds in deployment.guilds.items():
@@ -423,7 +423,7 @@ async def test_other_processes_end_the_announcement_cycle_with_the_poller(
     caplog.set_level(logging.INFO, logger="bot.scheduling")
     now = datetime.now(UTC)
     yesterday, tonight = now - timedelta(days=2), now + timedelta(days=1)
-    db = await PgDatabase.open(schema_url)
+    db = await open_postgres(schema_url)
     poller = Leadership(db)  # the poller process's lock, held by the test
     try:
         assert await poller.acquire()

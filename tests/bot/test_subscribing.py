@@ -19,7 +19,8 @@ from bot.domain.errors import (
 from bot.domain.models import AnnounceType, DestinationKind, Paper, SubscriptionKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService, subscription_label
-from storage.db import Database
+from storage.sqlite import open_sqlite
+from storage.store import Store
 
 NOW = datetime(2024, 11, 28, 6, 0, tzinfo=UTC)
 GUILD, OTHER_GUILD = 1001, 2002
@@ -43,7 +44,7 @@ KEYWORD = SubscriptionKind.KEYWORD
 
 @dataclass
 class World:
-    db: Database
+    db: Store
     papers: PaperService
     service: SubscriptionService
 
@@ -73,7 +74,7 @@ def paper(
 
 
 async def make_world(tmp_path: Path, **limits: int) -> World:
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     papers = PaperService(db, None, clock=lambda: NOW)
     settings = Settings(database=str(tmp_path / "paperbell.db"), **limits)
     return World(db, papers, SubscriptionService(papers, settings, clock=lambda: NOW))

@@ -18,7 +18,7 @@ from bot.domain.models import DestinationKind
 from bot.services import PaperService
 from bot.subscribing import SubscriptionService
 from bot.views import APOLOGY, NOT_YOURS, AuthorPages, Paginator, follow_message
-from storage.db import Database
+from storage.sqlite import open_sqlite
 
 OWNER, STRANGER = 501, 502
 
@@ -165,7 +165,7 @@ async def test_errors_in_components_are_answered_privately() -> None:
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[SubscriptionService]:
-    db = await Database.open(tmp_path / "paperbell.db")
+    db = await open_sqlite(tmp_path / "paperbell.db")
     try:
         yield SubscriptionService(PaperService(db, None), Settings(database=str(db.path)))
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.arxiv.feeds import parse_rss
 from bot.domain.models import AnnounceType, Paper
-from storage.backend import AnyDatabase
+from storage.store import Store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RSS_ALL = FIXTURES / "rss2024_new_all-archives_2024-11-28.xml"
@@ -45,7 +45,7 @@ def rss_listing_papers() -> tuple[Paper, ...]:
 
 
 @pytest.fixture
-def db(any_db: AnyDatabase) -> AnyDatabase:
+def db(any_db: Store) -> Store:
     """Each storage test runs on SQLite and on PostgreSQL (see tests/backends.py)."""
     return any_db
 

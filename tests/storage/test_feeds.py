@@ -7,22 +7,22 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.domain.models import FeedState
-from storage.db import Database
 from storage.feeds import MAX_ERROR_LENGTH, FeedStateRepository
+from storage.store import Store
 from tests.storage.conftest import T0
 
 URL = "https://rss.arxiv.org/rss/cs.LG"
 BUILD = "2024-11-28T05:00:00+00:00"
 
 
-async def test_unknown_feed_has_no_state(db: Database) -> None:
+async def test_unknown_feed_has_no_state(db: Store) -> None:
     """A URL never polled reads as None and is not listed."""
     feeds = FeedStateRepository(db)
     assert await feeds.get(URL) is None
     assert await feeds.all() == []
 
 
-async def test_success_stores_validators_and_build_date(db: Database) -> None:
+async def test_success_stores_validators_and_build_date(db: Store) -> None:
     """A fetched listing records its ETag, Last-Modified and build date, and resets failures."""
     feeds = FeedStateRepository(db)
     await feeds.record_failure(URL, "HTTP 503", at=T0)
@@ -43,7 +43,7 @@ async def test_success_stores_validators_and_build_date(db: Database) -> None:
     )
 
 
-async def test_success_replaces_validators_as_given(db: Database) -> None:
+async def test_success_replaces_validators_as_given(db: Store) -> None:
     """A later listing without an ETag clears the old one rather than resending it."""
     feeds = FeedStateRepository(db)
     await feeds.record_success(URL, etag='"a"', last_modified="x", build_date=BUILD, at=T0)
@@ -53,7 +53,7 @@ async def test_success_replaces_validators_as_given(db: Database) -> None:
     assert (state.etag, state.last_modified, state.last_build) == (None, "y", None)
 
 
-async def test_not_modified_keeps_validators(db: Database) -> None:
+async def test_not_modified_keeps_validators(db: Store) -> None:
     """A 304 is a healthy poll: validators and build date stay, times move, failures reset."""
     feeds = FeedStateRepository(db)
     await feeds.record_success(URL, etag='"a"', last_modified="x", build_date=BUILD, at=T0)
@@ -66,14 +66,14 @@ async def test_not_modified_keeps_validators(db: Database) -> None:
     assert (state.last_success, state.last_attempt, state.consecutive_failures) == (later, later, 0)
 
 
-async def test_not_modified_for_a_new_url(db: Database) -> None:
+async def test_not_modified_for_a_new_url(db: Store) -> None:
     """A 304 on a URL with no row yet creates a healthy row without validators."""
     feeds = FeedStateRepository(db)
     await feeds.record_not_modified(URL, at=T0)
     assert await feeds.get(URL) == FeedState(url=URL, last_success=T0, last_attempt=T0)
 
 
-async def test_failures_count_up_and_truncate(db: Database) -> None:
+async def test_failures_count_up_and_truncate(db: Store) -> None:
     """Each failure increments the count; the error keeps at most 500 characters."""
     feeds = FeedStateRepository(db)
     for n in range(3):
@@ -87,7 +87,7 @@ async def test_failures_count_up_and_truncate(db: Database) -> None:
     assert state.last_success is None
 
 
-async def test_all_lists_feeds_by_url(db: Database) -> None:
+async def test_all_lists_feeds_by_url(db: Store) -> None:
     """all() returns every polled URL, sorted."""
     feeds = FeedStateRepository(db)
     for url in ("https://b.example/rss", "https://a.example/rss"):
@@ -95,7 +95,7 @@ async def test_all_lists_feeds_by_url(db: Database) -> None:
     assert [s.url for s in await feeds.all()] == ["https://a.example/rss", "https://b.example/rss"]
 
 
-async def test_times_are_stored_in_utc(db: Database) -> None:
+async def test_times_are_stored_in_utc(db: Store) -> None:
     """A time in another zone reads back as the same instant in UTC."""
     feeds = FeedStateRepository(db)
     await feeds.record_not_modified(URL, at=T0.astimezone(timezone(timedelta(hours=-5))))
@@ -104,7 +104,7 @@ async def test_times_are_stored_in_utc(db: Database) -> None:
     assert state.last_success.utcoffset() == timedelta(0)
 
 
-async def test_naive_times_are_refused(db: Database) -> None:
+async def test_naive_times_are_refused(db: Store) -> None:
     """A naive datetime is a bug upstream and fails loudly instead of being stored."""
     feeds = FeedStateRepository(db)
     with pytest.raises(ValueError, match="timezone-aware"):

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from storage.locks import Leadership
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
 from tests.backends import needs_postgres, open_test_database
 
 
@@ -66,10 +66,10 @@ async def test_each_schema_has_its_own_leader(tmp_path: Path) -> None:
         open_test_database("postgres", tmp_path) as one,
         open_test_database("postgres", tmp_path) as two,
     ):
-        assert isinstance(two, PgDatabase) and two.schema is not None
+        assert two.is_postgres and two.schema is not None
         key = private_key()
         url = f"{two.url}{'&' if '?' in two.url else '?'}search_path={two.schema}"
-        by_url = await PgDatabase.open(url, migrate=False)
+        by_url = await open_postgres(url, migrate=False)
         leaders = [Leadership(one, key), Leadership(two, key)]
         contender = Leadership(by_url, key)
         try:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from storage.backend import AnyDatabase
-from storage.db import Database
 from storage.lookups import LookupCache
+from storage.sqlite import open_sqlite
+from storage.store import Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-async def test_fresh_for_the_ttl_then_stale(db: AnyDatabase) -> None:
+async def test_fresh_for_the_ttl_then_stale(db: Store) -> None:
     """An answered query is fresh until 24 h have passed, then it is asked again."""
     cache = LookupCache(db)
     assert await cache.fresh("au:legg_s", now=T0) is None
@@ -25,7 +25,7 @@ async def test_fresh_for_the_ttl_then_stale(db: AnyDatabase) -> None:
     assert await cache.fresh("au:legg", now=T0) is None  # keyed by the exact query
 
 
-async def test_record_again_refreshes(db: AnyDatabase) -> None:
+async def test_record_again_refreshes(db: Store) -> None:
     """Asking arXiv again replaces the entry's time and counts."""
     cache = LookupCache(db)
     await cache.record("all:grokking", at=T0, results=3, total=None)
@@ -36,7 +36,7 @@ async def test_record_again_refreshes(db: AnyDatabase) -> None:
     assert await cache.count() == 1
 
 
-async def test_bounded_by_age_and_count(db: AnyDatabase) -> None:
+async def test_bounded_by_age_and_count(db: Store) -> None:
     """Expired entries and the oldest beyond max_entries are deleted when one is recorded."""
     cache = LookupCache(db, max_entries=3)
     await cache.record("au:old", at=T0 - timedelta(days=2), results=1, total=1)
@@ -52,17 +52,17 @@ async def test_bounded_by_age_and_count(db: AnyDatabase) -> None:
 async def test_survives_a_restart(tmp_path: Path) -> None:
     """The cache lives in the database: a reopened store still knows the query."""
     path = tmp_path / "store.db"
-    db = await Database.open(path)
+    db = await open_sqlite(path)
     await LookupCache(db).record("au:legg_s", at=T0, results=2, total=2)
     await db.close()
-    db = await Database.open(path)
+    db = await open_sqlite(path)
     try:
         assert await LookupCache(db).fresh("au:legg_s", now=T0 + timedelta(hours=1)) is not None
     finally:
         await db.close()
 
 
-async def test_naive_times_are_refused(db: AnyDatabase) -> None:
+async def test_naive_times_are_refused(db: Store) -> None:
     """Times must be timezone-aware UTC at the storage boundary."""
     with pytest.raises(ValueError):
         await LookupCache(db).record("au:x", at=datetime(2026, 1, 1), results=0, total=0)  # noqa: DTZ001

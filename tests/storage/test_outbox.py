@@ -16,11 +16,10 @@ from bot.domain.models import (
     OutboxAlert,
     Paper,
 )
-from storage.backend import AnyDatabase
-from storage.db import Database
 from storage.outbox import CLAIM_LEASE, DeliveryOutbox
 from storage.papers import PaperRepository
-from storage.pg import PgDatabase
+from storage.postgres import open_postgres
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.backends import POSTGRES
 
@@ -46,30 +45,30 @@ def make_paper(number: int, **changes: object) -> Paper:
 
 
 @pytest.fixture
-def db(any_db: AnyDatabase) -> AnyDatabase:
+def db(any_db: Store) -> Store:
     """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
     return any_db
 
 
 @pytest.fixture
-def outbox(db: Database) -> DeliveryOutbox:
+def outbox(db: Store) -> DeliveryOutbox:
     return DeliveryOutbox(db)
 
 
 @pytest.fixture
-def subs(db: Database) -> SubscriptionRepository:
+def subs(db: Store) -> SubscriptionRepository:
     return SubscriptionRepository(db)
 
 
 @pytest.fixture
-async def papers(db: Database) -> list[Paper]:
+async def papers(db: Store) -> list[Paper]:
     stored = [make_paper(n) for n in range(1, 6)]
     await PaperRepository(db).upsert_many(stored)
     return stored
 
 
 async def enqueue(
-    db: Database,
+    db: Store,
     outbox: DeliveryOutbox,
     items: list[tuple[int, str, tuple[str, ...]]],
     now: datetime = NOW,
@@ -79,7 +78,7 @@ async def enqueue(
 
 
 async def test_enqueue_is_idempotent(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """Queuing the same (destination, paper) again creates nothing; repeats in a call merge."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -102,7 +101,7 @@ async def test_enqueue_is_idempotent(
 
 
 async def test_enqueue_rolls_back_with_callers_transaction(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """Deliveries queued in a transaction that fails are not left behind."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -114,7 +113,7 @@ async def test_enqueue_rolls_back_with_callers_transaction(
 
 
 async def test_enqueue_unknown_paper_raises(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A delivery for a paper that was never stored is a caller bug and queues nothing."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -124,7 +123,7 @@ async def test_enqueue_unknown_paper_raises(
 
 
 async def test_claim_due_oldest_first_grouped_by_destination(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """The oldest due rows are claimed, each destination's rows adjacent and in order."""
     a = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -145,7 +144,7 @@ async def test_claim_due_oldest_first_grouped_by_destination(
 
 
 async def test_claim_due_loads_paper_and_destination(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository
 ) -> None:
     """A claimed delivery carries the stored paper and its destination, fields intact."""
     paper = make_paper(
@@ -176,7 +175,7 @@ async def test_claim_due_loads_paper_and_destination(
 
 
 async def test_claim_due_skips_future_and_paused(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """Rows not yet due and rows of paused destinations are not claimed."""
     live = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -192,7 +191,7 @@ async def test_claim_due_skips_future_and_paused(
 
 
 async def test_claim_due_filters_guilds_and_dms(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """guild_ids restricts channels to those guilds; include_dms toggles DMs."""
     g1 = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -212,7 +211,7 @@ async def test_claim_due_filters_guilds_and_dms(
 
 
 async def test_mark_sent_records_message_and_stops_claiming(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """Sent deliveries keep the Discord message id and are never claimed again."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -233,7 +232,7 @@ async def test_mark_sent_records_message_and_stops_claiming(
 
 
 async def test_mark_retry_postpones_and_counts_attempts(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A retried delivery stays pending, counts the attempt and is due again only later."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -256,7 +255,7 @@ async def test_mark_retry_postpones_and_counts_attempts(
 
 
 async def test_mark_failed_is_final(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A failed delivery is kept with its error, never claimed, and never re-queued."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -276,7 +275,7 @@ async def test_mark_failed_is_final(
 
 
 async def test_counts_by_status(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """counts() reports every status, pending_count() the pending ones."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -294,7 +293,7 @@ async def test_counts_by_status(
 
 
 async def test_remove_destination_drops_its_deliveries(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A deleted channel's pending deliveries go with it; other destinations keep theirs."""
     gone = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -319,7 +318,7 @@ async def test_enqueue_backfill_queues_stored_papers_once(
 
 
 async def test_assign_batch_binds_pending_unbound_rows_once(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A batch takes the smallest delivery id; bound or finished rows are not rebound."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -336,7 +335,7 @@ async def test_assign_batch_binds_pending_unbound_rows_once(
 
 
 async def test_claim_due_keeps_batches_whole(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """A claimed row brings its whole batch along, even past the limit."""
     dest = await subs.ensure_destination(CHANNEL, 100, 1)
@@ -351,15 +350,15 @@ async def test_claim_due_keeps_batches_whole(
 
 @pytest.mark.parametrize("any_db", [POSTGRES], indirect=True)  # leases are PostgreSQL's
 async def test_concurrent_claims_on_postgres_are_disjoint(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository
 ) -> None:
     """Two processes claiming at once (SKIP LOCKED + lease) never get the same delivery."""
     stored = [make_paper(n) for n in range(10, 70)]
     await PaperRepository(db).upsert_many(stored)
     dest = await subs.ensure_destination(DM, 555, None)
     await enqueue(db, outbox, [(dest.id, p.id, ("keyword: x",)) for p in stored])
-    assert isinstance(db, PgDatabase)
-    other_db = await PgDatabase.open(db.url, schema=db.schema)
+    assert db.is_postgres
+    other_db = await open_postgres(db.url, schema=db.schema)
     try:
         # Four "processes": two outboxes on each of two connection pools.
         boxes = [DeliveryOutbox(d) for d in (db, other_db, db, other_db)]
@@ -389,7 +388,7 @@ async def test_concurrent_claims_on_postgres_are_disjoint(
 
 
 async def test_for_destination_paper_reads_one_destination_and_one_paper(
-    db: Database, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
 ) -> None:
     """/why's read: every event of one paper for one destination, nothing of others."""
     mine = await subs.ensure_destination(CHANNEL, 100, 1)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from bot.domain.models import AnnounceType, Paper
 from bot.domain.names import names_ambiguous
-from storage.db import Database
 from storage.papers import (
     FTS_NORMALIZER,
     MAX_SEARCH_TERMS,
@@ -22,12 +21,14 @@ from storage.papers import (
     match_expression,
     merge_papers,
 )
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from tests.storage.conftest import T0, PaperFactory, build_paper, rss_listing_papers
 
 # ---- upsert_many ------------------------------------------------------------------------
 
 
-async def test_new_papers_are_reported_as_stored(db: Database, make_paper: PaperFactory) -> None:
+async def test_new_papers_are_reported_as_stored(db: Store, make_paper: PaperFactory) -> None:
     """Papers never seen are new, carry first_seen=now, and read back exactly as reported."""
     repo = PaperRepository(db)
     result = await repo.upsert_many([make_paper(1), make_paper(2)], now=T0)
@@ -38,7 +39,7 @@ async def test_new_papers_are_reported_as_stored(db: Database, make_paper: Paper
     assert await repo.count() == 2
 
 
-async def test_reingesting_a_batch_changes_nothing(db: Database, make_paper: PaperFactory) -> None:
+async def test_reingesting_a_batch_changes_nothing(db: Store, make_paper: PaperFactory) -> None:
     """The same batch twice: nothing new, nothing updated, first_seen kept."""
     repo = PaperRepository(db)
     batch = [make_paper(n) for n in range(1, 6)]
@@ -48,9 +49,7 @@ async def test_reingesting_a_batch_changes_nothing(db: Database, make_paper: Pap
     assert await repo.get_many([p.id for p in batch]) == list(first.new)
 
 
-async def test_replacement_updates_without_being_new(
-    db: Database, make_paper: PaperFactory
-) -> None:
+async def test_replacement_updates_without_being_new(db: Store, make_paper: PaperFactory) -> None:
     """v2 of a stored paper updates version and metadata but is not new."""
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1)], now=T0)
@@ -63,7 +62,7 @@ async def test_replacement_updates_without_being_new(
     assert stored.announce_type is AnnounceType.REPLACE
 
 
-async def test_version_never_goes_down(db: Database, make_paper: PaperFactory) -> None:
+async def test_version_never_goes_down(db: Store, make_paper: PaperFactory) -> None:
     """A stale v1 after v3 keeps v3's data and only fills values v3 lacked."""
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1, version=3, title="Third", doi=None)], now=T0)
@@ -75,9 +74,7 @@ async def test_version_never_goes_down(db: Database, make_paper: PaperFactory) -
     assert result.updated == 1
 
 
-async def test_missing_values_do_not_erase_known_ones(
-    db: Database, make_paper: PaperFactory
-) -> None:
+async def test_missing_values_do_not_erase_known_ones(db: Store, make_paper: PaperFactory) -> None:
     """An RSS copy without comment/journal ref/DOI keeps what the API had stored."""
     repo = PaperRepository(db)
     api = make_paper(1, comment="12 pages", journal_ref="JMLR 1", doi="10.1/y")
@@ -91,7 +88,7 @@ async def test_missing_values_do_not_erase_known_ones(
     assert stored.abstract == api.abstract
 
 
-async def test_published_keeps_the_earliest_date(db: Database, make_paper: PaperFactory) -> None:
+async def test_published_keeps_the_earliest_date(db: Store, make_paper: PaperFactory) -> None:
     """The API's v1 date survives later announcement dates, and replaces a later one."""
     repo = PaperRepository(db)
     announced = T0
@@ -104,9 +101,7 @@ async def test_published_keeps_the_earliest_date(db: Database, make_paper: Paper
     assert (stored.version, stored.published) == (3, v1_date)
 
 
-async def test_cross_list_of_stored_paper_is_not_new(
-    db: Database, make_paper: PaperFactory
-) -> None:
+async def test_cross_list_of_stored_paper_is_not_new(db: Store, make_paper: PaperFactory) -> None:
     """The same paper seen again in another category's listing is not new, and stays "new"."""
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1)], now=T0)
@@ -117,9 +112,7 @@ async def test_cross_list_of_stored_paper_is_not_new(
     assert stored is not None and stored.announce_type is AnnounceType.NEW
 
 
-async def test_duplicates_within_a_batch_are_one_paper(
-    db: Database, make_paper: PaperFactory
-) -> None:
+async def test_duplicates_within_a_batch_are_one_paper(db: Store, make_paper: PaperFactory) -> None:
     """Two listings in one batch naming one paper store it once, merged."""
     repo = PaperRepository(db)
     batch = [make_paper(1, comment="c"), make_paper(1, version=2, announce_type=None)]
@@ -130,7 +123,7 @@ async def test_duplicates_within_a_batch_are_one_paper(
     assert await repo.count() == 1
 
 
-async def test_a_failing_batch_stores_nothing(db: Database, make_paper: PaperFactory) -> None:
+async def test_a_failing_batch_stores_nothing(db: Store, make_paper: PaperFactory) -> None:
     """One bad paper rolls back the whole batch."""
     repo = PaperRepository(db)
     bad = replace(make_paper(3), title=None)  # NOT NULL violation
@@ -141,7 +134,7 @@ async def test_a_failing_batch_stores_nothing(db: Database, make_paper: PaperFac
     assert await repo.search("paper") == []
 
 
-async def test_categories_are_stored_primary_first(db: Database, make_paper: PaperFactory) -> None:
+async def test_categories_are_stored_primary_first(db: Store, make_paper: PaperFactory) -> None:
     """Categories read back primary first, without repeats, whatever order they came in."""
     repo = PaperRepository(db)
     odd = make_paper(1, primary_category="cs.AI", categories=("cs.LG", "cs.AI", "cs.LG"))
@@ -150,7 +143,7 @@ async def test_categories_are_stored_primary_first(db: Database, make_paper: Pap
     assert await repo.get("2411.00001") == result.new[0]
 
 
-async def test_timestamps_are_stored_as_utc(db: Database, make_paper: PaperFactory) -> None:
+async def test_timestamps_are_stored_as_utc(db: Store, make_paper: PaperFactory) -> None:
     """A published date in another zone reads back as the same instant in UTC."""
     repo = PaperRepository(db)
     eastern = T0.astimezone(timezone(timedelta(hours=-5)))
@@ -160,7 +153,7 @@ async def test_timestamps_are_stored_as_utc(db: Database, make_paper: PaperFacto
     assert stored.published.utcoffset() == timedelta(0)
 
 
-async def test_changed_author_list_is_relinked(db: Database, make_paper: PaperFactory) -> None:
+async def test_changed_author_list_is_relinked(db: Store, make_paper: PaperFactory) -> None:
     """A replacement's new author list replaces the old one for author look-ups."""
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1, authors=("Shane Legg", "Marcus Hutter"))], now=T0)
@@ -171,7 +164,7 @@ async def test_changed_author_list_is_relinked(db: Database, make_paper: PaperFa
     assert [p.id for p in (await repo.by_author("Hutter")).papers] == ["2411.00001"]
 
 
-async def test_changed_text_is_reindexed(db: Database, make_paper: PaperFactory) -> None:
+async def test_changed_text_is_reindexed(db: Store, make_paper: PaperFactory) -> None:
     """After a replacement the old title's words no longer find the paper; the new ones do."""
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1, title="Grokking modular arithmetic")], now=T0)
@@ -193,7 +186,7 @@ def test_merge_prefers_the_primary_listing_of_one_version(make_paper: PaperFacto
 # ---- the real RSS listing ---------------------------------------------------------------
 
 
-async def test_real_listing_is_stored_whole_and_idempotently(db: Database) -> None:
+async def test_real_listing_is_stored_whole_and_idempotently(db: Store) -> None:
     """All 1,504 items of the real all-archives listing are new once, then unchanged."""
     papers = rss_listing_papers()
     repo = PaperRepository(db)
@@ -210,7 +203,7 @@ async def test_real_listing_is_stored_whole_and_idempotently(db: Database) -> No
     assert await repo.get(sample.id) == replace(sample, first_seen=T0)
 
 
-async def test_real_listing_search_folds_tex_accents(db: Database) -> None:
+async def test_real_listing_search_folds_tex_accents(db: Store) -> None:
     """`Schr\\"odinger` in real RSS titles is found by "Schrödinger" and by "schrodinger"."""
     papers = rss_listing_papers()
     repo = PaperRepository(db)
@@ -222,7 +215,7 @@ async def test_real_listing_search_folds_tex_accents(db: Database) -> None:
         assert tex_titled <= found, query
 
 
-async def test_real_listing_author_lookup(db: Database) -> None:
+async def test_real_listing_author_lookup(db: Store) -> None:
     """A TeX-accented name of the real listing is found by its ASCII spelling and in comma form."""
     papers = rss_listing_papers()
     repo = PaperRepository(db)
@@ -239,7 +232,7 @@ async def test_real_listing_author_lookup(db: Database) -> None:
 
 
 @pytest.fixture
-async def corpus(db: Database) -> PaperRepository:
+async def corpus(db: Store) -> PaperRepository:
     repo = PaperRepository(db)
     day = timedelta(days=1)
     quant = {"primary_category": "quant-ph", "categories": ("quant-ph",)}
@@ -290,7 +283,7 @@ async def test_title_matches_rank_above_abstract_matches(corpus: PaperRepository
 
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
-async def test_cheap_ranking_puts_titles_first_then_recency(db: Database) -> None:
+async def test_cheap_ranking_puts_titles_first_then_recency(db: Store) -> None:
     """Without bm25 (common words), papers whose title has every word come first, then newest."""
     repo = PaperRepository(db, bm25_budget=0)
     day = timedelta(days=1)
@@ -313,7 +306,7 @@ async def test_cheap_ranking_puts_titles_first_then_recency(db: Database) -> Non
 
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
-async def test_very_common_words_are_checked_on_the_candidates(db: Database) -> None:
+async def test_very_common_words_are_checked_on_the_candidates(db: Store) -> None:
     """A word in most papers next to rare ones: hits still contain every word, newest first."""
     repo = PaperRepository(db, bm25_budget=0)
     papers = [build_paper(n, title=f"Common {n}", abstract="words") for n in range(1, 21)]
@@ -336,7 +329,7 @@ async def test_very_common_words_are_checked_on_the_candidates(db: Database) -> 
     assert await numbers("nothing common") == []
 
 
-async def test_equal_ranks_are_ordered_newest_first(db: Database) -> None:
+async def test_equal_ranks_are_ordered_newest_first(db: Store) -> None:
     """Identical papers differ only by date: the newest comes first."""
     repo = PaperRepository(db)
     same = {"title": "Identical", "abstract": "Same words."}
@@ -358,7 +351,7 @@ async def test_search_filters(corpus: PaperRepository) -> None:
 
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
-async def test_rare_filters_drive_the_scan(db: Database) -> None:
+async def test_rare_filters_drive_the_scan(db: Store) -> None:
     """A filter passing few papers (rare class, old dates) still finds every hit, newest first."""
     repo = PaperRepository(db, bm25_budget=0)  # common words: ranked by title, then recency
     day = timedelta(days=1)
@@ -387,7 +380,7 @@ async def test_rare_filters_drive_the_scan(db: Database) -> None:
     assert len(await numbers(category="math", limit=100)) == 2
 
 
-async def test_latest_reads_dense_and_rare_categories(db: Database) -> None:
+async def test_latest_reads_dense_and_rare_categories(db: Store) -> None:
     """latest finds a category's newest papers whether it is most of the store or a sliver."""
     repo = PaperRepository(db)
     day = timedelta(days=1)
@@ -414,7 +407,7 @@ async def test_search_pagination(corpus: PaperRepository) -> None:
 
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
-async def test_search_candidates_bound_the_hits(db: Database, make_paper: PaperFactory) -> None:
+async def test_search_candidates_bound_the_hits(db: Store, make_paper: PaperFactory) -> None:
     """Only the newest `search_candidates` matches are ranked."""
     repo = PaperRepository(db, search_candidates=3)
     await repo.upsert_many([make_paper(n) for n in range(1, 8)], now=T0)
@@ -477,7 +470,7 @@ async def test_operators_are_searched_as_words(corpus: PaperRepository) -> None:
 def loop_repo(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, PaperRepository]]:
     """A repository with a few papers on a private event loop, for hypothesis tests."""
     loop = asyncio.new_event_loop()
-    db = loop.run_until_complete(Database.open(tmp_path / "hypothesis.sqlite3"))
+    db = loop.run_until_complete(open_sqlite(tmp_path / "hypothesis.sqlite3"))
     repo = PaperRepository(db)
     papers = [build_paper(n, title=f"Quantum {n} learning") for n in range(1, 20)]
     loop.run_until_complete(repo.upsert_many(papers, now=T0))
@@ -504,7 +497,7 @@ def test_search_never_raises_on_arbitrary_text(
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # SQLite FTS5 search plan
 async def test_search_index_is_rebuilt_for_a_new_normalizer(
-    db: Database, make_paper: PaperFactory
+    db: Store, make_paper: PaperFactory
 ) -> None:
     """An index built by another normalizer (meta says so) is rebuilt before it is used."""
     repo = PaperRepository(db)
@@ -532,7 +525,7 @@ SPELLINGS = {
 
 
 @pytest.fixture
-async def authors(db: Database) -> PaperRepository:
+async def authors(db: Store) -> PaperRepository:
     repo = PaperRepository(db)
     await repo.upsert_many(
         [
@@ -594,7 +587,7 @@ async def test_by_author_reports_the_matched_spellings(authors: PaperRepository)
     assert exact.matched_names == ("Shane Legg",) and not exact.ambiguous
 
 
-async def test_by_author_pages(db: Database, make_paper: PaperFactory) -> None:
+async def test_by_author_pages(db: Store, make_paper: PaperFactory) -> None:
     """limit/offset page through an author's papers newest first."""
     repo = PaperRepository(db)
     await repo.upsert_many(
@@ -625,14 +618,14 @@ async def test_latest_by_category(corpus: PaperRepository) -> None:
     assert [p.id[-1] for p in await corpus.latest(10, category="quant")] == []
 
 
-async def test_get_unknown_paper(db: Database) -> None:
+async def test_get_unknown_paper(db: Store) -> None:
     """Unknown ids read as None / are skipped."""
     repo = PaperRepository(db)
     assert await repo.get("2411.99999") is None
     assert await repo.get_many(["2411.99999"]) == []
 
 
-async def test_stats_of_empty_store(db: Database) -> None:
+async def test_stats_of_empty_store(db: Store) -> None:
     """An empty store has zero counts and a positive size."""
     stats = await PaperRepository(db).stats()
     assert (stats.papers, stats.authors, stats.pending_deliveries, stats.per_category) == (

@@ -8,8 +8,7 @@ import pytest
 
 from bot.domain.models import Destination, DestinationKind, SubscriptionKind
 from bot.domain.query import parse_query
-from storage.backend import AnyDatabase
-from storage.db import Database
+from storage.store import Store
 from storage.subscriptions import (
     _QUERY_CANDIDATES_SQL,
     QuotaReachedError,
@@ -22,7 +21,7 @@ QUERY = SubscriptionKind.QUERY
 
 
 @pytest.fixture
-def repo(any_db: AnyDatabase) -> SubscriptionRepository:
+def repo(any_db: Store) -> SubscriptionRepository:
     """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
     return SubscriptionRepository(any_db)
 
@@ -100,7 +99,7 @@ async def test_query_quota_per_destination(repo: SubscriptionRepository) -> None
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # EXPLAIN QUERY PLAN is SQLite's
 async def test_query_candidates_probe_the_key_index(
-    any_db: Database, repo: SubscriptionRepository
+    any_db: Store, repo: SubscriptionRepository
 ) -> None:
     """The query candidate lookup probes subscription_query_keys(kind, key), never scans."""
     dest = await repo.ensure_destination(DestinationKind.CHANNEL, 100, 1)

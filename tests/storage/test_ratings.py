@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.models import DeliveryStatus, DestinationKind
-from storage.backend import AnyDatabase
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.ratings import FILTERED_PREFIX, Filtered, RatingRepository, Tuning
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.storage.test_outbox import make_paper
 
@@ -18,12 +18,12 @@ NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(any_db: AnyDatabase) -> AnyDatabase:
+def db(any_db: Store) -> Store:
     """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
     return any_db
 
 
-async def test_one_rating_per_user_latest_wins(db: AnyDatabase) -> None:
+async def test_one_rating_per_user_latest_wins(db: Store) -> None:
     """A user's second click replaces the first; other users and destinations are separate."""
     subs = SubscriptionRepository(db)
     chan = await subs.ensure_destination(DestinationKind.CHANNEL, 10, 1)
@@ -40,7 +40,7 @@ async def test_one_rating_per_user_latest_wins(db: AnyDatabase) -> None:
     assert await ratings.rated_destinations(2) == [chan.id]
 
 
-async def test_tuning_replaced_and_cleared(db: AnyDatabase) -> None:
+async def test_tuning_replaced_and_cleared(db: Store) -> None:
     """Tuning is stored per destination, replaced by the next, removed when empty."""
     chan = await SubscriptionRepository(db).ensure_destination(DestinationKind.CHANNEL, 10, 1)
     ratings = RatingRepository(db)
@@ -52,7 +52,7 @@ async def test_tuning_replaced_and_cleared(db: AnyDatabase) -> None:
     assert await ratings.tuning(chan.id) is None
 
 
-async def test_kept_back_alerts_leave_the_outbox_with_a_marker(db: AnyDatabase) -> None:
+async def test_kept_back_alerts_leave_the_outbox_with_a_marker(db: Store) -> None:
     """A kept-back alert is no longer pending, says "filtered:", and its score is recorded;
     a delivery already sent is left alone."""
     papers = [make_paper(n) for n in (1, 2, 3)]

@@ -24,7 +24,6 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bot.domain.timestamps import to_timestamp
 from storage.backend import open_database
-from storage.pg import PgDatabase
 from storage.schema import (
     ENGINE_SPECIFIC_INDEXES,
     ENGINE_SPECIFIC_TABLES,
@@ -225,7 +224,7 @@ async def _postgres_diff(tmp_path: Path, target: sa.MetaData) -> list[tuple[Any,
     # open_database() has no schema argument; the test helper opens the same PgDatabase
     # (migrated) in a schema of its own, and the engine looks only there.
     async with open_test_database("postgres", tmp_path) as db:
-        assert isinstance(db, PgDatabase) and db.schema is not None
+        assert db.is_postgres and db.schema is not None
         engine = create_async_engine(
             url, connect_args={"server_settings": {"search_path": db.schema}}
         )

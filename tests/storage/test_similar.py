@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.backend import AnyDatabase
-from storage.db import Database
 from storage.papers import PaperRepository
 from storage.similar import (
     SqliteSimilar,
@@ -13,6 +11,8 @@ from storage.similar import (
     paper_words,
     similar_index,
 )
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from tests.storage.conftest import PaperFactory, rss_listing_papers
 
 SURFACE = (
@@ -34,12 +34,12 @@ UNRELATED = (
 )
 
 
-async def _store(db: AnyDatabase, make_paper: PaperFactory, texts: list[tuple[str, str]]) -> None:
+async def _store(db: Store, make_paper: PaperFactory, texts: list[tuple[str, str]]) -> None:
     papers = [make_paper(i + 1, title=t, abstract=a) for i, (t, a) in enumerate(texts)]
     await PaperRepository(db).upsert_many(papers)
 
 
-async def test_most_alike_first_and_never_itself(db: AnyDatabase, make_paper: PaperFactory) -> None:
+async def test_most_alike_first_and_never_itself(db: Store, make_paper: PaperFactory) -> None:
     """The paper sharing the most distinctive words ranks first; the asked paper is left out."""
     await _store(db, make_paper, [SURFACE, UNRELATED, QUBITS_ONLY, SURFACE_TOO])
     hits = await similar_index(db).similar("2411.00001")
@@ -49,7 +49,7 @@ async def test_most_alike_first_and_never_itself(db: AnyDatabase, make_paper: Pa
     assert hits[0].score > hits[1].score
 
 
-async def test_unknown_and_tiny_catalogues(db: AnyDatabase, make_paper: PaperFactory) -> None:
+async def test_unknown_and_tiny_catalogues(db: Store, make_paper: PaperFactory) -> None:
     """Unknown ids give None; a catalogue of one paper, or a paper of stop words, gives []."""
     index = similar_index(db)
     assert await index.similar("2411.00001") is None
@@ -62,9 +62,7 @@ async def test_unknown_and_tiny_catalogues(db: AnyDatabase, make_paper: PaperFac
     assert [h.paper_id for h in await index.similar("2411.00003") or []] == ["2411.00001"]
 
 
-async def test_ties_go_to_the_newest_and_limit_holds(
-    db: AnyDatabase, make_paper: PaperFactory
-) -> None:
+async def test_ties_go_to_the_newest_and_limit_holds(db: Store, make_paper: PaperFactory) -> None:
     """Papers alike to the same degree come newest-stored first; `limit` caps the list."""
     await _store(db, make_paper, [SURFACE, UNRELATED, SURFACE_TOO, SURFACE_TOO, SURFACE_TOO])
     index = similar_index(db)
@@ -79,7 +77,7 @@ async def test_ties_go_to_the_newest_and_limit_holds(
     assert await index.similar("2411.00001", limit=0) == []
 
 
-async def test_authors_do_not_make_papers_alike(db: AnyDatabase, make_paper: PaperFactory) -> None:
+async def test_authors_do_not_make_papers_alike(db: Store, make_paper: PaperFactory) -> None:
     """A word only in another paper's author list (not its title or abstract) finds nothing."""
     await PaperRepository(db).upsert_many(
         [
@@ -95,7 +93,7 @@ async def test_authors_do_not_make_papers_alike(db: AnyDatabase, make_paper: Pap
     assert await similar_index(db).similar("2411.00001") == []
 
 
-async def test_real_listing_finds_the_other_ecg_paper(db: AnyDatabase) -> None:
+async def test_real_listing_finds_the_other_ecg_paper(db: Store) -> None:
     """On the real listing, the electrocardiogram paper's closest match is the other ECG paper."""
     await PaperRepository(db).upsert_many(rss_listing_papers())
     hits = await similar_index(db).similar("2411.17702")  # Finding "Good Views" of ECG signals
@@ -108,7 +106,7 @@ async def test_sqlite_estimated_counts_pick_what_exact_counts_pick(
     tmp_path: Path, make_paper: PaperFactory
 ) -> None:
     """Above the window, SQLite's estimated-then-exact counts choose the same words and order."""
-    db = await Database.open(tmp_path / "window.db")
+    db = await open_sqlite(tmp_path / "window.db")
     try:
         filler = [
             make_paper(100 + i, title=f"Common words everywhere {i}", abstract="common words")

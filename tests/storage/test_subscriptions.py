@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
-from storage.backend import AnyDatabase
-from storage.db import Database
+from storage.store import Store
 from storage.subscriptions import (
     CANDIDATES_SQL,
     QuotaReachedError,
@@ -27,13 +26,13 @@ KEYWORD = SubscriptionKind.KEYWORD
 
 
 @pytest.fixture
-def db(any_db: AnyDatabase) -> AnyDatabase:
+def db(any_db: Store) -> Store:
     """Each test runs on SQLite and on PostgreSQL (tests/backends.py)."""
     return any_db
 
 
 @pytest.fixture
-def repo(db: Database) -> SubscriptionRepository:
+def repo(db: Store) -> SubscriptionRepository:
     return SubscriptionRepository(db)
 
 
@@ -316,7 +315,7 @@ async def test_candidates_skip_paused_destinations(repo: SubscriptionRepository)
 
 
 async def test_candidates_inside_open_transaction_with_many_keys(
-    db: Database, repo: SubscriptionRepository
+    db: Store, repo: SubscriptionRepository
 ) -> None:
     """candidates() runs in the caller's transaction and takes far more keys than SQLite params."""
     dest = await repo.ensure_destination(CHANNEL, 100, 1)
@@ -331,7 +330,7 @@ async def test_candidates_inside_open_transaction_with_many_keys(
 
 @pytest.mark.parametrize("any_db", ["sqlite"], indirect=True)  # EXPLAIN QUERY PLAN is SQLite's
 async def test_candidate_query_probes_the_match_index(
-    db: Database, repo: SubscriptionRepository
+    db: Store, repo: SubscriptionRepository
 ) -> None:
     """The candidate query drives from the key table into subscriptions(kind, match_key)."""
     dest = await repo.ensure_destination(CHANNEL, 100, 1)

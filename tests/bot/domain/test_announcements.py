@@ -27,7 +27,7 @@ from bot.domain.models import (
 )
 from bot.domain.recovery import missed_days, recovery_queries, submission_window
 from bot.services import PaperService
-from storage.backend import AnyDatabase
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.backends import any_db  # noqa: F401  (fixture)
 
@@ -52,7 +52,7 @@ def listed(number: int, **changes: object) -> Paper:
 
 
 async def subscribe(
-    db: AnyDatabase,
+    db: Store,
     target: int,
     kind: SubscriptionKind,
     value: str,
@@ -69,7 +69,7 @@ async def subscribe(
     return destination.id
 
 
-async def queued(db: AnyDatabase) -> list[tuple[int, str, str, int]]:
+async def queued(db: Store) -> list[tuple[int, str, str, int]]:
     rows = await db.fetchall(
         "SELECT dl.destination_id, p.id, dl.event, dl.version FROM deliveries AS dl"
         " JOIN papers AS p ON p.rowid = dl.paper_rowid ORDER BY dl.id"
@@ -77,7 +77,7 @@ async def queued(db: AnyDatabase) -> list[tuple[int, str, str, int]]:
     return [(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
-async def test_same_listing_twice_alerts_once(any_db: AnyDatabase) -> None:  # noqa: F811
+async def test_same_listing_twice_alerts_once(any_db: Store) -> None:  # noqa: F811
     """Announcing one listing twice records and queues everything once."""
     service = PaperService(any_db, None, clock=lambda: NOW)
     ml = await subscribe(any_db, 100, SubscriptionKind.CATEGORY, "cs.LG")
@@ -92,7 +92,7 @@ async def test_same_listing_twice_alerts_once(any_db: AnyDatabase) -> None:  # n
     ]
 
 
-async def test_lookups_and_imports_never_alert(any_db: AnyDatabase) -> None:  # noqa: F811
+async def test_lookups_and_imports_never_alert(any_db: Store) -> None:  # noqa: F811
     """Papers stored through `ingest` (look-ups, imports) queue nothing; their later
     announcement does."""
     service = PaperService(any_db, None, clock=lambda: NOW)
@@ -105,7 +105,7 @@ async def test_lookups_and_imports_never_alert(any_db: AnyDatabase) -> None:  # 
 
 
 async def test_replacements_once_per_version_for_opted_in_and_followers(
-    any_db: AnyDatabase,  # noqa: F811
+    any_db: Store,  # noqa: F811
 ) -> None:
     """A replacement reaches include_replacements subscriptions and followers only, once per
     version even when listed again on a later day; a withdrawal is recognised."""
@@ -133,7 +133,7 @@ async def test_replacements_once_per_version_for_opted_in_and_followers(
 
 
 async def test_late_cross_list_reaches_new_destinations_only(
-    any_db: AnyDatabase,  # noqa: F811
+    any_db: Store,  # noqa: F811
 ) -> None:
     """A cross-list a day later reaches cs.CL subscriptions with cross-lists on, not those that
     had the paper, nor those without cross-lists."""
@@ -151,7 +151,7 @@ async def test_late_cross_list_reaches_new_destinations_only(
     ]
 
 
-async def test_two_pollers_at_once_alert_once(any_db: AnyDatabase) -> None:  # noqa: F811
+async def test_two_pollers_at_once_alert_once(any_db: Store) -> None:  # noqa: F811
     """Two pollers announcing the same listing at the same moment (a takeover) queue each
     alert once."""
     ml = await subscribe(any_db, 100, SubscriptionKind.CATEGORY, "cs.LG")
@@ -163,7 +163,7 @@ async def test_two_pollers_at_once_alert_once(any_db: AnyDatabase) -> None:  # n
     assert {(d, p) for d, p, _, _ in await queued(any_db)} == {(ml, p.id) for p in batch}
 
 
-async def test_recent_listings_count_by_type(any_db: AnyDatabase) -> None:  # noqa: F811
+async def test_recent_listings_count_by_type(any_db: Store) -> None:  # noqa: F811
     """The last listings, newest first, with distinct papers counted per type."""
     service = PaperService(any_db, None, clock=lambda: NOW)
     await service.announce([listed(1), listed(2)], listing_date=DAY_ONE)

@@ -30,9 +30,10 @@ from bot.domain.models import (
 )
 from bot.domain.names import author_key, given_compatible, keyword_tokens
 from bot.domain.query import paper_keys, parse_query
-from storage.db import Database
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
+from storage.sqlite import open_sqlite
+from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 
 NOW = datetime(2024, 11, 28, 5, 0, tzinfo=UTC)
@@ -450,13 +451,13 @@ def test_match_subscriptions_equals_naive_reference(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "paperbell.sqlite3")
+async def db(tmp_path: Path) -> AsyncIterator[Store]:
+    database = await open_sqlite(tmp_path / "paperbell.sqlite3")
     yield database
     await database.close()
 
 
-async def test_keys_find_stored_subscriptions_and_matches_queue_once(db: Database) -> None:
+async def test_keys_find_stored_subscriptions_and_matches_queue_once(db: Store) -> None:
     """Stored subscriptions are found by match_keys, matched, and queued once per destination."""
     repo, outbox = SubscriptionRepository(db), DeliveryOutbox(db)
     channel = await repo.ensure_destination(DestinationKind.CHANNEL, 100, 1)

@@ -1,0 +1,139 @@
+"""Opening a SQLite store: the file, its pragmas, and sqlite3's transaction quirks.
+
+Python 3.11's sqlite3 opens transactions on its own ("legacy transaction
+control"), which breaks transactional DDL and lets a SELECT run outside the
+transaction; as SQLAlchemy's SQLite documentation recommends, the driver's own
+BEGIN is switched off and the writer engine emits `BEGIN IMMEDIATE` itself, so
+a writer takes the lock up front instead of failing half-way with `database is
+locked`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import URL, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage.store import StorageError, StorageUnavailableError, Store
+
+log = logging.getLogger(__name__)
+
+READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
+# No memory map: every page a look-up touched in a mapped multi-GB catalogue stayed
+# in the bot's resident memory (its RSS passed 150 MB over all of arXiv); the
+# 64 MiB page cache above bounds it, and the OS page cache still keeps the file.
+READER_MMAP_BYTES = 0
+PAGE_SIZE = 8192
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's write lock
+_POOL_TIMEOUT = 300.0  # one connection each: a reader waits its turn, it never fails
+
+
+def _engine(url: URL, pragmas: list[str], begin: str | None) -> AsyncEngine:
+    # One connection per engine: one writer is all SQLite allows, and the reader's
+    # 64 MiB page cache is paid once.
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=_POOL_TIMEOUT)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN from sqlite3
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    if begin is not None:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
+    return engine
+
+
+async def open_sqlite(
+    path: str | Path,
+    *,
+    migrate: bool = True,
+    create: bool = True,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+) -> Store:
+    """Open the database at `path` and apply pending migrations.
+
+    `create=False` refuses a missing file instead of creating an empty one (read
+    commands). `busy_timeout` is how long a statement waits for another process's
+    write lock before failing with `database is locked`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StorageError(f"database {path} is a directory; give a file path")
+    if not create and not path.exists():
+        raise StorageError(
+            f"no database at {path} yet; `paperbell db migrate` (or import, poll) creates it"
+        )
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot open database {path}: {exc.strerror or exc}") from exc
+    # mode=rw: never create the file here, even if it vanished since the check above.
+    url = URL.create(
+        "sqlite+aiosqlite",
+        database=f"file:{quote(str(path.absolute()))}",
+        query={"mode": "rwc" if create else "rw", "uri": "true"},
+    )
+    busy_ms = int(busy_timeout * 1000)
+    common = [
+        "PRAGMA foreign_keys = ON",
+        f"PRAGMA busy_timeout = {busy_ms}",
+        "PRAGMA synchronous = NORMAL",
+    ]
+    writer = _engine(url, common, "BEGIN IMMEDIATE")
+    reader = _engine(
+        url,
+        [
+            f"PRAGMA busy_timeout = {busy_ms}",
+            "PRAGMA query_only = ON",
+            # Look-ups read the FTS index and the author/paper indexes: keep them in memory.
+            f"PRAGMA cache_size = {READER_CACHE_KIB}",
+            f"PRAGMA mmap_size = {READER_MMAP_BYTES}",
+        ],
+        None,
+    )
+    store = Store("sqlite", writer, reader, path=path)
+    try:
+        if create:
+            async with writer.connect() as conn:
+                raw = await conn.get_raw_connection()
+                # Persistent once set; a store opened only to be read must not be
+                # written, not even its header. Only a new, empty file takes a page
+                # size (before WAL is on): 8 KiB pages hold five ~1.4 KB paper rows
+                # where 4 KiB pages held two and wasted a quarter.
+                cursor = await raw.driver_connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                await cursor.close()
+                cursor = await raw.driver_connection.execute("PRAGMA journal_mode = WAL")
+                await cursor.close()
+        if migrate:
+            await store.migrate()
+        else:
+            async with reader.connect():
+                pass  # open it now, so a broken file fails here with a clear message
+    except (DBAPIError, sqlite3.Error, OSError) as exc:
+        await store.close()
+        orig = getattr(exc, "orig", exc)
+        if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
+            raise StorageUnavailableError(
+                f"database {path} is locked by another process; try again later"
+            ) from exc
+        raise StorageError(f"cannot use database {path}: {orig}") from exc
+    except BaseException:
+        await store.close()
+        raise
+    return store

@@ -1,0 +1,148 @@
+"""The store: paperbell's database behind SQLAlchemy Core's async engine, either engine.
+
+Repositories are written once, in SQLAlchemy Core against the typed tables of
+`storage.schema`; SQLAlchemy compiles each statement for SQLite (aiosqlite) or
+PostgreSQL (asyncpg). Where the engines really differ (full-text search,
+claiming outbox rows, leader locks) a small interface has one implementation
+per engine, chosen once from `Store.dialect`.
+
+Writers go through `transaction()`: on SQLite it serialises them with an
+asyncio lock and opens `BEGIN IMMEDIATE`, so a batch is stored whole or not at
+all; on PostgreSQL it is a plain transaction from the pool. Reads outside a
+transaction use `fetchall`/`fetchone`/`scalar`, which on SQLite go to a
+separate read-only connection: sharing the writer would let them see another
+coroutine's uncommitted (maybe rolled back) rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import Executable, Row, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+Dialect = Literal["sqlite", "postgresql"]
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Connection = AsyncConnection
+
+
+class StorageError(Exception):
+    """The database could not be opened or used; the message is safe to print."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database server could not be reached (down, or not up yet): retry later."""
+
+
+class Store:
+    """An open paperbell database: a writer engine and (SQLite) a read-only one."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        engine: AsyncEngine,
+        reader: AsyncEngine | None = None,
+        *,
+        path: Path | None = None,
+        schema: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.dialect: Dialect = dialect
+        self.engine = engine
+        self._reader = reader or engine
+        self.path = path  # SQLite: the database file
+        self.schema = schema  # PostgreSQL: the schema it lives in, when not the default
+        self.url = url  # PostgreSQL: the connection URL (holds secrets: never log it)
+        # SQLite allows one writer; queueing here keeps writers off the busy timeout.
+        self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def close(self) -> None:
+        if self._reader is not self.engine:
+            await self._reader.dispose()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; commits on success, rolls back on any error."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection that sees only committed data, for several reads in a row."""
+        async with self._reader.connect() as conn:
+            yield conn
+
+    async def fetchall(self, statement: Executable, params: Params = None) -> Sequence[Row[Any]]:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(statement, params)
+            return result.all()
+
+    async def fetchone(self, statement: Executable, params: Params = None) -> Row[Any] | None:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(statement, params)
+            return result.first()
+
+    async def scalar(self, statement: Executable, params: Params = None) -> Any:
+        async with self._reader.connect() as conn:
+            return (await conn.execute(statement, params)).scalar()
+
+    async def execute(self, statement: Executable, params: Params = None) -> int:
+        """Run one write in a transaction of its own; returns the rows it touched."""
+        async with self.transaction() as conn:
+            result = await conn.execute(statement, params)
+            return int(result.rowcount) if result.rowcount is not None else -1
+
+    async def schema_version(self) -> int:
+        """The Alembic revision the database is at, as its number (0: no schema)."""
+        from storage.migrate import current_revision  # migrate imports this module
+
+        return await current_revision(self)
+
+    async def migrate(self, target: int | None = None) -> list[str]:
+        """Bring the schema to `target` (default: the newest); return what was applied."""
+        from storage.migrate import upgrade
+
+        return await upgrade(self, target)
+
+    async def database_bytes(self) -> int:
+        if self.is_postgres:
+            value = await self.scalar(text("SELECT pg_database_size(current_database())"))
+        else:
+            value = await self.scalar(
+                text("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+            )
+        return int(value or 0)
+
+
+def host_of(url: str) -> str:
+    """host:port of a connection URL, never its credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        return f"{host}:{parts.port or 5432}"
+    except ValueError:
+        return "the configured host"
+
+
+def describe(exc: BaseException) -> str:
+    """An error message without any connection URL (it may hold a password)."""
+    text_ = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return re.sub(r"postgres(?:ql)?(?:\+\w+)?://\S+", "postgresql://…", text_)[:200]
