@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from bot.domain.models import Destination, DestinationKind, SubscriptionKind
 from bot.domain.query import parse_query
+from storage.candidates import QUERY_CANDIDATES_SQL
 from storage.store import Store
 from storage.subscriptions import (
-    _QUERY_CANDIDATES_SQL,
     QuotaReachedError,
     SubscriptionQuota,
     SubscriptionRepository,
@@ -106,10 +107,8 @@ async def test_query_candidates_probe_the_key_index(
     for i in range(30):
         await add_query(repo, dest, f"ti:word{i} AND cat:cs.LG")
     await query_candidates(repo, {("token", "word1")})
-    async with (
-        any_db.transaction() as conn,
-        conn.execute("EXPLAIN QUERY PLAN " + _QUERY_CANDIDATES_SQL) as cur,
-    ):
-        plan = " | ".join(str(row[3]) for row in await cur.fetchall())
+    async with any_db.transaction() as conn:
+        rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + QUERY_CANDIDATES_SQL))).all()
+    plan = " | ".join(str(row[3]) for row in rows)
     assert "SEARCH q USING" in plan and "(kind=? AND key=?)" in plan, plan
     assert "SCAN q" not in plan and "SCAN s" not in plan, plan

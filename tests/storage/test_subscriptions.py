@@ -7,11 +7,12 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
+from storage.candidates import CANDIDATES_SQL
 from storage.store import Store
 from storage.subscriptions import (
-    CANDIDATES_SQL,
     QuotaReachedError,
     SubscriptionQuota,
     SubscriptionRepository,
@@ -322,7 +323,9 @@ async def test_candidates_inside_open_transaction_with_many_keys(
     wanted = await subscribe(repo, dest, KEYWORD, "token4999", "token4999")
     tokens = [f"token{i}" for i in range(5000)]
     async with db.transaction() as conn:
-        await conn.execute("UPDATE destinations SET digest = 1 WHERE id = ?", (dest.id,))
+        await conn.execute(
+            text("UPDATE destinations SET digest = 1 WHERE id = :id"), {"id": dest.id}
+        )
         found = await repo.candidates(conn, categories=[], surnames=[], keyword_tokens=tokens)
     assert [s.id for s in found] == [wanted]
     assert found[0].destination.digest  # saw the transaction's own uncommitted write
@@ -338,11 +341,9 @@ async def test_candidate_query_probes_the_match_index(
         await subscribe(repo, dest, CATEGORY, f"cat.{i}")
     await candidates(repo, categories=["cat.1"], surnames=(), keyword_tokens=())
     # The key table is TEMP, so it exists only on the writer connection.
-    async with (
-        db.transaction() as conn,
-        conn.execute("EXPLAIN QUERY PLAN " + CANDIDATES_SQL) as cur,
-    ):
-        plan = " | ".join(str(row[3]) for row in await cur.fetchall())
+    async with db.transaction() as conn:
+        rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + CANDIDATES_SQL))).all()
+    plan = " | ".join(str(row[3]) for row in rows)
     assert "SEARCH s USING INDEX subscriptions_match (kind=? AND match_key=?)" in plan, plan
     assert "SCAN s" not in plan, plan
 

@@ -1,0 +1,167 @@
+"""Candidate lookup for matching: the subscriptions a batch of papers may match.
+
+This is the matcher's hot path (one call per listing, tens of thousands of keys
+against up to millions of subscriptions), and the one place where each engine
+needs its own planner-tuned SQL, so it is written as `text()` per engine:
+
+- SQLite: the batch's keys go into a TEMP table that drives the join, so each
+  key is one probe of the subscriptions(kind, match_key) index; CROSS JOIN pins
+  that loop order (SQLAlchemy's joins cannot spell it). Nothing scans all
+  subscriptions.
+- PostgreSQL: the keys arrive as two arrays; LATERAL ... OFFSET 0 keeps one
+  probe of subscriptions(kind, match_key) per key (a plain join may scan every
+  subscription), and no temp table means no dead rows piling up in a pooled
+  connection's temp schema.
+
+`candidate_finder(dialect)` picks the implementation once, in the repository.
+Both return rows labelled like `storage.subscriptions` decodes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import ARRAY, Column, MetaData, Row, Table, Text, bindparam, delete, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
+
+from storage.schema import UtcTimestamp
+from storage.store import Dialect
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+"""(kind, key): a subscription kind and match key, or a query key kind and key."""
+
+# Same names as the Core select in storage.subscriptions, so one decoder reads both.
+_COLUMNS = (
+    "s.id, s.kind, s.value, s.match_key, s.given_key, s.include_cross,"
+    " s.include_replacements, s.created_by, s.created_at,"
+    " d.id AS d_id, d.kind AS d_kind, d.target_id AS d_target_id, d.guild_id AS d_guild_id,"
+    " d.paused_reason AS d_paused_reason, d.paused_at AS d_paused_at, d.digest AS d_digest"
+)
+
+
+def _typed(sql: str) -> TextClause:
+    """`text(sql)` whose timestamp columns come back as aware datetimes."""
+    return text(sql).columns(created_at=UtcTimestamp(), d_paused_at=UtcTimestamp())
+
+
+CANDIDATES_SQL = (
+    "SELECT " + _COLUMNS + " FROM temp.paperbell_match_keys AS k"
+    " CROSS JOIN subscriptions AS s ON s.kind = k.kind AND s.match_key = k.key"
+    " CROSS JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+# Query subscriptions are found through their index keys (`bot.domain.query.required_keys`):
+# one probe of subscription_query_keys(kind, key) per key of the batch's papers.
+QUERY_CANDIDATES_SQL = (
+    "SELECT DISTINCT " + _COLUMNS + " FROM temp.paperbell_match_keys AS k"
+    " CROSS JOIN subscription_query_keys AS q ON q.kind = k.kind AND q.key = k.key"
+    " CROSS JOIN subscriptions AS s ON s.id = q.subscription_id"
+    " CROSS JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+_CREATE_KEYS_TABLE = text(
+    "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
+    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
+)
+# The TEMP table as Core sees it, for the insert and delete (not part of `metadata`).
+_match_keys = Table(
+    "paperbell_match_keys",
+    MetaData(),
+    Column("kind", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    schema="temp",
+)
+_INSERT_KEY = sqlite.insert(_match_keys).on_conflict_do_nothing()
+_CLEAR_KEYS = delete(_match_keys)
+
+_PG_CANDIDATES_SQL = (
+    "SELECT " + _COLUMNS + " FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]))"
+    " AS k(kind, key)"
+    " CROSS JOIN LATERAL (SELECT * FROM subscriptions AS s0"
+    " WHERE s0.kind = k.kind AND s0.match_key = k.key OFFSET 0) AS s"
+    " JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+_PG_QUERY_CANDIDATES_SQL = (
+    "SELECT DISTINCT " + _COLUMNS + " FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]))"
+    " AS k(kind, key)"
+    " CROSS JOIN LATERAL (SELECT q0.subscription_id FROM subscription_query_keys AS q0"
+    " WHERE q0.kind = k.kind AND q0.key = k.key OFFSET 0) AS q"
+    " JOIN subscriptions AS s ON s.id = q.subscription_id"
+    " JOIN destinations AS d ON d.id = s.destination_id"
+    " WHERE d.paused_reason IS NULL"
+    " ORDER BY s.id"
+)
+
+
+def _pg(sql: str) -> TextClause:
+    arrays = (bindparam("kinds", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)))
+    return _typed(sql).bindparams(*arrays)
+
+
+class CandidateFinder(Protocol):
+    """One engine's candidate lookup, run on the caller's (write) connection."""
+
+    async def find(
+        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
+    ) -> list[Row[Any]]:
+        """Subscriptions of unpaused destinations under one of `keys` (by kind and
+        match key), then query subscriptions indexed under one of `query_keys`;
+        each part ordered by subscription id."""
+        ...
+
+
+class SqliteCandidates:
+    """SQLite: a TEMP key table drives index probes (see the module docstring)."""
+
+    _plain = _typed(CANDIDATES_SQL)
+    _query = _typed(QUERY_CANDIDATES_SQL)
+
+    async def find(
+        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
+    ) -> list[Row[Any]]:
+        rows: list[Row[Any]] = []
+        if not keys and not query_keys:
+            return rows
+        # TEMP: lives on this (writer) connection only, and is emptied after each use.
+        await conn.execute(_CREATE_KEYS_TABLE)
+        for statement, batch in ((self._plain, keys), (self._query, query_keys)):
+            if not batch:
+                continue
+            await conn.execute(_CLEAR_KEYS)
+            try:
+                await conn.execute(_INSERT_KEY, [{"kind": k, "key": v} for k, v in batch])
+                rows += (await conn.execute(statement)).all()
+            finally:
+                await conn.execute(_CLEAR_KEYS)
+        return rows
+
+
+class PostgresCandidates:
+    """PostgreSQL: the keys as two arrays, one LATERAL index probe per key."""
+
+    _plain = _pg(_PG_CANDIDATES_SQL)
+    _query = _pg(_PG_QUERY_CANDIDATES_SQL)
+
+    async def find(
+        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
+    ) -> list[Row[Any]]:
+        rows: list[Row[Any]] = []
+        for statement, batch in ((self._plain, keys), (self._query, query_keys)):
+            if batch:
+                params = {"kinds": [k for k, _ in batch], "keys": [v for _, v in batch]}
+                rows += (await conn.execute(statement, params)).all()
+        return rows
+
+
+def candidate_finder(dialect: Dialect) -> CandidateFinder:
+    return PostgresCandidates() if dialect == "postgresql" else SqliteCandidates()
