@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import ARRAY, Column, MetaData, Row, Table, Text, bindparam, delete, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from storage.schema import UtcTimestamp
 from storage.store import Dialect
@@ -45,7 +45,7 @@ _COLUMNS = (
 )
 
 
-def _typed(sql: str) -> TextClause:
+def _typed(sql: str) -> TextualSelect:
     """`text(sql)` whose timestamp columns come back as aware datetimes."""
     return text(sql).columns(created_at=UtcTimestamp(), d_paused_at=UtcTimestamp())
 
@@ -103,7 +103,7 @@ _PG_QUERY_CANDIDATES_SQL = (
 )
 
 
-def _pg(sql: str) -> TextClause:
+def _pg(sql: str) -> TextualSelect:
     arrays = (bindparam("kinds", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)))
     return _typed(sql).bindparams(*arrays)
 

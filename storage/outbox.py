@@ -285,10 +285,10 @@ class DeliveryOutbox:
 
     async def counts(self) -> dict[DeliveryStatus, int]:
         """Number of deliveries per status, every status present (zero when none)."""
-        rows = await self.db.fetchall(select(_DL.status, func.count()).group_by(_DL.status))
+        statement = select(_DL.status, func.count().label("n")).group_by(_DL.status)
         result = dict.fromkeys(DeliveryStatus, 0)
-        for row in rows:
-            result[DeliveryStatus(row[0])] = int(row[1])
+        for row in await self.db.fetchall(statement):
+            result[DeliveryStatus(row.status)] = int(row.n)
         return result
 
     async def sent_for_destination(self, destination_id: int) -> list[Delivery]:

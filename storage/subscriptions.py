@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, delete, exists, func, or_, select
 
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from storage.candidates import Key, candidate_finder
@@ -373,9 +373,9 @@ class SubscriptionRepository:
         rows = await self.db.fetchall(
             select(q.kind, q.key).where(q.subscription_id == subscription_id)
         )
-        return {(str(row[0]), str(row[1])) for row in rows}
+        return {(str(row.kind), str(row.key)) for row in rows}
 
-    async def _list(self, statement: Any) -> list[Subscription]:
+    async def _list(self, statement: Select[Any]) -> list[Subscription]:
         return [_subscription_from_row(row) for row in await self.db.fetchall(statement)]
 
     async def _count(self, count: ColumnElement[int]) -> int:

@@ -357,7 +357,7 @@ async def test_concurrent_claims_on_postgres_are_disjoint(
     await PaperRepository(db).upsert_many(stored)
     dest = await subs.ensure_destination(DM, 555, None)
     await enqueue(db, outbox, [(dest.id, p.id, ("keyword: x",)) for p in stored])
-    assert db.is_postgres
+    assert db.is_postgres and db.url is not None
     other_db = await open_postgres(db.url, schema=db.schema)
     try:
         # Four "processes": two outboxes on each of two connection pools.
