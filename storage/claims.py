@@ -1,4 +1,4 @@
-"""Claiming due outbox rows, the one part of the outbox each engine does its own way.
+"""What the outbox does its own way on each engine: claiming due rows, and long lists.
 
 - SQLite: one process owns the file (the runner's lock) and one delivery worker
   in it claims, so selecting the due rows is claiming them; a row that is not
@@ -7,8 +7,14 @@
   rows are locked `FOR UPDATE SKIP LOCKED` and leased to the claiming process
   for `CLAIM_LEASE`, so no alert is sent by two processes and none is lost.
 
-Each also spells "this id is in that (possibly long) list" as one parameter:
-a shard may hold thousands of guilds, more than an IN list should carry.
+Each also passes long lists as one parameter: "this id is in that list" (a
+shard may hold thousands of guilds, more than an IN list should carry), and
+the rows `enqueue` inserts (SQLite: a JSON array read by `json_each`;
+PostgreSQL: one array per column, `unnest`), so a listing's thousands of
+alerts are one INSERT ... SELECT instead of an executemany. Enqueueing 3,008
+alerts (scratch A/B, medians of 7, loaded 2-core machine): executemany through
+SQLAlchemy 228-285 ms on SQLite and 475-495 ms on PostgreSQL, the old
+driver-level code 126-245 and 266-346 ms, this 117-136 and 316-334 ms.
 `claimer(store, owner)` picks the implementation once, in the outbox.
 """
 
@@ -24,13 +30,17 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     ColumnElement,
+    Integer,
     Row,
     Select,
+    Text,
     any_,
+    cast,
     func,
     literal,
     or_,
     select,
+    true,
     update,
 )
 
@@ -44,12 +54,20 @@ CLAIM_LEASE = timedelta(minutes=2)  # PostgreSQL: how long a claimed row stays w
 _DL = deliveries.c
 _OLDEST_FIRST = (_DL.created_at, _DL.id)
 
+AlertRow = tuple[int, int, str, int, str | None, str]
+"""(destination_id, paper_rowid, event, version, note, matched_json) of a new delivery."""
+ALERT_COLUMNS = ("destination_id", "paper_rowid", "event", "version", "note", "matched_json")
+
 
 class Claimer(Protocol):
     """One engine's way to claim due deliveries."""
 
     def ids_in(self, column: ColumnElement[Any], ids: Collection[int]) -> ColumnElement[bool]:
         """`column` is one of `ids`, as one bound parameter however many there are."""
+        ...
+
+    def alert_rows(self, rows: Sequence[AlertRow]) -> Select[Any]:
+        """`rows` as a SELECT of `ALERT_COLUMNS`, from one bound parameter per column at most."""
         ...
 
     async def claim(
@@ -71,6 +89,16 @@ class SqliteClaimer:
         each = func.json_each(json.dumps(sorted(set(ids)))).table_valued("value")
         return column.in_(select(each.c.value))
 
+    def alert_rows(self, rows: Sequence[AlertRow]) -> Select[Any]:
+        value = func.json_each(json.dumps(rows)).table_valued("value").c.value
+        types = (BigInteger(), BigInteger(), Text(), Integer(), Text(), Text())
+        fields = [
+            value.op("->>", return_type=kind)(i).label(name)
+            for i, (name, kind) in enumerate(zip(ALERT_COLUMNS, types, strict=True))
+        ]
+        # WHERE true: SQLite's grammar needs it before an upsert's ON CONFLICT.
+        return select(*fields).where(true())
+
     async def claim(
         self, rows: Select[Any], due: ColumnElement[bool], *, now: datetime, limit: int
     ) -> Sequence[Row[Any]]:
@@ -91,6 +119,15 @@ class PostgresClaimer:
 
     def ids_in(self, column: ColumnElement[Any], ids: Collection[int]) -> ColumnElement[bool]:
         return column == any_(literal(sorted(set(ids)), ARRAY(BigInteger)))
+
+    def alert_rows(self, rows: Sequence[AlertRow]) -> Select[Any]:
+        types = (BigInteger, BigInteger, Text, Integer, Text, Text)
+        arrays = [
+            cast(literal([row[i] for row in rows], ARRAY(kind)), ARRAY(kind))
+            for i, kind in enumerate(types)
+        ]
+        source = func.unnest(*arrays).table_valued(*ALERT_COLUMNS).render_derived(name="r")
+        return select(*(source.c[name] for name in ALERT_COLUMNS))
 
     async def claim(
         self, rows: Select[Any], due: ColumnElement[bool], *, now: datetime, limit: int

@@ -27,7 +27,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, func, literal, or_, select, update
 
 from bot.domain.models import (
     AlertEvent,
@@ -38,9 +38,9 @@ from bot.domain.models import (
     OutboxAlert,
     Paper,
 )
-from storage.claims import CLAIM_LEASE, claimer
+from storage.claims import ALERT_COLUMNS, CLAIM_LEASE, claimer
 from storage.destinations import destination_columns, destination_from_row
-from storage.schema import deliveries, destinations, papers
+from storage.schema import UtcTimestamp, deliveries, destinations, papers
 from storage.sql import chunks, insert_for
 from storage.store import Connection, Store
 
@@ -116,28 +116,27 @@ class DeliveryOutbox:
         if missing:
             raise LookupError(f"cannot queue deliveries for unknown papers: {missing[:10]}")
         rows = [
-            {
-                "destination_id": destination_id,
-                "paper_rowid": rowids[paper_id],
-                "event": event.value,
-                "version": version,
-                "note": note,
-                "status": _PENDING,
-                "matched_json": json.dumps(matched),
-                "created_at": now,
-                "next_attempt_at": now,
-            }
+            (destination_id, rowids[paper_id], event.value, version, note, json.dumps(matched))
             for (destination_id, paper_id, event, version), (matched, note) in merged.items()
         ]
-        # RETURNING counts the new rows on both engines (an executemany's rowcount does not).
+        source = self._claims.alert_rows(rows)
+        stamp = literal(now, UtcTimestamp())
+        source = source.add_columns(
+            literal(_PENDING).label("status"),
+            stamp.label("created_at"),
+            stamp.label("next_attempt_at"),
+        )
+        # One INSERT ... SELECT from one parameter (see storage.claims); RETURNING counts
+        # the new rows on both engines.
         insert = (
             insert_for(self.db.dialect, deliveries)
+            .from_select([*ALERT_COLUMNS, "status", "created_at", "next_attempt_at"], source)
             .on_conflict_do_nothing(
                 index_elements=[_DL.destination_id, _DL.paper_rowid, _DL.event, _DL.version]
             )
             .returning(_DL.id)
         )
-        created = len((await conn.execute(insert, rows)).all())
+        created = len((await conn.execute(insert)).all())
         log.debug("queued %d of %d deliveries", created, len(merged))
         return created
 
