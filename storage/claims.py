@@ -43,6 +43,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.types import TypeEngine
 
 from storage.schema import deliveries, destinations
 from storage.store import Store
@@ -91,7 +92,9 @@ class SqliteClaimer:
 
     def alert_rows(self, rows: Sequence[AlertRow]) -> Select[Any]:
         value = func.json_each(json.dumps(rows)).table_valued("value").c.value
-        types = (BigInteger(), BigInteger(), Text(), Integer(), Text(), Text())
+        types: tuple[TypeEngine[Any], ...] = (
+            BigInteger(), BigInteger(), Text(), Integer(), Text(), Text()
+        )  # fmt: skip
         fields = [
             value.op("->>", return_type=kind)(i).label(name)
             for i, (name, kind) in enumerate(zip(ALERT_COLUMNS, types, strict=True))
@@ -121,8 +124,10 @@ class PostgresClaimer:
         return column == any_(literal(sorted(set(ids)), ARRAY(BigInteger)))
 
     def alert_rows(self, rows: Sequence[AlertRow]) -> Select[Any]:
-        types = (BigInteger, BigInteger, Text, Integer, Text, Text)
-        arrays = [
+        types: tuple[type[TypeEngine[Any]], ...] = (
+            BigInteger, BigInteger, Text, Integer, Text, Text
+        )  # fmt: skip
+        arrays: list[ColumnElement[Any]] = [
             cast(literal([row[i] for row in rows], ARRAY(kind)), ARRAY(kind))
             for i, kind in enumerate(types)
         ]
