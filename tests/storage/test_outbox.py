@@ -408,3 +408,17 @@ async def test_for_destination_paper_reads_one_destination_and_one_paper(
     ]
     assert rows[0].matched == ("category: cs.LG",)
     assert await outbox.for_destination_paper(mine.id, "2411.99999") == []
+
+
+async def test_enqueue_keeps_hostile_text_verbatim(
+    db: Store, outbox: DeliveryOutbox, subs: SubscriptionRepository, papers: list[Paper]
+) -> None:
+    """Descriptions and notes with quotes, backslashes and non-ASCII read back unchanged."""
+    dest = await subs.ensure_destination(DM, 7, None)
+    matched = ('keyword: "a\\b"', "author: Grégoire Delétang", "[1, 2]")
+    note = "v2 'notes' \"quoted\" ü"
+    async with db.transaction() as conn:
+        alert = OutboxAlert(dest.id, papers[0].id, matched, AlertEvent.VERSION, 2, note)
+        assert await outbox.enqueue(conn, [alert], now=NOW) == 1
+    [delivery] = await outbox.claim_due(now=NOW, limit=5)
+    assert (delivery.matched, delivery.note, delivery.version) == (matched, note, 2)

@@ -419,3 +419,13 @@ async def test_usage_is_scoped_to_one_guild_or_one_users_dms(repo: SubscriptionR
     assert (await repo.usage(user_id=8)).subscriptions == 0
     with pytest.raises(ValueError):
         await repo.usage(guild_id=1, user_id=7)
+
+
+async def test_candidates_take_hostile_keys_verbatim(repo: SubscriptionRepository) -> None:
+    """Keys with quotes, backslashes, brackets and non-ASCII reach the lookup unchanged."""
+    dest = await repo.ensure_destination(CHANNEL, 100, 1)
+    odd = ['a"b', "c\\d", "[1, 2]", "ümlaut", "x'); DROP TABLE subscriptions; --"]
+    ids = [await subscribe(repo, dest, KEYWORD, token, token) for token in odd]
+    found = await candidates(repo, categories=(), surnames=(), keyword_tokens=[*odd, "plain"])
+    assert [s.id for s in found] == ids
+    assert [s.match_key for s in found] == odd
