@@ -14,10 +14,11 @@ needs its own planner-tuned SQL, so it is written as `text()` per engine:
   connection's temp schema.
 
 Measured against the old driver-level code (scratch A/B, the real 1,504-paper
-listing's ~40,000 keys against 1k and 1M subscriptions, medians of 7 on a loaded
-2-core machine): SQLite 338-427 ms (1k) and 375-484 ms (1M) against 368-436 and
-404-486 ms; PostgreSQL client CPU 199-200 ms against 179-198 ms, wall time within
-the noise. SQLAlchemy costs less than 10 % here, so the lookup stays on it.
+listing's ~40,000 keys against 1k and 1M subscriptions, medians of 7 per run,
+4 interleaved runs on a loaded 2-core machine): SQLite 338-641 ms (1k) and
+375-545 ms (1M) against 390-647 and 404-666 ms; PostgreSQL client CPU 199-200 ms
+against 179-198 ms, wall time within the noise. SQLAlchemy costs less than 10 %
+here, so the lookup stays on it.
 
 `candidate_finder(dialect)` picks the implementation once, in the repository.
 Both return rows labelled like `storage.subscriptions` decodes them.
