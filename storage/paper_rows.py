@@ -83,22 +83,39 @@ def paper_from_row(row: Row[Any]) -> Paper:
     )
 
 
-def paper_values(paper: Paper) -> dict[str, Any]:
-    """The stored columns from version to announce_type (an update's SET)."""
-    return {
-        "version": paper.version,
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "authors_json": json.dumps(paper.authors, ensure_ascii=False),
-        "primary_category": paper.primary_category,
-        "categories": " ".join(paper.categories),
-        "published": paper.published,
-        "updated": paper.updated,
-        "comment": paper.comment,
-        "journal_ref": paper.journal_ref,
-        "doi": paper.doi,
-        "announce_type": paper.announce_type.value if paper.announce_type else None,
-    }
+# The columns an update may change, in `paper_values` order.
+VALUE_NAMES = (
+    "version",
+    "title",
+    "abstract",
+    "authors_json",
+    "primary_category",
+    "categories",
+    "published",
+    "updated",
+    "comment",
+    "journal_ref",
+    "doi",
+    "announce_type",
+)
+
+
+def paper_values(paper: Paper) -> tuple[Any, ...]:
+    """The stored columns `VALUE_NAMES` of `paper`."""
+    return (
+        paper.version,
+        paper.title,
+        paper.abstract,
+        json.dumps(paper.authors, ensure_ascii=False),
+        paper.primary_category,
+        " ".join(paper.categories),
+        paper.published,
+        paper.updated,
+        paper.comment,
+        paper.journal_ref,
+        paper.doi,
+        paper.announce_type.value if paper.announce_type else None,
+    )
 
 
 def names_text(authors_json: str | None) -> str:

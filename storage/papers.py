@@ -22,9 +22,11 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, u
 from bot.domain.merge import merge_papers, normalized
 from bot.domain.models import AuthorMatch, IngestResult, Paper, SearchHit, StoreStats
 from bot.domain.names import author_key, fold, fold_for_index, given_compatible, query_key
+from storage.batches import batches_for
 from storage.paper_rows import (
     FILTER_WINDOW,
     PAPER_COLUMNS,
+    VALUE_NAMES,
     IndexRow,
     in_category,
     index_row,
@@ -70,7 +72,7 @@ __all__ = [
 _AUTOCOMPLETE_SCAN = 500
 _PG_INGEST_LOCK = 0x7062696E  # "pbin": one ingest at a time assigns rowids and author ids
 
-# Executed with `paper_values()` plus b_rowid: the SET columns are the parameters' keys.
+# Run with `paper_values()` and b_rowid: the SET columns are the parameters' names.
 _UPDATE_PAPER = update(papers).where(papers.c.rowid == bindparam("b_rowid"))
 _UNLINK_AUTHOR = delete(paper_authors).where(
     paper_authors.c.author_id == bindparam("b_author"),
@@ -171,6 +173,8 @@ class PaperRepository:
         )
         # PostgreSQL: rowids and author ids are max + 1, so ingests from several
         # processes take turns. SQLite's write transaction already excludes them.
+        self._batches = batches_for(store)  # executemany; the SQLite driver's for speed
+        self._link_author = insert_for(store.dialect, paper_authors).on_conflict_do_nothing()
         self._ingest_lock = (
             select(func.pg_advisory_xact_lock(_PG_INGEST_LOCK)) if store.is_postgres else None
         )
@@ -227,18 +231,18 @@ class PaperRepository:
                 inserts.append((next_rowid, replace(paper, first_seen=now)))
                 next_rowid += 1
 
-        if inserts:
-            await conn.execute(
-                insert(papers),
-                [
-                    {"rowid": r, "id": p.id, **paper_values(p), "first_seen": p.first_seen}
-                    for r, p in inserts
-                ],
-            )
-        if updates:
-            await conn.execute(
-                _UPDATE_PAPER, [{**paper_values(new), "b_rowid": r} for r, _, new in updates]
-            )
+        await self._batches.run(
+            conn,
+            insert(papers),
+            ("rowid", "id", *VALUE_NAMES, "first_seen"),
+            [(r, p.id, *paper_values(p), p.first_seen) for r, p in inserts],
+        )
+        await self._batches.run(
+            conn,
+            _UPDATE_PAPER,
+            (*VALUE_NAMES, "b_rowid"),
+            [(*paper_values(new), r) for r, _, new in updates],
+        )
         await self._link(conn, inserts, updates, hints)
         text_changed = [
             (rowid, old, new)
@@ -275,40 +279,31 @@ class PaperRepository:
         names = {n for _, p in author_lists for n in p.authors}
         names.update(n for _, old, _ in relinked for n in old.authors)
         ids = await self._author_ids(conn, names, hints.keys if hints else {}) if names else {}
-        if relinked:
-            await conn.execute(
-                _UNLINK_AUTHOR,
-                [
-                    {"b_author": ids[n], "b_rowid": r}
-                    for r, old, _ in relinked
-                    for n in set(old.authors)
-                ],
-            )
-        recategorized = [
-            {"b_rowid": r} for r, old, new in updates if old.categories != new.categories
-        ]
-        if recategorized:
-            await conn.execute(_UNLINK_CATEGORIES, recategorized)
-        if author_lists:
-            # Do nothing on conflict: one name twice in a list is one (author, paper) pair.
-            link = insert_for(self._store.dialect, paper_authors).on_conflict_do_nothing()
-            await conn.execute(
-                link,
-                [
-                    {"author_id": ids[name], "paper_rowid": r}
-                    for r, p in author_lists
-                    for name in p.authors
-                ],
-            )
-        if category_lists:
-            await conn.execute(
-                insert(paper_categories),
-                [
-                    {"category": c, "paper_rowid": r}
-                    for r, p in category_lists
-                    for c in p.categories
-                ],
-            )
+        await self._batches.run(
+            conn,
+            _UNLINK_AUTHOR,
+            ("b_author", "b_rowid"),
+            [(ids[n], r) for r, old, _ in relinked for n in set(old.authors)],
+        )
+        await self._batches.run(
+            conn,
+            _UNLINK_CATEGORIES,
+            ("b_rowid",),
+            [(r,) for r, old, new in updates if old.categories != new.categories],
+        )
+        # Do nothing on conflict: one name twice in a list is one (author, paper) pair.
+        await self._batches.run(
+            conn,
+            self._link_author,
+            ("author_id", "paper_rowid"),
+            [(ids[name], r) for r, p in author_lists for name in p.authors],
+        )
+        await self._batches.run(
+            conn,
+            insert(paper_categories),
+            ("category", "paper_rowid"),
+            [(c, r) for r, p in category_lists for c in p.categories],
+        )
 
     async def _author_ids(
         self, conn: Connection, names: Iterable[str], keys: dict[str, tuple[str, str]] | None = None
@@ -330,7 +325,7 @@ class PaperRepository:
             # The transaction holds the write lock, so max(id) + 1... are ours to use.
             top = (await conn.execute(select(func.coalesce(func.max(authors.c.id), 0)))).scalar()
             next_id = int(top or 0) + 1
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[int, str, str, str]] = []
             known = keys or {}
             for offset, name in enumerate(missing):
                 ids[name] = next_id + offset
@@ -338,15 +333,10 @@ class PaperRepository:
                 if hinted is None:
                     key = author_key(name)
                     hinted = (key.surname, key.given_key)
-                rows.append(
-                    {
-                        "id": next_id + offset,
-                        "name": name,
-                        "surname_key": hinted[0],
-                        "given_key": hinted[1],
-                    }
-                )
-            await conn.execute(insert(authors), rows)
+                rows.append((next_id + offset, name, *hinted))
+            await self._batches.run(
+                conn, insert(authors), ("id", "name", "surname_key", "given_key"), rows
+            )
         return ids
 
     # ---- reading ----

@@ -260,13 +260,11 @@ class _Plan:
     check: tuple[str, ...]  # very common words, checked on each candidate's text
 
 
-_SQLITE_INSERT = text(
-    "INSERT INTO papers_fts (rowid, title, abstract, authors_text) "
-    "VALUES (:rowid, :title, :abstract, :authors)"
-)
-_SQLITE_DELETE = text(
+# Run through the driver (a hot path, see storage/batches.py): positional parameters.
+_SQLITE_INSERT = "INSERT INTO papers_fts (rowid, title, abstract, authors_text) VALUES (?, ?, ?, ?)"
+_SQLITE_DELETE = (
     "INSERT INTO papers_fts (papers_fts, rowid, title, abstract, authors_text) "
-    "VALUES ('delete', :rowid, :title, :abstract, :authors)"
+    "VALUES ('delete', ?, ?, ?, ?)"
 )
 
 
@@ -279,12 +277,14 @@ class SqliteSearch(Search):
 
     async def add(self, conn: Connection, rows: Sequence[IndexRow]) -> None:
         if rows:
-            await conn.execute(_SQLITE_INSERT, _index_params(rows))
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.executemany(_SQLITE_INSERT, rows)
 
     async def remove(self, conn: Connection, rows: Sequence[IndexRow]) -> None:
         # A contentless table forgets an entry only when given the text it indexed.
         if rows:
-            await conn.execute(_SQLITE_DELETE, _index_params(rows))
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.executemany(_SQLITE_DELETE, rows)
 
     async def _clear(self, conn: Connection) -> None:
         await conn.execute(text("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')"))
