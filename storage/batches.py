@@ -78,16 +78,20 @@ class SqliteDriverBatches(Batches):
         if not rows:
             return
         sql, positions, processors = self._compile(conn, statement, names)
-        if positions != list(range(len(names))) or any(processors):
-            rows = [
-                tuple(
-                    row[i] if process is None else process(row[i])
-                    for i, process in zip(positions, processors, strict=True)
-                )
-                for row in rows
-            ]
+        if positions != list(range(len(names))):
+            rows = [tuple(row[i] for i in positions) for row in rows]
+        converted = [(i, process) for i, process in enumerate(processors) if process is not None]
+        if converted:
+            rows = [_processed(row, converted) for row in rows]
         raw = await conn.get_raw_connection()
         await raw.driver_connection.executemany(sql, rows)
+
+
+def _processed(row: Sequence[Any], converted: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    out = list(row)
+    for i, process in converted:
+        out[i] = process(out[i])
+    return out
 
 
 def batches_for(store: Store) -> Batches:
