@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Executable
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from storage.store import Connection, Store
 
@@ -66,8 +67,11 @@ class SqliteDriverBatches(Batches):
         if found is None:
             assert isinstance(statement, ClauseElement)
             compiled = statement.compile(dialect=conn.dialect, column_keys=list(names))
+            assert isinstance(compiled, SQLCompiler)
             order = list(compiled.positiontup or ())
-            processors = [compiled.binds[n].type.bind_processor(conn.dialect) for n in order]
+            processors: list[Callable[[Any], Any] | None] = [
+                compiled.binds[n].type.bind_processor(conn.dialect) for n in order
+            ]
             found = (str(compiled), [names.index(n) for n in order], processors)
             self._compiled[key] = found
         return found
@@ -84,6 +88,7 @@ class SqliteDriverBatches(Batches):
         if converted:
             rows = [_processed(row, converted) for row in rows]
         raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
         await raw.driver_connection.executemany(sql, rows)
 
 

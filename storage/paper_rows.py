@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select
 
@@ -25,6 +25,9 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 FILTER_WINDOW = 500  # newest papers on which the share passing the filters is estimated
+
+# A row of any width (SQLAlchemy 2.1's Row[Any] is a row of one column).
+AnyRow = Row[Unpack[tuple[Any, ...]]]
 
 # An entry of the full-text index: rowid, then folded title, abstract and author list.
 IndexRow = tuple[int, str, str, str]
@@ -63,7 +66,7 @@ def _announce_type(text: str | None) -> AnnounceType | None:
         return None
 
 
-def paper_from_row(row: Row[Any]) -> Paper:
+def paper_from_row(row: AnyRow) -> Paper:
     """A `Paper` from a row whose first columns are `PAPER_COLUMNS`."""
     return Paper(
         id=row[1],

@@ -477,9 +477,9 @@ class PaperRepository:
             return select(func.count()).select_from(table)
 
         per_category = {
-            str(row[0]): int(row[1])
+            str(row.category): int(row.n)
             for row in await self._store.fetchall(
-                select(paper_categories.c.category, func.count()).group_by(
+                select(paper_categories.c.category, func.count().label("n")).group_by(
                     paper_categories.c.category
                 )
             )
