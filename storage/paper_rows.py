@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 FILTER_WINDOW = 500  # newest papers on which the share passing the filters is estimated
 
 # A row of any width (SQLAlchemy 2.1's Row[Any] is a row of one column).
-AnyRow = Row[Unpack[tuple[Any, ...]]]
+AnyRow = Row[*tuple[Any, ...]]
 
 # An entry of the full-text index: rowid, then folded title, abstract and author list.
 IndexRow = tuple[int, str, str, str]

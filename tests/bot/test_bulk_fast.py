@@ -41,11 +41,8 @@ async def imported(
             await importer.import_file(source, now=NOW)
         tables = {}
         async with db.transaction() as conn:
-            await conn.execute(
-                text(
-                    "CREATE VIRTUAL TABLE temp.fts_terms USING fts5vocab(main, papers_fts, instance)"
-                )
-            )
+            vocabulary = "fts5vocab(main, papers_fts, instance)"
+            await conn.execute(text(f"CREATE VIRTUAL TABLE temp.fts_terms USING {vocabulary}"))
             for name, sql in TABLES.items():  # on the connection that made the temp table
                 tables[name] = [tuple(r) for r in await conn.execute(text(sql))]
             await conn.execute(text("DROP TABLE temp.fts_terms"))

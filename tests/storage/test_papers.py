@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from bot.domain.models import AnnounceType, Paper
 from bot.domain.names import names_ambiguous
-from sqlalchemy import text
-
 from storage.paper_rows import recent_share
 from storage.papers import PaperRepository
 from storage.search import FTS_NORMALIZER, MAX_SEARCH_TERMS, SqliteSearch, match_expression
