@@ -171,10 +171,10 @@ class PaperRepository:
             common_candidates=common_candidates,
             bm25_budget=bm25_budget,
         )
-        # PostgreSQL: rowids and author ids are max + 1, so ingests from several
-        # processes take turns. SQLite's write transaction already excludes them.
         self._batches = batches_for(store)  # executemany; the SQLite driver's for speed
         self._link_author = insert_for(store.dialect, paper_authors).on_conflict_do_nothing()
+        # PostgreSQL: rowids and author ids are max + 1, so ingests from several
+        # processes take turns. SQLite's write transaction already excludes them.
         self._ingest_lock = (
             select(func.pg_advisory_xact_lock(_PG_INGEST_LOCK)) if store.is_postgres else None
         )
