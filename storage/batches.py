@@ -12,20 +12,26 @@ SQLAlchemy's executemany.
 
 `run(conn, statement, names, rows)`: `rows` are tuples in the order of `names`,
 the statement's bind names (an INSERT's or UPDATE's columns, or its
-`bindparam`s).
+`bindparam`s). `matching(conn, select, key, values)` reads the rows whose `key`
+is among thousands of `values`: IN lists of `chunks()` through SQLAlchemy, or,
+on SQLite, one JSON parameter (`IN (SELECT value FROM json_each(?))`), which
+spares SQLAlchemy's rendering of the expanded IN lists.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import ColumnElement, Executable, Select, bindparam, func, select
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from storage.paper_rows import AnyRow
+from storage.sql import chunks
 from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,15 @@ class Batches(ABC):
         self, conn: Connection, statement: Executable, names: Sequence[str], rows: Rows
     ) -> None: ...
 
+    @abstractmethod
+    async def matching(
+        self,
+        conn: Connection,
+        statement: Select[*tuple[Any, ...]],
+        key: ColumnElement[Any],
+        values: Sequence[Any],
+    ) -> list[AnyRow]: ...
+
 
 class CoreBatches(Batches):
     """SQLAlchemy's own executemany (PostgreSQL: asyncpg's prepared executemany)."""
@@ -50,6 +65,18 @@ class CoreBatches(Batches):
     ) -> None:
         if rows:
             await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+
+    async def matching(
+        self,
+        conn: Connection,
+        statement: Select[*tuple[Any, ...]],
+        key: ColumnElement[Any],
+        values: Sequence[Any],
+    ) -> list[AnyRow]:
+        found: list[AnyRow] = []
+        for chunk in chunks(values):
+            found.extend(await conn.execute(statement.where(key.in_(chunk))))
+        return found
 
 
 _Compiled = tuple[str, list[int], list[Callable[[Any], Any] | None]]
@@ -90,6 +117,21 @@ class SqliteDriverBatches(Batches):
         raw = await conn.get_raw_connection()
         assert raw.driver_connection is not None
         await raw.driver_connection.executemany(sql, rows)
+
+    async def matching(
+        self,
+        conn: Connection,
+        statement: Select[*tuple[Any, ...]],
+        key: ColumnElement[Any],
+        values: Sequence[Any],
+    ) -> list[AnyRow]:
+        if not values:
+            return []
+        listed = json.dumps(list(values), ensure_ascii=False)
+        return list(await conn.execute(statement.where(key.in_(_LISTED)), {"listed": listed}))
+
+
+_LISTED = select(func.json_each(bindparam("listed")).table_valued("value").c.value)
 
 
 def _processed(row: Sequence[Any], converted: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:

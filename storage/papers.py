@@ -257,10 +257,8 @@ class PaperRepository:
 
     async def _stored(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Paper]]:
         found: dict[str, tuple[int, Paper]] = {}
-        for chunk in chunks(ids):
-            result = await conn.execute(select(*PAPER_COLUMNS).where(papers.c.id.in_(chunk)))
-            for row in result:
-                found[row.id] = (int(row.rowid), paper_from_row(row))
+        for row in await self._batches.matching(conn, select(*PAPER_COLUMNS), papers.c.id, ids):
+            found[row.id] = (int(row.rowid), paper_from_row(row))
         return found
 
     async def _link(
@@ -315,11 +313,9 @@ class PaperRepository:
         """
         wanted = list(names)
         ids: dict[str, int] = {}
-        for chunk in chunks(wanted):
-            result = await conn.execute(
-                select(authors.c.id, authors.c.name).where(authors.c.name.in_(chunk))
-            )
-            ids.update((row.name, int(row.id)) for row in result)
+        named = select(authors.c.id, authors.c.name)
+        for row in await self._batches.matching(conn, named, authors.c.name, wanted):
+            ids[row.name] = int(row.id)
         missing = [n for n in wanted if n not in ids]
         if missing:
             # The transaction holds the write lock, so max(id) + 1... are ours to use.
