@@ -2,13 +2,15 @@
 
 The bulk import writes hundreds of thousands of rows (papers, author and category
 links, new authors) per run. SQLAlchemy builds a parameter dict per row for an
-executemany, which cost the SQLite import 45 % of its papers/CPU-s
-(`python -m bench.bulk_import --papers 50000`: 6,062 papers/CPU-s before the
-SQLAlchemy conversion, 3,357 with every row through SQLAlchemy). So on SQLite
+executemany: with every row through it the SQLite import fell from 6,062 to
+3,357 papers per CPU second of the store process (`python -m bench.bulk_import
+--papers 50000`, a shared 2-core machine at load 5-7), 45 % slower. So on SQLite
 the same Core statement is compiled once and its rows go straight to the
 aiosqlite connection inside the same transaction (`driver_connection`), with the
 columns' own bind processing (`UtcTimestamp`) applied; PostgreSQL keeps
-SQLAlchemy's executemany.
+SQLAlchemy's executemany. With this, three paired runs gave 4,494 / 4,476 /
+4,829 papers/CPU-s against 5,060 / 4,907 / 5,407 before the conversion (7-11 %
+behind, within the load's noise: the unchanged parser process drifted as much).
 
 `run(conn, statement, names, rows)`: `rows` are tuples in the order of `names`,
 the statement's bind names (an INSERT's or UPDATE's columns, or its
