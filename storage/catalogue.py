@@ -19,9 +19,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import text
+
 from bot.domain.models import Paper
-from storage.backend import AnyDatabase, Connection
 from storage.papers import IndexHints, PaperRepository
+from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +40,18 @@ class StoreResult:
 class CatalogueWriter:
     """Stores batches of papers without alerting anyone."""
 
-    def __init__(self, db: AnyDatabase) -> None:
-        self._db = db
-        self._repo = PaperRepository(db)
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._repo = PaperRepository(store)
         self._saved_cache: int | None = None
 
     async def __aenter__(self) -> Self:
-        if self._db.dialect == "sqlite":
-            conn = self._db.conn  # type: ignore[union-attr]
-            async with conn.execute("PRAGMA cache_size") as cursor:
-                row = await cursor.fetchone()
-            self._saved_cache = int(row[0]) if row else None
-            await conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        if not self._store.is_postgres:
+            # The SQLite writer engine has one connection: this sets it for every batch.
+            async with self._store.transaction() as conn:
+                saved = (await conn.execute(text("PRAGMA cache_size"))).scalar()
+                self._saved_cache = None if saved is None else int(saved)
+                await conn.execute(text(f"PRAGMA cache_size = -{BULK_CACHE_KIB}"))
         return self
 
     async def __aexit__(
@@ -58,10 +60,9 @@ class CatalogueWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._db.dialect == "sqlite" and self._saved_cache is not None:
-            await self._db.conn.execute(  # type: ignore[union-attr]
-                f"PRAGMA cache_size = {self._saved_cache}"
-            )
+        if self._saved_cache is not None:
+            async with self._store.transaction() as conn:
+                await conn.execute(text(f"PRAGMA cache_size = {self._saved_cache}"))
 
     async def store(
         self,
@@ -71,7 +72,7 @@ class CatalogueWriter:
         hints: IndexHints | None = None,
     ) -> StoreResult:
         """Store one batch in its own transaction (`hints`: see `upsert_many_in`)."""
-        async with self._db.transaction() as conn:
+        async with self._store.transaction() as conn:
             return await self.store_in(conn, papers, now=now, hints=hints)
 
     async def store_in(

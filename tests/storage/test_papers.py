@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from bot.domain.models import AnnounceType, Paper
 from bot.domain.names import names_ambiguous
-from storage.papers import (
-    FTS_NORMALIZER,
-    MAX_SEARCH_TERMS,
-    PaperRepository,
-    match_expression,
-    merge_papers,
-)
+from storage.paper_rows import recent_share
+from storage.papers import PaperRepository
+from storage.search import FTS_NORMALIZER, MAX_SEARCH_TERMS, SqliteSearch, match_expression
 from storage.sqlite import open_sqlite
 from storage.store import Store
 from tests.storage.conftest import T0, PaperFactory, build_paper, rss_listing_papers
@@ -173,16 +170,6 @@ async def test_changed_text_is_reindexed(db: Store, make_paper: PaperFactory) ->
     assert [h.paper.id for h in await repo.search("autoencoders")] == ["2411.00001"]
 
 
-def test_merge_prefers_the_primary_listing_of_one_version(make_paper: PaperFactory) -> None:
-    """For one version, "new" beats "cross" in either arrival order; a later version's type wins."""
-    new = make_paper(1, announce_type=AnnounceType.NEW)
-    cross = make_paper(1, announce_type=AnnounceType.CROSS)
-    assert merge_papers(new, cross).announce_type is AnnounceType.NEW
-    assert merge_papers(cross, new).announce_type is AnnounceType.NEW
-    v2 = make_paper(1, version=2, announce_type=AnnounceType.REPLACE_CROSS)
-    assert merge_papers(new, v2).announce_type is AnnounceType.REPLACE_CROSS
-
-
 # ---- the real RSS listing ---------------------------------------------------------------
 
 
@@ -313,7 +300,9 @@ async def test_very_common_words_are_checked_on_the_candidates(db: Store) -> Non
     papers[2] = build_paper(3, title="Common rare gem", abstract="words")
     papers[5] = build_paper(6, title="Rare gem only", abstract="nothing")
     await repo.upsert_many(papers, now=T0)
-    plan = await repo._plan(("common", "rare", "gem"))  # the path under test
+    search = repo._search
+    assert isinstance(search, SqliteSearch)
+    plan = await search._plan(("common", "rare", "gem"))  # the path under test
     assert (plan.bm25, plan.scan, plan.check) == (False, ("rare", "gem"), ("common",))
 
     async def numbers(query: str, **kwargs: object) -> list[int]:
@@ -360,7 +349,9 @@ async def test_rare_filters_drive_the_scan(db: Store) -> None:
     papers[4] = build_paper(5, title="Common math", published=T0 - 5 * day, **math)
     papers[16] = build_paper(17, abstract="common", published=T0 - 17 * day, **math)
     await repo.upsert_many(papers, now=T0)
-    assert await repo._recent_share("math.AP", None, None) * 10 < await repo._recent_matches(
+    search = repo._search
+    assert isinstance(search, SqliteSearch)
+    assert await recent_share(db, "math.AP", None, None) * 10 < await search._recent_matches(
         ("common",)
     )  # the filter-driven path is the one under test
 
@@ -503,11 +494,13 @@ async def test_search_index_is_rebuilt_for_a_new_normalizer(
     repo = PaperRepository(db)
     await repo.upsert_many([make_paper(1, title="Grokking")], now=T0)
     async with db.transaction() as conn:
-        await conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')")
-        await conn.execute("UPDATE meta SET value = 'old' WHERE key = 'papers_fts_normalizer'")
+        await conn.execute(text("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')"))
+        await conn.execute(
+            text("UPDATE meta SET value = 'old' WHERE key = 'papers_fts_normalizer'")
+        )
     fresh = PaperRepository(db)
     assert [h.paper.id for h in await fresh.search("grokking")] == ["2411.00001"]
-    row = await db.fetchone("SELECT value FROM meta WHERE key = 'papers_fts_normalizer'")
+    row = await db.fetchone(text("SELECT value FROM meta WHERE key = 'papers_fts_normalizer'"))
     assert row is not None and row[0] == FTS_NORMALIZER
 
 
