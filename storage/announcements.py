@@ -12,49 +12,52 @@ transaction holds the ingest lock, so two pollers cannot both add one row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Row, func, select
+
 from bot.domain.models import Announcement, AnnounceType, ListingSummary
-from bot.domain.timestamps import to_timestamp
-from storage.backend import AnyDatabase, Connection, Row
+from storage.schema import announcements as announcements_table
+from storage.schema import publications
+from storage.sql import chunks, insert_for
+from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 500  # bound parameters per IN list
-_COLUMNS = "paper_id, version, announce_type, listing_date, categories, withdrawn, late"
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+_a = announcements_table.c
+_COLUMNS = (
+    _a.paper_id,
+    _a.version,
+    _a.announce_type,
+    _a.listing_date,
+    _a.categories,
+    _a.withdrawn,
+    _a.late,
+)
 
 
 def _key(a: Announcement) -> tuple[str, int, str, str]:
     return (a.paper_id, a.version, a.announce_type.value, a.listing_date.isoformat())
 
 
-def _announcement(row: Row) -> Announcement:
+def _announcement(row: Row[Any]) -> Announcement:
     return Announcement(
-        paper_id=str(row[0]),
-        version=int(row[1]),
-        announce_type=AnnounceType(row[2]),
-        listing_date=date.fromisoformat(str(row[3])),
-        categories=tuple(str(row[4]).split()),
-        withdrawn=bool(row[5]),
-        late=bool(row[6]),
+        paper_id=str(row.paper_id),
+        version=int(row.version),
+        announce_type=AnnounceType(row.announce_type),
+        listing_date=date.fromisoformat(str(row.listing_date)),
+        categories=tuple(str(row.categories).split()),
+        withdrawn=bool(row.withdrawn),
+        late=bool(row.late),
     )
 
 
 class AnnouncementRepository:
     """Announcements of polled listings, and the publication facts of followed papers."""
 
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
 
     async def record_in(
@@ -68,23 +71,36 @@ class AnnouncementRepository:
             return []
         known: set[tuple[str, int, str, str]] = set()
         ids = sorted({a.paper_id for a in incoming.values()})
-        for chunk in _chunks(ids):
-            async with conn.execute(
-                "SELECT paper_id, version, announce_type, listing_date FROM announcements"
-                f" WHERE paper_id IN ({_marks(len(chunk))})",
-                chunk,
-            ) as cursor:
-                for row in await cursor.fetchall():
-                    known.add((str(row[0]), int(row[1]), str(row[2]), str(row[3])))
+        for chunk in chunks(ids):
+            result = await conn.execute(
+                select(_a.paper_id, _a.version, _a.announce_type, _a.listing_date).where(
+                    _a.paper_id.in_(chunk)
+                )
+            )
+            for row in result:
+                known.add(
+                    (
+                        str(row.paper_id),
+                        int(row.version),
+                        str(row.announce_type),
+                        str(row.listing_date),
+                    )
+                )
         fresh = [a for key, a in incoming.items() if key not in known]
         if fresh:
-            stamp = to_timestamp(now)
-            await conn.executemany(
-                "INSERT INTO announcements (paper_id, version, announce_type, listing_date,"
-                " categories, withdrawn, late, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
+            await conn.execute(
+                insert_for(self._db.dialect, announcements_table).on_conflict_do_nothing(),
                 [
-                    (*_key(a), " ".join(a.categories), int(a.withdrawn), int(a.late), stamp)
+                    {
+                        "paper_id": a.paper_id,
+                        "version": a.version,
+                        "announce_type": a.announce_type.value,
+                        "listing_date": a.listing_date.isoformat(),
+                        "categories": " ".join(a.categories),
+                        "withdrawn": int(a.withdrawn),
+                        "late": int(a.late),
+                        "recorded_at": now,
+                    }
                     for a in fresh
                 ],
             )
@@ -93,48 +109,54 @@ class AnnouncementRepository:
     async def for_paper(self, paper_id: str) -> list[Announcement]:
         """A paper's announcement history, oldest first."""
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM announcements WHERE paper_id = ?"
-            " ORDER BY listing_date, version, id",
-            (paper_id,),
+            select(*_COLUMNS)
+            .where(_a.paper_id == paper_id)
+            .order_by(_a.listing_date, _a.version, _a.id)
         )
         return [_announcement(row) for row in rows]
 
     async def since(self, day: date, *, limit: int = 100_000) -> list[Announcement]:
         """First announcements (new, cross) of listings from `day` on, newest listing first."""
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM announcements WHERE listing_date >= ?"
-            " AND announce_type IN ('new', 'cross')"
-            " ORDER BY listing_date DESC, paper_id LIMIT ?",
-            (day.isoformat(), limit),
+            select(*_COLUMNS)
+            .where(
+                _a.listing_date >= day.isoformat(),
+                _a.announce_type.in_([AnnounceType.NEW.value, AnnounceType.CROSS.value]),
+            )
+            .order_by(_a.listing_date.desc(), _a.paper_id)
+            .limit(limit)
         )
         return [_announcement(row) for row in rows]
 
     async def last_listing_before(self, day: date) -> date | None:
         """The latest listing day with announcements before `day`, if any."""
-        row = await self._db.fetchone(
-            "SELECT max(listing_date) FROM announcements WHERE listing_date < ?",
-            (day.isoformat(),),
+        value = await self._db.scalar(
+            select(func.max(_a.listing_date)).where(_a.listing_date < day.isoformat())
         )
-        return date.fromisoformat(str(row[0])) if row and row[0] else None
+        return date.fromisoformat(str(value)) if value else None
 
     async def recent_listings(self, limit: int = 7) -> list[ListingSummary]:
         """The last `limit` listing days with announcements, newest first, counted by type."""
+        days_wanted = (
+            select(_a.listing_date).distinct().order_by(_a.listing_date.desc()).limit(max(1, limit))
+        )
         rows = await self._db.fetchall(
-            "SELECT a.listing_date, a.announce_type, count(DISTINCT a.paper_id)"
-            " FROM announcements AS a WHERE a.listing_date IN ("
-            " SELECT DISTINCT listing_date FROM announcements"
-            " ORDER BY listing_date DESC LIMIT ?)"
-            " GROUP BY a.listing_date, a.announce_type",
-            (max(1, limit),),
+            select(
+                _a.listing_date,
+                _a.announce_type,
+                func.count(_a.paper_id.distinct()).label("papers"),
+            )
+            .where(_a.listing_date.in_(days_wanted))
+            .group_by(_a.listing_date, _a.announce_type)
         )
         days: dict[date, dict[AnnounceType, int]] = {}
         for row in rows:
             try:
-                kind = AnnounceType(row[1])
+                kind = AnnounceType(row.announce_type)
             except ValueError:
                 continue
-            day = date.fromisoformat(str(row[0]))
-            days.setdefault(day, dict.fromkeys(AnnounceType, 0))[kind] = int(row[2])
+            day = date.fromisoformat(str(row.listing_date))
+            days.setdefault(day, dict.fromkeys(AnnounceType, 0))[kind] = int(row.papers)
         return [ListingSummary(day, days[day]) for day in sorted(days, reverse=True)]
 
     async def note_publication_in(
@@ -147,12 +169,13 @@ class AnnouncementRepository:
         now: datetime,
     ) -> bool:
         """Record that `paper_id` is published; False when that was already noted."""
-        cursor = await conn.execute(
-            "INSERT INTO publications (paper_id, journal_ref, doi, noted_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (paper_id) DO NOTHING",
-            (paper_id, journal_ref, doi, to_timestamp(now)),
+        stmt = insert_for(self._db.dialect, publications).values(
+            paper_id=paper_id, journal_ref=journal_ref, doi=doi, noted_at=now
         )
-        return cursor.rowcount > 0
+        result = await conn.execute(
+            stmt.on_conflict_do_nothing(index_elements=[publications.c.paper_id])
+        )
+        return (result.rowcount or 0) > 0
 
     async def note_publication(
         self, paper_id: str, *, journal_ref: str | None, doi: str | None, now: datetime
@@ -166,10 +189,9 @@ class AnnouncementRepository:
         """Which of `paper_ids` have a publication noted."""
         found: set[str] = set()
         wanted = sorted(set(paper_ids))
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             rows = await self._db.fetchall(
-                f"SELECT paper_id FROM publications WHERE paper_id IN ({_marks(len(chunk))})",
-                chunk,
+                select(publications.c.paper_id).where(publications.c.paper_id.in_(chunk))
             )
-            found.update(str(row[0]) for row in rows)
+            found.update(str(row.paper_id) for row in rows)
         return found

@@ -8,58 +8,67 @@ A 304 counts as a success: the feed answered and nothing changed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row, select
+
 from bot.domain.models import FeedState
-from storage.backend import AnyDatabase
+from storage.schema import feed_state
+from storage.sql import insert_for
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 500
+_t = feed_state.c
 _COLUMNS = (
-    "url, etag, last_modified, last_build, last_success, last_attempt, last_error, "
-    "last_error_at, consecutive_failures"
+    _t.url,
+    _t.etag,
+    _t.last_modified,
+    _t.last_build,
+    _t.last_success,
+    _t.last_attempt,
+    _t.last_error,
+    _t.last_error_at,
+    _t.consecutive_failures,
 )
 
 
-def _ts(value: datetime) -> str:
+def _aware(value: datetime) -> datetime:
+    # Checked before the statement: the column type would refuse it too, but wrapped
+    # in SQLAlchemy's StatementError instead of the ValueError callers expect.
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"feed state times must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat()
+    return value
 
 
-def _dt(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _state(row: Sequence[Any]) -> FeedState:
+def _state(row: Row[Any]) -> FeedState:
     return FeedState(
-        url=row[0],
-        etag=row[1],
-        last_modified=row[2],
-        last_build=row[3],
-        last_success=_dt(row[4]),
-        last_attempt=_dt(row[5]),
-        last_error=row[6],
-        last_error_at=_dt(row[7]),
-        consecutive_failures=int(row[8]),
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_build=row.last_build,
+        last_success=row.last_success,
+        last_attempt=row.last_attempt,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        consecutive_failures=int(row.consecutive_failures),
     )
 
 
 class FeedStateRepository:
     """Reads and records the polling state of feed URLs."""
 
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
 
     async def get(self, url: str) -> FeedState | None:
-        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM feed_state WHERE url = ?", (url,))
+        row = await self._db.fetchone(select(*_COLUMNS).where(_t.url == url))
         return _state(row) if row else None
 
     async def all(self) -> list[FeedState]:
-        rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM feed_state ORDER BY url")
+        rows = await self._db.fetchall(select(*_COLUMNS).order_by(_t.url))
         return [_state(row) for row in rows]
 
     async def record_success(
@@ -75,53 +84,66 @@ class FeedStateRepository:
 
         The previous error stays for the record (with its time); the failure count resets.
         """
-        when = _ts(at)
+        when = _aware(at)
+        stmt = insert_for(self._db.dialect, feed_state).values(
+            url=url,
+            etag=etag,
+            last_modified=last_modified,
+            last_build=build_date,
+            last_success=when,
+            last_attempt=when,
+            consecutive_failures=0,
+        )
         await self._db.execute(
-            """
-            INSERT INTO feed_state (url, etag, last_modified, last_build, last_success,
-                                    last_attempt, consecutive_failures)
-            VALUES (?, ?, ?, ?, ?, ?, 0)
-            ON CONFLICT (url) DO UPDATE SET
-                etag = excluded.etag,
-                last_modified = excluded.last_modified,
-                last_build = excluded.last_build,
-                last_success = excluded.last_success,
-                last_attempt = excluded.last_attempt,
-                consecutive_failures = 0
-            """,
-            (url, etag, last_modified, build_date, when, when),
+            stmt.on_conflict_do_update(
+                index_elements=[_t.url],
+                set_={
+                    "etag": stmt.excluded.etag,
+                    "last_modified": stmt.excluded.last_modified,
+                    "last_build": stmt.excluded.last_build,
+                    "last_success": stmt.excluded.last_success,
+                    "last_attempt": stmt.excluded.last_attempt,
+                    "consecutive_failures": 0,
+                },
+            )
         )
 
     async def record_not_modified(self, url: str, at: datetime) -> None:
         """HTTP 304: the feed is healthy and unchanged; validators and build date stay."""
-        when = _ts(at)
+        when = _aware(at)
+        stmt = insert_for(self._db.dialect, feed_state).values(
+            url=url, last_success=when, last_attempt=when, consecutive_failures=0
+        )
         await self._db.execute(
-            """
-            INSERT INTO feed_state (url, last_success, last_attempt, consecutive_failures)
-            VALUES (?, ?, ?, 0)
-            ON CONFLICT (url) DO UPDATE SET
-                last_success = excluded.last_success,
-                last_attempt = excluded.last_attempt,
-                consecutive_failures = 0
-            """,
-            (url, when, when),
+            stmt.on_conflict_do_update(
+                index_elements=[_t.url],
+                set_={
+                    "last_success": stmt.excluded.last_success,
+                    "last_attempt": stmt.excluded.last_attempt,
+                    "consecutive_failures": 0,
+                },
+            )
         )
 
     async def record_failure(self, url: str, error: str, at: datetime) -> None:
         """A failed poll: count it and keep the (truncated) error message."""
-        when = _ts(at)
-        message = error[:MAX_ERROR_LENGTH]
+        when = _aware(at)
+        stmt = insert_for(self._db.dialect, feed_state).values(
+            url=url,
+            last_attempt=when,
+            last_error=error[:MAX_ERROR_LENGTH],
+            last_error_at=when,
+            consecutive_failures=1,
+        )
         await self._db.execute(
-            """
-            INSERT INTO feed_state (url, last_attempt, last_error, last_error_at,
-                                    consecutive_failures)
-            VALUES (?, ?, ?, ?, 1)
-            ON CONFLICT (url) DO UPDATE SET
-                last_attempt = excluded.last_attempt,
-                last_error = excluded.last_error,
-                last_error_at = excluded.last_error_at,
-                consecutive_failures = feed_state.consecutive_failures + 1
-            """,
-            (url, when, message, when),
+            stmt.on_conflict_do_update(
+                index_elements=[_t.url],
+                set_={
+                    "last_attempt": stmt.excluded.last_attempt,
+                    "last_error": stmt.excluded.last_error,
+                    "last_error_at": stmt.excluded.last_error_at,
+                    "consecutive_failures": _t.consecutive_failures + 1,
+                },
+            )
         )
         log.debug("feed failure recorded url=%s", url)

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from storage.backend import AnyDatabase, Connection
+from sqlalchemy import select, update
+
+from storage.schema import harvest_state
+from storage.sql import insert_for
+from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
+
+_t = harvest_state.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,43 +49,31 @@ def harvest_key(metadata_prefix: str, set_spec: str, from_date: str, until_date:
     return f"{metadata_prefix}|{set_spec}|{from_date}|{until_date}"
 
 
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
-
-
-_COLUMNS = (
-    "harvest_key, metadata_prefix, set_spec, from_date, until_date, resumption_token, cursor, "
-    "complete_list_size, records, pages, restarts, started_at, updated_at, finished_at"
-)
-
-
 class HarvestStateRepository:
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
 
     async def get(self, key: str) -> HarvestState | None:
-        row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM harvest_state WHERE harvest_key = ?", (key,)
-        )
+        row = await self._db.fetchone(select(harvest_state).where(_t.harvest_key == key))
         if row is None:
             return None
-        started, updated = _dt(row[11]), _dt(row[12])
-        assert started is not None and updated is not None
         return HarvestState(
-            key=str(row[0]),
-            metadata_prefix=str(row[1]),
-            set_spec=str(row[2]),
-            from_date=str(row[3]),
-            until_date=str(row[4]),
-            resumption_token=row[5],
-            cursor=None if row[6] is None else int(row[6]),
-            complete_list_size=None if row[7] is None else int(row[7]),
-            records=int(row[8]),
-            pages=int(row[9]),
-            restarts=int(row[10]),
-            started_at=started,
-            updated_at=updated,
-            finished_at=_dt(row[13]),
+            key=str(row.harvest_key),
+            metadata_prefix=str(row.metadata_prefix),
+            set_spec=str(row.set_spec),
+            from_date=str(row.from_date),
+            until_date=str(row.until_date),
+            resumption_token=row.resumption_token,
+            cursor=None if row.cursor is None else int(row.cursor),
+            complete_list_size=None
+            if row.complete_list_size is None
+            else int(row.complete_list_size),
+            records=int(row.records),
+            pages=int(row.pages),
+            restarts=int(row.restarts),
+            started_at=row.started_at,
+            updated_at=row.updated_at,
+            finished_at=row.finished_at,
         )
 
     async def start(
@@ -94,15 +88,37 @@ class HarvestStateRepository:
     ) -> HarvestState:
         """(Re)start a harvest from its first page, forgetting any earlier progress."""
         key = harvest_key(metadata_prefix, set_spec, from_date, until_date)
-        stamp = now.astimezone(UTC).isoformat()
+        stmt = insert_for(self._db.dialect, harvest_state).values(
+            harvest_key=key,
+            metadata_prefix=metadata_prefix,
+            set_spec=set_spec,
+            from_date=from_date,
+            until_date=until_date,
+            resumption_token=None,
+            cursor=None,
+            complete_list_size=None,
+            records=0,
+            pages=0,
+            restarts=restarts,
+            started_at=now,
+            updated_at=now,
+            finished_at=None,
+        )
         await self._db.execute(
-            f"INSERT INTO harvest_state ({_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 0, 0, ?, ?, ?, NULL) "
-            "ON CONFLICT (harvest_key) DO UPDATE SET resumption_token = NULL, cursor = NULL, "
-            "complete_list_size = NULL, records = 0, pages = 0, restarts = excluded.restarts, "
-            "started_at = excluded.started_at, updated_at = excluded.updated_at, "
-            "finished_at = NULL",
-            (key, metadata_prefix, set_spec, from_date, until_date, restarts, stamp, stamp),
+            stmt.on_conflict_do_update(
+                index_elements=[_t.harvest_key],
+                set_={
+                    "resumption_token": None,
+                    "cursor": None,
+                    "complete_list_size": None,
+                    "records": 0,
+                    "pages": 0,
+                    "restarts": stmt.excluded.restarts,
+                    "started_at": stmt.excluded.started_at,
+                    "updated_at": stmt.excluded.updated_at,
+                    "finished_at": None,
+                },
+            )
         )
         state = await self.get(key)
         assert state is not None
@@ -120,10 +136,19 @@ class HarvestStateRepository:
         now: datetime,
     ) -> None:
         """Record a stored page inside the caller's transaction; no token: finished."""
-        stamp = now.astimezone(UTC).isoformat()
         await conn.execute(
-            "UPDATE harvest_state SET resumption_token = ?, cursor = ?, "
-            "complete_list_size = coalesce(?, complete_list_size), records = records + ?, "
-            "pages = pages + 1, updated_at = ?, finished_at = ? WHERE harvest_key = ?",
-            (token, cursor, complete_list_size, records, stamp, None if token else stamp, key),
+            update(harvest_state)
+            .where(_t.harvest_key == key)
+            .values(
+                resumption_token=token,
+                cursor=cursor,
+                # A page without a size keeps the one an earlier page gave.
+                complete_list_size=_t.complete_list_size
+                if complete_list_size is None
+                else complete_list_size,
+                records=_t.records + records,
+                pages=_t.pages + 1,
+                updated_at=now,
+                finished_at=None if token else now,
+            )
         )

@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from storage.backend import AnyDatabase
+from sqlalchemy import delete, func, select
+
+from storage.schema import arxiv_lookups
+from storage.sql import insert_for
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = timedelta(hours=24)
 DEFAULT_MAX_ENTRIES = 20_000
 MAX_QUERY_LENGTH = 1_000
+_t = arxiv_lookups.c
 
 
-def _ts(value: datetime) -> str:
+def _aware(value: datetime) -> datetime:
+    # Checked up front: the column type refuses it too, but inside SQLAlchemy's StatementError.
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"look-up times must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat()
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,7 @@ class LookupCache:
 
     def __init__(
         self,
-        db: AnyDatabase,
+        db: Store,
         *,
         ttl: timedelta = DEFAULT_TTL,
         max_entries: int = DEFAULT_MAX_ENTRIES,
@@ -60,39 +66,43 @@ class LookupCache:
         if len(query) > MAX_QUERY_LENGTH:
             return None
         row = await self._db.fetchone(
-            "SELECT query, fetched_at, results, total FROM arxiv_lookups "
-            "WHERE query = ? AND fetched_at > ?",
-            (query, _ts(now - self.ttl)),
+            select(_t.query, _t.fetched_at, _t.results, _t.total).where(_t.query == query)
         )
-        if row is None:
+        # Compared as datetimes, not as stored text: rows written before the fixed-width
+        # timestamps lack microseconds, and text order is only time order at one width.
+        if row is None or row.fetched_at <= _aware(now) - self.ttl:
             return None
-        total = None if row[3] is None else int(row[3])
-        return CachedLookup(str(row[0]), datetime.fromisoformat(row[1]), int(row[2]), total)
+        total = None if row.total is None else int(row.total)
+        return CachedLookup(str(row.query), row.fetched_at, int(row.results), total)
 
     async def record(self, query: str, *, at: datetime, results: int, total: int | None) -> None:
         """Remember that arXiv answered `query` at `at`; prune expired and excess entries."""
         if len(query) > MAX_QUERY_LENGTH:
             return  # never built by paperbell; not worth remembering
+        at = _aware(at)
+        upsert = insert_for(self._db.dialect, arxiv_lookups).values(
+            query=query, fetched_at=at, results=results, total=total
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[_t.query],
+            set_={
+                "fetched_at": upsert.excluded.fetched_at,
+                "results": upsert.excluded.results,
+                "total": upsert.excluded.total,
+            },
+        )
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO arxiv_lookups (query, fetched_at, results, total) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (query) DO UPDATE SET fetched_at = excluded.fetched_at, "
-                "results = excluded.results, total = excluded.total",
-                (query, _ts(at), results, total),
-            )
-            await conn.execute(
-                "DELETE FROM arxiv_lookups WHERE fetched_at <= ?", (_ts(at - self.ttl),)
-            )
-            async with conn.execute("SELECT count(*) FROM arxiv_lookups") as cursor:
-                row = await cursor.fetchone()
-            excess = (int(row[0]) if row else 0) - self.max_entries
+            await conn.execute(upsert)
+            # Compared as text. Older rows were written by `isoformat()`, which drops zero
+            # microseconds ("...:00+00:00"); "+" sorts before the fixed width's ".", so such
+            # a row sorts as the instant it is, or just below the same instant written in
+            # full: `<=` (and the age order below) stays right for it.
+            await conn.execute(delete(arxiv_lookups).where(_t.fetched_at <= at - self.ttl))
+            count = (await conn.execute(select(func.count()).select_from(arxiv_lookups))).scalar()
+            excess = int(count or 0) - self.max_entries
             if excess > 0:
-                await conn.execute(
-                    "DELETE FROM arxiv_lookups WHERE query IN ("
-                    "SELECT query FROM arxiv_lookups ORDER BY fetched_at, query LIMIT ?)",
-                    (excess,),
-                )
+                oldest = select(_t.query).order_by(_t.fetched_at, _t.query).limit(excess)
+                await conn.execute(delete(arxiv_lookups).where(_t.query.in_(oldest)))
 
     async def count(self) -> int:
-        row = await self._db.fetchone("SELECT count(*) FROM arxiv_lookups")
-        return int(row[0]) if row else 0
+        return int(await self._db.scalar(select(func.count()).select_from(arxiv_lookups)) or 0)

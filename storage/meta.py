@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import logging
 
-from storage.backend import AnyDatabase
+from sqlalchemy import select
+
+from storage.schema import meta
+from storage.sql import insert_for
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class MetaRepository:
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def get(self, key: str) -> str | None:
-        row = await self.db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(row[0]) if row else None
+        value = await self.db.scalar(select(meta.c.value).where(meta.c.key == key))
+        return None if value is None else str(value)
 
     async def set(self, key: str, value: str) -> None:
+        stmt = insert_for(self.db.dialect, meta).values(key=key, value=value)
         await self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            stmt.on_conflict_do_update(
+                index_elements=[meta.c.key], set_={"value": stmt.excluded.value}
+            )
         )

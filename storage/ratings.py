@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain.timestamps import to_timestamp
-from storage.backend import AnyDatabase
+from sqlalchemy import delete, func, select, update
+
+from storage.schema import deliveries, papers, ranking_filtered, ranking_tuning, ratings
+from storage.sql import insert_for
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 FILTERED_PREFIX = "filtered:"
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,50 +45,63 @@ class Filtered:
 class RatingRepository:
     """Ratings, tuning and kept-back alerts of destinations."""
 
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
 
     async def rate(
         self, destination_id: int, paper_id: str, user_id: int, *, liked: bool, now: datetime
     ) -> None:
         """Record a user's rating of a paper for a destination; a later one replaces it."""
+        stmt = insert_for(self.db.dialect, ratings).values(
+            destination_id=destination_id,
+            paper_id=paper_id,
+            user_id=user_id,
+            liked=int(liked),
+            rated_at=now,
+        )
         await self.db.execute(
-            "INSERT INTO ratings (destination_id, paper_id, user_id, liked, rated_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (destination_id, paper_id, user_id)"
-            " DO UPDATE SET liked = excluded.liked, rated_at = excluded.rated_at",
-            (destination_id, paper_id, user_id, int(liked), to_timestamp(now)),
+            stmt.on_conflict_do_update(
+                index_elements=[ratings.c.destination_id, ratings.c.paper_id, ratings.c.user_id],
+                set_={"liked": stmt.excluded.liked, "rated_at": stmt.excluded.rated_at},
+            )
         )
 
     async def rated(self, destination_id: int, limit: int) -> list[tuple[str, bool]]:
         """The destination's `limit` latest ratings as (paper id, liked), oldest first."""
+        r = ratings.c
         rows = await self.db.fetchall(
-            "SELECT paper_id, liked FROM ratings WHERE destination_id = ?"
-            " ORDER BY rated_at DESC, paper_id DESC, user_id DESC LIMIT ?",
-            (destination_id, limit),
+            select(r.paper_id, r.liked)
+            .where(r.destination_id == destination_id)
+            .order_by(r.rated_at.desc(), r.paper_id.desc(), r.user_id.desc())
+            .limit(limit)
         )
-        return [(str(row[0]), bool(row[1])) for row in reversed(rows)]
+        return [(str(row.paper_id), bool(row.liked)) for row in reversed(rows)]
 
     async def count(self, destination_id: int) -> int:
-        row = await self.db.fetchone(
-            "SELECT count(*) FROM ratings WHERE destination_id = ?", (destination_id,)
+        value = await self.db.scalar(
+            select(func.count())
+            .select_from(ratings)
+            .where(ratings.c.destination_id == destination_id)
         )
-        return int(row[0]) if row else 0
+        return int(value or 0)
 
     async def rated_destinations(self, minimum: int) -> list[int]:
         """Destinations with at least `minimum` ratings (those that get a model)."""
         rows = await self.db.fetchall(
-            "SELECT destination_id FROM ratings GROUP BY destination_id HAVING count(*) >= ?",
-            (minimum,),
+            select(ratings.c.destination_id)
+            .group_by(ratings.c.destination_id)
+            .having(func.count() >= minimum)
         )
-        return [int(row[0]) for row in rows]
+        return [int(row.destination_id) for row in rows]
 
     async def was_delivered(self, destination_id: int, paper_id: str) -> bool:
         """Whether this paper was posted to this destination (only those can be rated)."""
+        d = deliveries.c
         row = await self.db.fetchone(
-            "SELECT 1 FROM deliveries AS dl JOIN papers AS p ON p.rowid = dl.paper_rowid"
-            " WHERE dl.destination_id = ? AND p.id = ? AND dl.status = 'sent' LIMIT 1",
-            (destination_id, paper_id),
+            select(d.id)
+            .join_from(deliveries, papers, papers.c.rowid == d.paper_rowid)
+            .where(d.destination_id == destination_id, papers.c.id == paper_id, d.status == "sent")
+            .limit(1)
         )
         return row is not None
 
@@ -96,68 +111,90 @@ class RatingRepository:
         """Replace the destination's tuning; no limit at all removes it."""
         if tuning.top_k is None and tuning.min_score is None:
             await self.db.execute(
-                "DELETE FROM ranking_tuning WHERE destination_id = ?", (destination_id,)
+                delete(ranking_tuning).where(ranking_tuning.c.destination_id == destination_id)
             )
             return
+        stmt = insert_for(self.db.dialect, ranking_tuning).values(
+            destination_id=destination_id,
+            top_k=tuning.top_k,
+            min_score=tuning.min_score,
+            updated_by=user_id,
+            updated_at=now,
+        )
         await self.db.execute(
-            "INSERT INTO ranking_tuning (destination_id, top_k, min_score, updated_by, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (destination_id) DO UPDATE SET top_k = excluded.top_k,"
-            " min_score = excluded.min_score, updated_by = excluded.updated_by,"
-            " updated_at = excluded.updated_at",
-            (destination_id, tuning.top_k, tuning.min_score, user_id, to_timestamp(now)),
+            stmt.on_conflict_do_update(
+                index_elements=[ranking_tuning.c.destination_id],
+                set_={
+                    "top_k": stmt.excluded.top_k,
+                    "min_score": stmt.excluded.min_score,
+                    "updated_by": stmt.excluded.updated_by,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
         )
 
     async def tuning(self, destination_id: int) -> Tuning | None:
+        t = ranking_tuning.c
         row = await self.db.fetchone(
-            "SELECT top_k, min_score FROM ranking_tuning WHERE destination_id = ?",
-            (destination_id,),
+            select(t.top_k, t.min_score).where(t.destination_id == destination_id)
         )
         if row is None:
             return None
         return Tuning(
-            None if row[0] is None else int(row[0]), None if row[1] is None else float(row[1])
+            None if row.top_k is None else int(row.top_k),
+            None if row.min_score is None else float(row.min_score),
         )
 
     async def sent_since(self, destination_id: int, since: datetime) -> int:
         """Alerts posted to the destination since `since` (what today's `top:K` has used)."""
-        row = await self.db.fetchone(
-            "SELECT count(*) FROM deliveries"
-            " WHERE destination_id = ? AND status = 'sent' AND sent_at >= ?",
-            (destination_id, to_timestamp(since)),
+        # sent_at is compared as text: the outbox has always written it at fixed width.
+        d = deliveries.c
+        value = await self.db.scalar(
+            select(func.count())
+            .select_from(deliveries)
+            .where(d.destination_id == destination_id, d.status == "sent", d.sent_at >= since)
         )
-        return int(row[0]) if row else 0
+        return int(value or 0)
 
     async def keep_back(self, filtered: Sequence[Filtered], *, now: datetime) -> int:
         """Take pending alerts out of the outbox as kept back by tuning; returns rows changed."""
         changed = 0
-        stamp = to_timestamp(now)
+        d = deliveries.c
+        record = insert_for(self.db.dialect, ranking_filtered).on_conflict_do_nothing(
+            index_elements=[ranking_filtered.c.delivery_id]
+        )
         async with self.db.transaction() as conn:
-            for start in range(0, len(filtered), _CHUNK):
-                chunk = filtered[start : start + _CHUNK]
-                for item in chunk:
-                    cursor = await conn.execute(
-                        "UPDATE deliveries SET status = 'failed', last_error = ?"
-                        " WHERE id = ? AND status = 'pending'",
-                        (
-                            f"{FILTERED_PREFIX} {item.reason} (score {item.score:.3f})",
-                            item.delivery_id,
-                        ),
+            for item in filtered:
+                result = await conn.execute(
+                    update(deliveries)
+                    .where(d.id == item.delivery_id, d.status == "pending")
+                    .values(
+                        status="failed",
+                        last_error=f"{FILTERED_PREFIX} {item.reason} (score {item.score:.3f})",
                     )
-                    if max(cursor.rowcount, 0) == 0:
-                        continue
-                    changed += 1
-                    await conn.execute(
-                        "INSERT INTO ranking_filtered (delivery_id, score, reason, filtered_at)"
-                        " VALUES (?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
-                        (item.delivery_id, item.score, item.reason, stamp),
-                    )
+                )
+                if max(result.rowcount or 0, 0) == 0:
+                    continue  # sent, failed or gone meanwhile: not ours to keep back
+                changed += 1
+                await conn.execute(
+                    record,
+                    {
+                        "delivery_id": item.delivery_id,
+                        "score": item.score,
+                        "reason": item.reason,
+                        "filtered_at": now,
+                    },
+                )
         return changed
 
     async def filtered(self, delivery_id: int) -> Filtered | None:
         """Why an alert was kept back, if it was (for /why)."""
+        f = ranking_filtered.c
         row = await self.db.fetchone(
-            "SELECT delivery_id, score, reason FROM ranking_filtered WHERE delivery_id = ?",
-            (delivery_id,),
+            select(f.delivery_id, f.score, f.reason).where(f.delivery_id == delivery_id)
         )
-        return None if row is None else Filtered(int(row[0]), float(row[1]), str(row[2]))
+        return (
+            None
+            if row is None
+            else Filtered(int(row.delivery_id), float(row.score), str(row.reason))
+        )

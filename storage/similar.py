@@ -15,20 +15,26 @@ at that cap, and on SQLite a cheap first count over the `DF_WINDOW` newest
 papers recognises the common words before any full count. Only title and
 abstract are used on both sides: sharing an author is not being alike.
 
-`similar_index(db)` gives the engine's implementation of `SimilarIndex`.
+`similar_index(db)` gives the engine's implementation of `SimilarIndex`. The shared
+reads are SQLAlchemy Core; the full-text queries are each engine's own SQL (`text()`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, Text, TextClause, func, select, text
 
 from bot.domain.names import keyword_tokens
-from storage.backend import AnyDatabase
+from storage.schema import papers
+from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +85,8 @@ def paper_words(title: str, abstract: str, limit: int = QUERY_WORDS) -> dict[str
     Stop words, single letters and numbers are left out; at most `limit` words.
     """
     counts: dict[str, int] = {}
-    for text, weight in ((title, TITLE_WEIGHT), (abstract, 1)):
-        for word in keyword_tokens(text):
+    for part, weight in ((title, TITLE_WEIGHT), (abstract, 1)):
+        for word in keyword_tokens(part):
             if len(word) < 2 or word.isdigit() or word in STOPWORDS or not _WORD.fullmatch(word):
                 continue
             counts[word] = counts.get(word, 0) + weight
@@ -136,9 +142,7 @@ class _Source:
 class SimilarIndex(ABC):
     """Papers most like a stored one, from the store's full-text index."""
 
-    def __init__(
-        self, db: AnyDatabase, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW
-    ) -> None:
+    def __init__(self, db: Store, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW) -> None:
         self._db = db
         self._cap = term_cap
         self._window = window
@@ -150,35 +154,42 @@ class SimilarIndex(ABC):
         distinctive word with it (a tiny catalogue, an empty abstract).
         """
         limit = max(0, min(limit, MAX_LIMIT))
-        row = await self._db.fetchone(
-            "SELECT rowid, title, abstract FROM papers WHERE id = ?", (paper_id,)
-        )
-        if row is None:
-            return None
-        source = _Source(int(row[0]), str(row[1] or ""), str(row[2] or ""))
-        terms = await self._query_terms(source)
-        if not terms or limit == 0:
-            return []
-        return await self._ranked(terms, source.rowid, limit)
+        p = papers.c
+        # One connection for the four or five reads: a pool checkout (and its reset on
+        # return) per read cost more than the reads themselves on a small catalogue.
+        async with self._db.reading() as conn:
+            found = await conn.execute(select(p.rowid, p.title, p.abstract).where(p.id == paper_id))
+            row = found.first()
+            if row is None:
+                return None
+            source = _Source(int(row.rowid), str(row.title or ""), str(row.abstract or ""))
+            terms = await self._query_terms(conn, source)
+            if not terms or limit == 0:
+                return []
+            return await self._ranked(conn, terms, source.rowid, limit)
 
-    async def _query_terms(self, source: _Source) -> list[Term]:
+    async def _query_terms(self, conn: Connection, source: _Source) -> list[Term]:
         """The words the "more like this" query for `source` is made of."""
         tf = paper_words(source.title, source.abstract)
         if not tf:
             return []
-        row = await self._db.fetchone("SELECT coalesce(max(rowid), 0) FROM papers")
-        total = max(int(row[0]) if row else 0, 1)
-        df = await self._frequencies(tf, total)
+        newest = await conn.scalar(select(func.coalesce(func.max(papers.c.rowid), 0)))
+        total = max(int(newest or 0), 1)
+        df = await self._frequencies(conn, tf, total)
         return choose_terms(tf, df, total, cap=self._cap)
 
     @abstractmethod
-    async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
+    async def _frequencies(
+        self, conn: Connection, tf: Mapping[str, int], total: int
+    ) -> dict[str, int]:
         """Papers having each word in title or abstract (PostgreSQL: anywhere), exact up
         to the cap + 1. Words left out are too common, or outranked by better ones.
         """
 
     @abstractmethod
-    async def _ranked(self, terms: Sequence[Term], exclude: int, limit: int) -> list[SimilarHit]:
+    async def _ranked(
+        self, conn: Connection, terms: Sequence[Term], exclude: int, limit: int
+    ) -> list[SimilarHit]:
         """The best `limit` papers having any of `terms`, but not paper `exclude`."""
 
 
@@ -191,53 +202,69 @@ def _fts_word(word: str) -> str:
     return f'{_FTS_COLUMNS} : "{word}"'  # words are [^\W_]+: nothing to escape
 
 
+_SQLITE_RANKED = text(
+    """
+    SELECT p.id, hits.score FROM (
+        SELECT rowid AS hit, bm25(papers_fts, 2.0, 1.0, 0.0) AS score FROM papers_fts
+        WHERE papers_fts MATCH :expression AND rowid <> :exclude
+        ORDER BY score, rowid DESC
+        LIMIT :limit
+    ) hits CROSS JOIN papers p ON p.rowid = hits.hit
+    ORDER BY hits.score, hits.hit DESC
+    """
+).columns(id=Text, score=Float)
+
+
+@functools.cache
+def _sqlite_counts(words: int) -> TextClause:
+    """One statement counting `words` words, each probe capped (built once per count)."""
+    probe = (
+        "(SELECT count(*) FROM (SELECT 1 FROM papers_fts "
+        "WHERE papers_fts MATCH :w{} AND rowid > :above LIMIT :stop))"
+    )
+    return text("SELECT " + ", ".join(probe.format(i) for i in range(words)))
+
+
 class SqliteSimilar(SimilarIndex):
     """FTS5: counts by walking capped posting lists, ranking by bm25 (title above abstract)."""
 
-    async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
+    async def _frequencies(
+        self, conn: Connection, tf: Mapping[str, int], total: int
+    ) -> dict[str, int]:
         words = list(tf)
         top, window = total, self._window  # total is the newest rowid
         if top <= window:
-            return await self._counts(words, self._cap + 1, above=0)
+            return await self._counts(conn, words, self._cap + 1, above=0)
         # In the newest papers a word of `cap` papers is expected `expected` times;
         # three times that means far too common. Counting stops there, so this is cheap.
         expected = window * self._cap / total
         stop = math.ceil(3 * expected) + 4
-        recent = await self._counts(words, stop, above=top - window)
+        recent = await self._counts(conn, words, stop, above=top - window)
         estimates = {w: max(n, 0.5) * total / window for w, n in recent.items() if n < stop}
         # Exact counts for the words that look best; the rest would not be chosen anyway.
         best = sorted(estimates, key=lambda w: (-tf[w] * idf(round(estimates[w]), total), w))
-        return await self._counts(best[:EXACT_COUNTS], self._cap + 1, above=0)
+        return await self._counts(conn, best[:EXACT_COUNTS], self._cap + 1, above=0)
 
-    async def _counts(self, words: Sequence[str], stop: int, *, above: int) -> dict[str, int]:
+    async def _counts(
+        self, conn: Connection, words: Sequence[str], stop: int, *, above: int
+    ) -> dict[str, int]:
         """Each word's papers with rowid > `above`, counted up to `stop`."""
         if not words:
             return {}
-        probe = (
-            "(SELECT count(*) FROM (SELECT 1 FROM papers_fts "
-            "WHERE papers_fts MATCH ? AND rowid > ? LIMIT ?))"
-        )
-        sql = "SELECT " + ", ".join([probe] * len(words))
-        params = [x for w in words for x in (_fts_word(w), above, stop)]
-        row = await self._db.fetchone(sql, params)
+        params: dict[str, object] = {f"w{i}": _fts_word(w) for i, w in enumerate(words)}
+        params.update(above=above, stop=stop)
+        row: Sequence[Any] | None = (await conn.execute(_sqlite_counts(len(words)), params)).first()
         return {w: int(n) for w, n in zip(words, row or (), strict=True)}
 
-    async def _ranked(self, terms: Sequence[Term], exclude: int, limit: int) -> list[SimilarHit]:
+    async def _ranked(
+        self, conn: Connection, terms: Sequence[Term], exclude: int, limit: int
+    ) -> list[SimilarHit]:
         expression = _FTS_COLUMNS + " : (" + " OR ".join(f'"{t.word}"' for t in terms) + ")"
-        rows = await self._db.fetchall(
-            """
-            SELECT p.id, hits.score FROM (
-                SELECT rowid AS hit, bm25(papers_fts, 2.0, 1.0, 0.0) AS score FROM papers_fts
-                WHERE papers_fts MATCH ? AND rowid <> ?
-                ORDER BY score, rowid DESC
-                LIMIT ?
-            ) hits CROSS JOIN papers p ON p.rowid = hits.hit
-            ORDER BY hits.score, hits.hit DESC
-            """,
-            (expression, exclude, limit),
+        rows = await conn.execute(
+            _SQLITE_RANKED, {"expression": expression, "exclude": exclude, "limit": limit}
         )
         # bm25 is lower for better matches: negate so that higher means more alike.
-        return [SimilarHit(str(r[0]), -float(r[1])) for r in rows]
+        return [SimilarHit(str(r.id), -float(r.score)) for r in rows]
 
 
 # ---- PostgreSQL: tsvector -----------------------------------------------------------------
@@ -247,57 +274,74 @@ def _ts_word(word: str) -> str:
     return f"'{word}':AC"  # title (A) and abstract (C), not authors (B); no quotes in words
 
 
+_POSTGRES_RANKED = text(
+    """
+    WITH q AS (SELECT to_tsquery('simple', :query) AS q),
+    scored AS (
+        -- Rounded so that equal papers tie exactly, broken by rowid.
+        SELECT f.rowid, round(CAST(ts_rank('{0, 0.5, 0, 1}', f.tsv, q.q) AS numeric), 9)
+            AS score
+        FROM papers_fts f, q
+        WHERE f.tsv @@ q.q AND f.rowid <> :exclude
+        ORDER BY score DESC, f.rowid DESC
+        LIMIT :limit
+    )
+    SELECT p.id, scored.score FROM scored JOIN papers p ON p.rowid = scored.rowid
+    ORDER BY scored.score DESC, scored.rowid DESC
+    """
+).columns(id=Text, score=Float)
+
+
+@functools.cache
+def _postgres_counts(words: int) -> TextClause:
+    """One statement counting `words` words, each probe capped (built once per count)."""
+    probe = (
+        "(SELECT count(*) FROM (SELECT 1 FROM papers_fts "
+        "WHERE tsv @@ CAST(:w{} AS tsquery) LIMIT :stop) AS s)"
+    )
+    return text("SELECT " + ", ".join(probe.format(i) for i in range(words)))
+
+
 class PostgresSimilar(SimilarIndex):
     """tsvector + GIN: capped counts per word through the index; ts_rank over the OR query.
 
     Words are folded `[^\\W_]+` tokens, so quoting them as tsquery lexemes is safe.
     """
 
-    async def _frequencies(self, tf: Mapping[str, int], total: int) -> dict[str, int]:
+    async def _frequencies(
+        self, conn: Connection, tf: Mapping[str, int], total: int
+    ) -> dict[str, int]:
         # Counted over the whole vector (authors too): GIN keeps no weights, so a
         # weighted query would recheck every row's vector. And through the GIN
         # index: the planner deems a scan of a small table cheap, but testing each
         # row's vector for each word costs five times the index's posting look-ups.
         words = list(tf)
-        probe = (
-            "(SELECT count(*) FROM (SELECT 1 FROM papers_fts "
-            "WHERE tsv @@ CAST(? AS tsquery) LIMIT ?) AS s)"
-        )
-        sql = "SELECT " + ", ".join([probe] * len(words))
-        params = [x for w in words for x in (f"'{w}'", self._cap + 1)]
-        async with self._db.transaction() as conn:
-            await conn.execute("SET LOCAL enable_seqscan = off")
-            async with conn.execute(sql, params) as cursor:
-                row = await cursor.fetchone()
+        params: dict[str, object] = {f"w{i}": f"'{w}'" for i, w in enumerate(words)}
+        params["stop"] = self._cap + 1
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        try:
+            found = await conn.execute(_postgres_counts(len(words)), params)
+            row: Sequence[Any] | None = found.first()
+        finally:
+            # Ends the (read-only) transaction and the setting with it: the ranking
+            # query that follows on this connection is planned as usual.
+            await conn.rollback()
         return {w: int(n) for w, n in zip(words, row or (), strict=True)}
 
-    async def _ranked(self, terms: Sequence[Term], exclude: int, limit: int) -> list[SimilarHit]:
+    async def _ranked(
+        self, conn: Connection, terms: Sequence[Term], exclude: int, limit: int
+    ) -> list[SimilarHit]:
         # ts_rank knows nothing of the collection; the words were chosen by idf already.
         # (Weighting each shared word's rank by its idf ranked one in a hundred top-5
         # papers better on the real listing, at twice the time.)
-        rows = await self._db.fetchall(
-            """
-            WITH q AS (SELECT to_tsquery('simple', ?) AS q),
-            scored AS (
-                -- Rounded so that equal papers tie exactly, broken by rowid.
-                SELECT f.rowid, round(CAST(ts_rank('{0, 0.5, 0, 1}', f.tsv, q.q) AS numeric), 9)
-                    AS score
-                FROM papers_fts f, q
-                WHERE f.tsv @@ q.q AND f.rowid <> ?
-                ORDER BY score DESC, f.rowid DESC
-                LIMIT ?
-            )
-            SELECT p.id, scored.score FROM scored JOIN papers p ON p.rowid = scored.rowid
-            ORDER BY scored.score DESC, scored.rowid DESC
-            """,
-            (" | ".join(_ts_word(t.word) for t in terms), exclude, limit),
+        query = " | ".join(_ts_word(t.word) for t in terms)
+        rows = await conn.execute(
+            _POSTGRES_RANKED, {"query": query, "exclude": exclude, "limit": limit}
         )
-        return [SimilarHit(str(r[0]), float(r[1])) for r in rows]
+        return [SimilarHit(str(r.id), float(r.score)) for r in rows]
 
 
-def similar_index(
-    db: AnyDatabase, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW
-) -> SimilarIndex:
-    """The implementation for `db`'s engine."""
-    kind = PostgresSimilar if db.dialect == "postgres" else SqliteSimilar
+def similar_index(db: Store, *, term_cap: int = TERM_CAP, window: int = DF_WINDOW) -> SimilarIndex:
+    """The implementation for `db`'s engine, chosen once."""
+    kind = PostgresSimilar if db.is_postgres else SqliteSimilar
     return kind(db, term_cap=term_cap, window=window)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from storage.lookups import LookupCache
 from storage.sqlite import open_sqlite
@@ -66,3 +67,20 @@ async def test_naive_times_are_refused(db: Store) -> None:
     """Times must be timezone-aware UTC at the storage boundary."""
     with pytest.raises(ValueError):
         await LookupCache(db).record("au:x", at=datetime(2026, 1, 1), results=0, total=0)  # noqa: DTZ001
+
+
+async def test_rows_older_code_wrote_expire_on_time(db: Store) -> None:
+    """Entries stored as `isoformat()` without microseconds are fresh and pruned by instant."""
+    for query, at in (("au:old_a", T0), ("au:old_b", T0 + timedelta(hours=1))):
+        await db.execute(
+            text("INSERT INTO arxiv_lookups (query, fetched_at, results) VALUES (:q, :at, 1)"),
+            {"q": query, "at": at.isoformat()},
+        )
+    cache = LookupCache(db)
+    hit = await cache.fresh("au:old_a", now=T0 + timedelta(hours=23))
+    assert hit is not None and hit.fetched_at == T0
+    assert await cache.fresh("au:old_a", now=T0 + timedelta(hours=24)) is None
+    # Exactly 24 h after au:old_a: it expires, au:old_b (an hour younger) stays.
+    await cache.record("au:new", at=T0 + timedelta(hours=24), results=0, total=0)
+    assert await cache.count() == 2
+    assert await cache.fresh("au:old_b", now=T0 + timedelta(hours=24)) is not None
