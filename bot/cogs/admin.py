@@ -25,9 +25,9 @@ from bot.domain.errors import InvalidInputError
 from bot.domain.models import DestinationKind
 from bot.embeds import CONTENT_LIMIT, safe, truncate
 from bot.permissions import require_manage_guild
+from bot.poll_report import PollOutcome, PollReport
 from bot.ranker import MIN_RATINGS
 from bot.redact import redact_urls
-from bot.services import PollOutcome, PollReport
 from storage.ratings import Tuning
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from bot.arxiv.client import ArxivClient, ArxivHTTPError, RequestLimiter
 from bot.delivery import DeliveryReport
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.metrics import MAX_FEED_LABEL, Metrics, feed_label
-from bot.services import FeedPoll, PaperService, PollOutcome, PollReport
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
+from bot.services import PaperService
 from storage.db import Database
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer, Scripted
