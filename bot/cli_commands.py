@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.arxiv.client import ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.backup import DatabaseInUseError, backup_database, database_lock, restore_database
 from bot.categories import normalize_category
 from bot.cli_failures import EXIT_OK, EXIT_USAGE, DatabaseBusyError, UpstreamFailure

@@ -16,7 +16,8 @@ import pytest
 
 import bot.services
 from bot.arxiv.caps import CAPS
-from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, RequestLimiter
+from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.poll_report import PollOutcome
 from bot.services import PaperService
 from storage.db import Database
