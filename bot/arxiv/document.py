@@ -196,19 +196,34 @@ def _parse_xml(data: bytes) -> ET.Element:
         raise FeedError(f"malformed XML ({_short(str(exc), 80)})") from None
 
 
-def _build_tree(data: bytes, encoding: str | None) -> ET.Element:
+def _build_tree(
+    data: bytes,
+    encoding: str | None,
+    *,
+    max_depth: int | None = None,
+    refused: str = "documents with a DOCTYPE are refused",
+) -> ET.Element:
+    """ElementTree from expat: a DOCTYPE or entity declaration fails as FeedError(`refused`),
+    and so does nesting deeper than `max_depth`; expat's own errors are the caller's."""
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(encoding, namespace_separator="}")
+    depth = 0
 
     def refuse(*_args: object) -> None:
-        raise _Refused
+        raise _Refused(refused)
 
     def on_start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if max_depth is not None and depth > max_depth:
+            raise _Refused(f"nested deeper than {max_depth} elements")
         if "}" in name:
             name = "{" + name
         builder.start(name, {_qualified(k): v for k, v in attrs.items()} if attrs else {})
 
     def on_end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
         builder.end("{" + name if "}" in name else name)
 
     parser.StartElementHandler = on_start
@@ -219,8 +234,8 @@ def _build_tree(data: bytes, encoding: str | None) -> ET.Element:
     parser.buffer_text = True
     try:
         parser.Parse(data, True)
-    except _Refused:
-        raise FeedError("documents with a DOCTYPE are refused") from None
+    except _Refused as exc:
+        raise FeedError(str(exc)) from None
     return builder.close()
 
 
