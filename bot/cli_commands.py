@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -36,6 +35,7 @@ from bot.domain.models import Paper
 from bot.lookups import check_query
 from bot.redact import redact_urls
 from bot.services import PaperService
+from bot.startup import display_host
 from bot.useragent import user_agent
 from storage.backend import open_database, open_for_reading
 
@@ -109,15 +109,21 @@ def _dump(obj: Any, out: TextIO) -> None:
 CLI_BUSY_TIMEOUT = 60.0
 
 
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or url[:60]
-    return f"{host}:{parts.port}" if parts.port else host
-
-
 def _short_reason(message: str) -> str:
     """An arXiv client error without its (long) URL: `HTTP 503`, `timed out after 5s`."""
     return re.sub(r"^GET \S+\s*(?:->\s*|:\s*)?", "", message)[:200]
+
+
+@contextmanager
+def _fetch_failure(raw_id: str, settings: Settings) -> Iterator[None]:
+    """A paper that had to be asked of arXiv and could not be: one line naming the host."""
+    try:
+        yield
+    except UpstreamError as exc:
+        cause = exc.__context__
+        reason = _short_reason(str(cause)) if isinstance(cause, Exception) else str(exc)
+        host = display_host(settings.arxiv_api_url)
+        raise UpstreamFailure(f"cannot get {raw_id[:40]} from arXiv ({host}): {reason}") from None
 
 
 @asynccontextmanager
@@ -203,7 +209,7 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings, out: TextIO) -
     if report.errors and len(report.errors) == len(report.feeds):
         first = report.errors[0]
         raise UpstreamFailure(
-            f"arXiv ({_host(first.url)}) failed for every listing: "
+            f"arXiv ({display_host(first.url)}) failed for every listing: "
             f"{_short_reason(first.error or 'unknown error')}"
         )
     return EXIT_OK
@@ -286,14 +292,8 @@ def _report_skips(skips: Sequence[str], warnings: Sequence[str]) -> None:
 
 async def _cmd_paper(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async with open_service(settings, network=True) as service:
-        try:
+        with _fetch_failure(args.id, settings):
             paper = await service.get_paper(args.id)
-        except UpstreamError as exc:
-            cause = exc.__context__
-            reason = _short_reason(str(cause)) if isinstance(cause, Exception) else str(exc)
-            raise UpstreamFailure(
-                f"cannot get {args.id[:40]} from arXiv ({_host(settings.arxiv_api_url)}): {reason}"
-            ) from None
     if args.json:
         _dump([paper_to_json(paper)], out)
     else:
@@ -354,14 +354,8 @@ async def _cmd_author(args: argparse.Namespace, settings: Settings, out: TextIO)
 
 async def _cmd_similar(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async with open_service(settings, network=True) as service:
-        try:
+        with _fetch_failure(args.id, settings):  # not stored, and arXiv did not answer
             found = await service.similar(args.id, limit=args.limit)
-        except UpstreamError as exc:  # the paper was not stored and arXiv did not answer
-            cause = exc.__context__
-            reason = _short_reason(str(cause)) if isinstance(cause, Exception) else str(exc)
-            raise UpstreamFailure(
-                f"cannot get {args.id[:40]} from arXiv ({_host(settings.arxiv_api_url)}): {reason}"
-            ) from None
     if args.json:
         _dump([{**paper_to_json(p), "score": score} for p, score in found.hits], out)
         return EXIT_OK
