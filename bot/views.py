@@ -42,6 +42,22 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -
         log.warning("could not send private reply status=%s", exc.status)
 
 
+async def answer_failure(
+    interaction: discord.Interaction[Any],
+    error: Exception,
+    logger: logging.Logger,
+    message: str,
+    *args: object,
+) -> None:
+    """A component's failure, answered privately: a user error as it says; anything else
+    is logged with its traceback (`message % args` on `logger`) and apologised for."""
+    if isinstance(error, UserError):
+        await reply_ephemeral(interaction, str(error))
+        return
+    logger.error(message, *args, exc_info=error)
+    await reply_ephemeral(interaction, APOLOGY)
+
+
 class Paginator(discord.ui.View):
     """Prev / page counter / Next over pages produced by `loader`."""
 
@@ -167,11 +183,9 @@ class Paginator(discord.ui.View):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
     ) -> None:
-        if isinstance(error, UserError):
-            await reply_ephemeral(interaction, str(error))
-            return
-        log.error("component failed item=%s", type(item).__name__, exc_info=error)
-        await reply_ephemeral(interaction, APOLOGY)
+        await answer_failure(
+            interaction, error, log, "component failed item=%s", type(item).__name__
+        )
 
 
 class FollowButton(discord.ui.Button[Paginator]):
