@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.domain.errors import UpstreamError
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.harvest import Harvester
