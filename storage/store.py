@@ -138,6 +138,27 @@ class Store:
             result = await conn.execute(statement, params)
             return int(result.rowcount) if result.rowcount is not None else -1
 
+    async def maintain(self, statement: str) -> None:
+        """Run one maintenance statement that may not run inside a transaction.
+
+        SQLite: `PRAGMA wal_checkpoint(TRUNCATE)`, `PRAGMA optimize`, `VACUUM`,
+        `ANALYZE`, on the writer between transactions. PostgreSQL: `VACUUM ...`,
+        `ANALYZE`, in autocommit mode. The statement is run as written: never
+        build it from input.
+        """
+        if self._write_lock is None:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql(statement)
+            return
+        # Not through SQLAlchemy's execute: that would open the writer's BEGIN IMMEDIATE.
+        async with self._write_lock, self.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # a pooled connection is connected
+            cursor = await raw.execute(statement)
+            await cursor.fetchall()
+            await cursor.close()
+
     async def schema_version(self) -> int:
         """The Alembic revision the database is at, as its number (0: no schema)."""
         from storage.migrate import current_revision  # migrate imports this module
