@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from bench.snapshot_data import lines
 from bot import bulk
@@ -39,13 +38,13 @@ async def imported(
                 writer, batch_size=150, progress_stream=io.StringIO(), live=False, parallel=parallel
             )
             await importer.import_file(source, now=NOW)
+        await db.conn.execute(
+            "CREATE VIRTUAL TABLE temp.fts_terms USING fts5vocab(main, papers_fts, instance)"
+        )
         tables = {}
-        async with db.transaction() as conn:  # the temp table lives on this connection
-            vocabulary = "fts5vocab(main, papers_fts, instance)"
-            await conn.execute(text(f"CREATE VIRTUAL TABLE temp.fts_terms USING {vocabulary}"))
-            for name, sql in TABLES.items():
-                tables[name] = [tuple(r) for r in (await conn.execute(text(sql))).all()]
-            await conn.execute(text("DROP TABLE temp.fts_terms"))
+        for name, sql in TABLES.items():  # on the connection that made the temp table
+            async with db.conn.execute(sql) as cursor:
+                tables[name] = [tuple(r) for r in await cursor.fetchall()]
         repo = PaperRepository(db)
         words = [str(row[3]).split()[0] for row in tables["papers"][:5]]  # title words
         names = [str(row[0]) for row in tables["authors"][::500]]
