@@ -13,7 +13,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import select
 
 from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
 from bot.domain.errors import UpstreamError
@@ -23,7 +22,6 @@ from bot.services import PaperService
 from storage.harvests import HarvestStateRepository, harvest_key
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
-from storage.schema import papers
 from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import (
@@ -92,7 +90,7 @@ async def client(oai: ArxivServer) -> AsyncIterator[tuple[ArxivClient, list[floa
 
 
 async def stored_ids(db: Store) -> list[str]:
-    return [str(r.id) for r in await db.fetchall(select(papers.c.id).order_by(papers.c.id))]
+    return [str(r[0]) for r in await db.fetchall("SELECT id FROM papers ORDER BY id")]
 
 
 EXPECTED = [f"2411.{n:05d}" for n in range(1, 7)]
