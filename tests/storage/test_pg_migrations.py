@@ -60,11 +60,11 @@ async def test_processes_migrating_one_schema_at_once_all_succeed(schema: str) -
     try:
         # Hold the migration lock until all three wait for it, so they really collide.
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        pipe = asyncio.subprocess.PIPE
         processes = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-c", _OPEN, url, schema,
-                cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+                sys.executable, "-c", _OPEN, url, schema, cwd=ROOT, stdout=pipe, stderr=pipe
+            )
             for _ in range(3)
         ]
         for _ in range(600):
