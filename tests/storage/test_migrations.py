@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from storage.backend import open_database, open_for_reading
 from storage.migrate import latest_revision, revision_names
+from storage.papers import PaperRepository
 from storage.store import StorageError, Store
 from tests.backends import POSTGRES, require_postgres
 from tests.storage.legacy import (
@@ -325,3 +326,20 @@ def test_each_revision_runs_its_engines_sql() -> None:
                 sql = resources.files("storage.migrations").joinpath("sql", engine, f"{name}.sql")
                 assert sql.is_file(), sql
     assert LATEST >= 9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_upgraded_paper_is_found_through_the_repository(tmp_path: Path, kind: str) -> None:
+    """A paper an older paperbell stored at 0004 is read, searched (SQLite: the index 0003
+    and 0007 rebuilt) and listed by author after the upgrade."""
+    async with location(kind, tmp_path) as where:
+        await where.build_legacy(4)
+        await _insert_rows(where)
+        async with opened(where) as store:
+            repo = PaperRepository(store)
+            paper = await repo.get("2411.17709")
+            assert paper is not None and paper.authors == ("Shane Legg", "Pedro A. Ortega")
+            assert [p.id for p in (await repo.by_author("legg s")).papers] == ["2411.17709"]
+            if kind == "sqlite":  # PostgreSQL's search rows are the store's to write
+                hits = await repo.search("grokking stability")
+                assert [h.paper.id for h in hits] == ["2411.17709"]
