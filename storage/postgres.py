@@ -78,15 +78,19 @@ async def open_postgres(
         # Settings given here win over the URL's; the URL's `search_path` is kept.
         return await asyncpg.connect(url, server_settings=settings)
 
+    # No pre-ping: it cost a round trip per statement (bench/store_reads.py). After a
+    # server restart one statement fails; SQLAlchemy then drops every pooled connection.
     engine = create_async_engine(
         "postgresql+asyncpg://",
         async_creator=connect,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=_POOL_TIMEOUT,
-        pool_pre_ping=True,  # a restarted server leaves dead connections in the pool
     )
-    store = Store("postgresql", engine, schema=schema, url=url)
+    # Reads outside a transaction in autocommit, as asyncpg's pool ran them: no BEGIN and
+    # ROLLBACK round trips around each one. Same pool as the writer's transactions.
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    store = Store("postgresql", engine, reader, schema=schema, url=url)
     try:
         if schema is not None:
             # The search_path names it already; it must exist before anything runs.

@@ -83,7 +83,7 @@ class Store:
         return self.dialect == "postgresql"
 
     async def close(self) -> None:
-        if self._reader is not self.engine:
+        if self._reader.sync_engine.pool is not self.engine.sync_engine.pool:
             await self._reader.dispose()
         await self.engine.dispose()
 
