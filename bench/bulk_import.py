@@ -63,7 +63,7 @@ async def run_import(store: Path, source: Path) -> tuple[float, float, float, in
         report = await service.import_files([source], progress_stream=io.StringIO())
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         worker = children_cpu() - worker
-        await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         await db.close()
     return wall, cpu, worker, report.papers, report.new

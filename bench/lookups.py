@@ -25,8 +25,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from bot.domain.models import AnnounceType, Paper
 from storage.papers import PaperRepository
+from storage.schema import authors as authors_table
 from storage.sqlite import open_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +102,7 @@ async def build(path: Path, papers: int, corpus: Corpus) -> None:
         rate = done / (time.perf_counter() - started)
         print(f"\r  built {done:,}/{papers:,} papers ({rate:,.0f}/s)", end="", flush=True)
     print()
-    await db.conn.execute("PRAGMA optimize")
+    await db.maintain("PRAGMA optimize")
     await db.close()
 
 
@@ -144,9 +147,9 @@ async def main() -> None:
         for _ in range(args.queries)
     ]
     stored_authors = [
-        str(row[0])
+        str(row.name)
         for row in await db.fetchall(
-            "SELECT name FROM authors ORDER BY random() LIMIT ?", (args.queries,)
+            select(authors_table.c.name).order_by(func.random()).limit(args.queries)
         )
     ]
     authors = [

@@ -57,6 +57,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy import delete, func, insert, select
+
 from bench._common import (
     LISTING,
     OUT,
@@ -84,6 +87,13 @@ from storage.announcements import AnnouncementRepository
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.postgres import open_postgres
+from storage.schema import (
+    announcements,
+    deliveries,
+    destinations,
+    subscription_query_keys,
+    subscriptions,
+)
 from storage.sqlite import open_sqlite
 from storage.store import Store as Db
 from storage.subscriptions import SubscriptionRepository
@@ -377,16 +387,6 @@ def make_workload(corpus: Corpus, *, inert: bool = True) -> Workload:
     return Workload(papers, live, others)
 
 
-_INSERT_SUB = (
-    "INSERT INTO subscriptions (id, destination_id, kind, value, match_key, given_key,"
-    " include_cross, include_replacements, created_by, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_QUERY_KEY = (
-    "INSERT INTO subscription_query_keys (subscription_id, kind, key) VALUES (?, ?, ?)"
-)
-
-
 def _with_ids(subs: Sequence[SubRow]) -> list[tuple[object, ...]]:
     return [(i, *row) for i, row in enumerate(subs, start=1)]
 
@@ -411,18 +411,29 @@ async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> 
     db = await open_sqlite(tmp)
     try:
         async with db.transaction() as conn:
-            await conn.executemany(
-                "INSERT INTO destinations (id, kind, target_id, guild_id)"
-                " VALUES (?, 'channel', ?, ?)",
-                [(i, 10**15 + i, 10**14 + i) for i in range(1, DESTINATIONS + 1)],
+            await conn.execute(
+                insert(destinations),
+                [
+                    {"id": i, "kind": "channel", "target_id": 10**15 + i, "guild_id": 10**14 + i}
+                    for i in range(1, DESTINATIONS + 1)
+                ],
             )
-            rows = _with_ids(subs)
+            rows = [
+                {**dict(zip(_SUB_COLUMNS, row, strict=True)), "created_at": NOW}
+                for row in _with_ids(subs)
+            ]
             for start in range(0, len(rows), 100_000):
-                await conn.executemany(_INSERT_SUB, rows[start : start + 100_000])
-            await conn.executemany(_INSERT_QUERY_KEY, _query_key_rows(subs))
+                await conn.execute(insert(subscriptions), rows[start : start + 100_000])
+            await conn.execute(
+                insert(subscription_query_keys),
+                [
+                    {"subscription_id": i, "kind": kind, "key": key}
+                    for i, kind, key in _query_key_rows(subs)
+                ],
+            )
         await PaperRepository(db).upsert_many(papers, now=NOW)
-        await db.conn.execute("ANALYZE")
-        await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await db.maintain("ANALYZE")
+        await db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         await db.close()
     tmp.rename(path)
@@ -450,8 +461,10 @@ async def build_postgres(
     await drop_schema(url, part)
     await drop_schema(url, schema)
     db = await open_postgres(url, schema=part)
+    # COPY is asyncpg's own: a connection of the bench's, outside SQLAlchemy.
+    conn = await asyncpg.connect(url, server_settings={"search_path": part})
     try:
-        async with db.pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             await conn.copy_records_to_table(
                 "destinations",
                 schema_name=part,
@@ -476,8 +489,9 @@ async def build_postgres(
                 records=_query_key_rows(subs),
             )
         await PaperRepository(db).upsert_many(papers, now=NOW)
-        await db.execute("VACUUM ANALYZE")
+        await db.maintain("VACUUM ANALYZE")
     finally:
+        await conn.close()
         await db.close()
     await rename_schema(url, part, schema)
 
@@ -492,12 +506,12 @@ class RunResult:
 
 async def reset(db: Db) -> None:
     """Empty the outbox and the announcements for the next run (not timed)."""
-    await db.execute("DELETE FROM deliveries")
-    await db.execute("DELETE FROM announcements")
-    if db.dialect == "postgres":
+    await db.execute(delete(deliveries))
+    await db.execute(delete(announcements))
+    if db.is_postgres:
         # No dead rows left for the next run's inserts.
-        await db.execute("VACUUM deliveries")
-        await db.execute("VACUUM announcements")
+        await db.maintain("VACUUM deliveries")
+        await db.maintain("VACUUM announcements")
 
 
 async def matching_step(db: Db, papers: Sequence[Paper]) -> RunResult:
@@ -633,10 +647,11 @@ async def main() -> None:
             last = runs[-1]
             seconds = [r.seconds for r in runs]
             medians[backend, label] = median(seconds)
-            stored = await stores[backend, label].fetchone("SELECT count(*) FROM subscriptions")
-            assert stored is not None
+            stored = await stores[backend, label].scalar(
+                select(func.count()).select_from(subscriptions)
+            )
             print(
-                f"{backend:<9} {label:<4} {int(stored[0]):>13,} {last.candidates:>10,} "
+                f"{backend:<9} {label:<4} {int(stored):>13,} {last.candidates:>10,} "
                 f"{last.matches:>8,} {last.rows:>11,} {median(seconds):>7.3f}s  "
                 f"({min(seconds):.3f}s, {max(seconds):.3f}s)"
             )

@@ -15,7 +15,13 @@ import sys
 
 from bot.config import ConfigError
 from bot.domain.errors import UpstreamError, UserError
-from storage.store import StorageError, StorageUnavailableError
+from storage.store import (
+    DriverError,
+    StorageError,
+    StorageUnavailableError,
+    describe,
+    driver_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,14 @@ class DatabaseBusyError(Exception):
 _TRY_LATER = (UpstreamFailure, UpstreamError, DatabaseBusyError, StorageUnavailableError)
 _MISTAKES = (ConfigError, StorageError, UserError)
 # Failures whose message says everything; anything else is a bug worth a traceback.
-KNOWN_FAILURES = (*_TRY_LATER, *_MISTAKES, sqlite3.DatabaseError, OSError)
+KNOWN_FAILURES = (*_TRY_LATER, *_MISTAKES, sqlite3.DatabaseError, DriverError, OSError)
 
 
 def explain_failure(exc: Exception, *, database: str, busy_timeout: float) -> tuple[int, str]:
     """The exit code and the one line (without the `paperbell: ` prefix) for `exc`."""
+    orig = driver_error(exc)
+    if isinstance(orig, sqlite3.DatabaseError):
+        exc = orig  # told apart by sqlite3's own class and message below
     if isinstance(exc, _TRY_LATER):
         return EXIT_ERROR, str(exc)
     if isinstance(exc, _MISTAKES):
@@ -64,6 +73,8 @@ def explain_failure(exc: Exception, *, database: str, busy_timeout: float) -> tu
             f"cannot use database {database}: {text[:200]}; "
             "`paperbell db restore` a backup if it is damaged"
         )
+    if isinstance(exc, DriverError):  # PostgreSQL failed mid-command (SQLite's is above)
+        return EXIT_ERROR, f"the database failed: {describe(exc)}"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return EXIT_ERROR, f"{exc.strerror or exc}{where}"

@@ -1,21 +1,29 @@
 """Running the schema history (Alembic) from code, on either engine.
 
-The whole upgrade runs in one transaction on the store's writer: a failing
-revision leaves the database as it was. On PostgreSQL an advisory lock
-serialises it, so several bot processes can start at once. A database from
-before Alembic is stamped at the revision its old bookkeeping names, then
-carried forward like any other.
+Opening an up-to-date store only reads its revision, on a reading connection:
+no write lock, so a read command never queues behind a busy writer. Pending
+revisions run in one transaction on the store's writer (SQLite: BEGIN
+IMMEDIATE), so a failing revision leaves the database as it was; the revision is
+read again inside it, since another process may have migrated meanwhile. On
+PostgreSQL an advisory lock serialises that, so several bot processes can start
+at once. A database from before Alembic is stamped at the revision its old
+bookkeeping names (SQLite's `PRAGMA user_version`, PostgreSQL's
+`paperbell_schema` table), then carried forward like any other; that
+bookkeeping is kept in step, so an older paperbell sees a newer schema as
+newer instead of re-running its migrations on it.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
@@ -23,8 +31,8 @@ from storage.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 
-_MIGRATION_LOCK = 0x70617065  # "pape": serialises migrations across processes
-_LEGACY_TABLE = "paperbell_schema"  # PostgreSQL's bookkeeping before Alembic
+MIGRATION_LOCK = 0x70617065  # "pape": serialises migrations (and schema creation) across processes
+LEGACY_TABLE = "paperbell_schema"  # PostgreSQL's bookkeeping before Alembic
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -37,6 +45,7 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@cache
 def _script() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
 
@@ -49,13 +58,22 @@ def latest_revision() -> int:
     return int(head)
 
 
+def revision_names() -> dict[int, str]:
+    """Each revision's number and name (its file's stem, e.g. `0004_delivery_claims`)."""
+    return {
+        int(rev.revision): Path(rev.path).stem
+        for rev in _script().walk_revisions()
+        if rev.path is not None
+    }
+
+
 def _legacy_version(connection: Connection) -> int:
     """The schema version an older paperbell recorded (0: none)."""
     if connection.dialect.name == "sqlite":
         return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
-    if not inspect(connection).has_table(_LEGACY_TABLE):
+    if not inspect(connection).has_table(LEGACY_TABLE):
         return 0
-    value = connection.execute(text(f"SELECT coalesce(max(version), 0) FROM {_LEGACY_TABLE}"))
+    value = connection.execute(text(f"SELECT coalesce(max(version), 0) FROM {LEGACY_TABLE}"))
     return int(value.scalar() or 0)
 
 
@@ -65,40 +83,76 @@ def _revision_of(connection: Connection) -> int:
 
 
 async def current_revision(store: Store) -> int:
+    """The revision the database is at, as its number (0: no schema yet)."""
     async with store.reading() as conn:
         return await conn.run_sync(_revision_of)
 
 
-def _upgrade(connection: Connection, target: int | None) -> list[str]:
-    script = _script()
+def _keep_legacy_bookkeeping(connection: Connection, applied: list[int]) -> None:
+    """Record `applied` where an older paperbell looks for its schema version."""
+    if not applied:
+        return
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA user_version = {max(applied)}")
+        return
+    # Only where an older paperbell made the table; a store Alembic created has none.
+    if inspect(connection).has_table(LEGACY_TABLE):
+        names = revision_names()
+        connection.execute(
+            text(
+                f"INSERT INTO {LEGACY_TABLE} (version, name) VALUES (:version, :name)"
+                " ON CONFLICT (version) DO NOTHING"
+            ),
+            [{"version": number, "name": f"{names[number]}.sql"} for number in applied],
+        )
+
+
+def _upgrade(connection: Connection, goal: int) -> list[int]:
+    """Stamp a pre-Alembic schema, then apply the revisions up to `goal`; their numbers."""
     config = _config(connection)
-    context = MigrationContext.configure(connection)
-    before = context.get_current_revision()
+    before = MigrationContext.configure(connection).get_current_revision()
     if before is None:
         legacy = _legacy_version(connection)
+        if legacy > latest_revision():
+            raise StorageError(
+                f"the database has schema version {legacy}, newer than this paperbell knows "
+                f"({latest_revision()}); upgrade paperbell"
+            )
         if legacy:
             log.info("schema from before Alembic at version %d: stamping it", legacy)
             command.stamp(config, f"{legacy:04d}")
             before = f"{legacy:04d}"
-    head = script.get_current_head()
-    goal = head if target is None else f"{target:04d}"
-    if goal is None or before == goal or (before is not None and int(before) > int(goal)):
+    if before is not None and int(before) >= goal:
         return []
-    command.upgrade(config, goal)
-    applied = [Path(rev.path).stem for rev in script.iterate_revisions(goal, before or "base")]
-    applied.reverse()
-    if connection.dialect.name == "sqlite":
-        # Kept in step so an older paperbell refuses a newer schema instead of using it.
-        connection.exec_driver_sql(f"PRAGMA user_version = {int(goal)}")
+    applied: list[int] = []
+
+    def record(*, step: MigrationInfo, **_: Any) -> None:
+        if step.is_upgrade and not step.is_stamp and step.up_revision_id is not None:
+            applied.append(int(step.up_revision_id))
+
+    config.attributes["on_version_apply"] = record
+    command.upgrade(config, f"{goal:04d}")
+    _keep_legacy_bookkeeping(connection, applied)
     return applied
+
+
+def _up_to(connection: Connection, goal: int) -> bool:
+    """Whether Alembic already records `goal` or later (a pre-Alembic store is not yet)."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    return current is not None and int(current) >= goal
 
 
 async def upgrade(store: Store, target: int | None = None) -> list[str]:
     """Apply pending revisions up to `target` (default: all); return their names."""
+    goal = latest_revision() if target is None else target
+    async with store.reading() as conn:
+        if await conn.run_sync(_up_to, goal):
+            return []  # the common case: read only, no write lock
     async with store.transaction() as conn:
         if store.is_postgres:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        applied: list[str] = await conn.run_sync(_upgrade, target)
-    for name in applied:
-        log.info("applied migration %s", name)
-    return applied
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        applied: list[int] = await conn.run_sync(_upgrade, goal)
+    names = revision_names()
+    for number in applied:
+        log.info("applied migration %s", names[number])
+    return [names[number] for number in applied]

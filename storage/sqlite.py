@@ -20,7 +20,7 @@ from sqlalchemy import URL, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from storage.store import StorageError, StorageUnavailableError, Store
+from storage.store import StorageError, StorageUnavailableError, Store, driver_error
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,19 @@ def _engine(url: URL, pragmas: list[str], begin: str | None) -> AsyncEngine:
     return engine
 
 
+def _failure(path: Path, exc: BaseException) -> StorageError:
+    """The one-line error for `exc`; another process's write lock is worth a retry."""
+    orig = driver_error(exc)
+    if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
+        return StorageUnavailableError(
+            f"database {path} is locked by another process; try again later"
+        )
+    if isinstance(orig, OSError):
+        return StorageError(f"cannot open database {path}: {orig.strerror or orig}")
+    cannot_open = getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
+    return StorageError(f"cannot {'open' if cannot_open else 'use'} database {path}: {orig}")
+
+
 async def open_sqlite(
     path: str | Path,
     *,
@@ -68,8 +81,9 @@ async def open_sqlite(
     """Open the database at `path` and apply pending migrations.
 
     `create=False` refuses a missing file instead of creating an empty one (read
-    commands). `busy_timeout` is how long a statement waits for another process's
-    write lock before failing with `database is locked`.
+    commands), and writes nothing, not even the file's header. `busy_timeout` is
+    how long a statement waits for another process's write lock before failing
+    with `database is locked`.
     """
     path = Path(path)
     if path.is_dir():
@@ -82,7 +96,7 @@ async def open_sqlite(
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot open database {path}: {exc.strerror or exc}") from exc
+            raise _failure(path, exc) from None
     # mode=rw: never create the file here, even if it vanished since the check above.
     url = URL.create(
         "sqlite+aiosqlite",
@@ -90,12 +104,15 @@ async def open_sqlite(
         query={"mode": "rwc" if create else "rw", "uri": "true"},
     )
     busy_ms = int(busy_timeout * 1000)
-    common = [
-        "PRAGMA foreign_keys = ON",
-        f"PRAGMA busy_timeout = {busy_ms}",
-        "PRAGMA synchronous = NORMAL",
-    ]
-    writer = _engine(url, common, "BEGIN IMMEDIATE")
+    writer = _engine(
+        url,
+        [
+            "PRAGMA foreign_keys = ON",
+            f"PRAGMA busy_timeout = {busy_ms}",
+            "PRAGMA synchronous = NORMAL",
+        ],
+        "BEGIN IMMEDIATE",  # take the write lock up front, not half-way through
+    )
     reader = _engine(
         url,
         [
@@ -109,30 +126,24 @@ async def open_sqlite(
     )
     store = Store("sqlite", writer, reader, path=path)
     try:
-        if create:
-            async with writer.connect() as conn:
-                raw = await conn.get_raw_connection()
-                # Persistent once set; a store opened only to be read must not be
-                # written, not even its header. Only a new, empty file takes a page
-                # size (before WAL is on): 8 KiB pages hold five ~1.4 KB paper rows
-                # where 4 KiB pages held two and wasted a quarter.
-                cursor = await raw.driver_connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-                await cursor.close()
-                cursor = await raw.driver_connection.execute("PRAGMA journal_mode = WAL")
-                await cursor.close()
+        async with writer.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # connected just now
+            if create:
+                # Persistent once set. Only a new, empty file takes a page size (before
+                # WAL is on): 8 KiB pages hold five ~1.4 KB paper rows where 4 KiB pages
+                # held two and wasted a quarter.
+                for pragma in (f"PRAGMA page_size = {PAGE_SIZE}", "PRAGMA journal_mode = WAL"):
+                    cursor = await raw.execute(pragma)
+                    await cursor.close()
+        # The reader reads the header now, so a file that is no database fails here.
+        async with reader.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA schema_version")
         if migrate:
             await store.migrate()
-        else:
-            async with reader.connect():
-                pass  # open it now, so a broken file fails here with a clear message
     except (DBAPIError, sqlite3.Error, OSError) as exc:
         await store.close()
-        orig = getattr(exc, "orig", exc)
-        if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
-            raise StorageUnavailableError(
-                f"database {path} is locked by another process; try again later"
-            ) from exc
-        raise StorageError(f"cannot use database {path}: {orig}") from exc
+        raise _failure(path, exc) from exc
     except BaseException:
         await store.close()
         raise

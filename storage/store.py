@@ -11,7 +11,12 @@ asyncio lock and opens `BEGIN IMMEDIATE`, so a batch is stored whole or not at
 all; on PostgreSQL it is a plain transaction from the pool. Reads outside a
 transaction use `fetchall`/`fetchone`/`scalar`, which on SQLite go to a
 separate read-only connection: sharing the writer would let them see another
-coroutine's uncommitted (maybe rolled back) rows.
+coroutine's uncommitted (maybe rolled back) rows. A task that holds `reading()`
+and calls `fetchall` (or `reading()` again) gets the connection it holds, so
+nested reads cannot wait for themselves on SQLite's one reader connection.
+
+SQLAlchemy wraps the driver's exceptions (`DBAPIError`); `driver_error` gives
+the driver's own (sqlite3's, asyncpg's) for callers that tell them apart.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Executable, Row, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,12 @@ log = logging.getLogger(__name__)
 Dialect = Literal["sqlite", "postgresql"]
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 Connection = AsyncConnection
+# SQLAlchemy's wrapper around any error the database driver raised.
+DriverError = DBAPIError
+# The reading connection the current task holds, with the task and the engine it is
+# from (child tasks inherit the variable but must not share the connection).
+_Held = tuple[asyncio.Task[Any] | None, AsyncEngine, AsyncConnection]
+_held_reader: ContextVar[_Held | None] = ContextVar("paperbell_held_reader", default=None)
 
 
 class StorageError(Exception):
@@ -70,7 +83,7 @@ class Store:
         return self.dialect == "postgresql"
 
     async def close(self) -> None:
-        if self._reader is not self.engine:
+        if self._reader.sync_engine.pool is not self.engine.sync_engine.pool:
             await self._reader.dispose()
         await self.engine.dispose()
 
@@ -86,22 +99,37 @@ class Store:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection that sees only committed data, for several reads in a row."""
+        """A connection that sees only committed data, for several reads in a row.
+
+        Each statement sees what was committed when it started (no snapshot across
+        statements). Inside, this task's `fetchall` and nested `reading()` use the
+        same connection: SQLite has one reader connection, which they would
+        otherwise wait for while this task holds it.
+        """
+        held = _held_reader.get()
+        task = asyncio.current_task()
+        if held is not None and held[0] is task and held[1] is self._reader:
+            yield held[2]
+            return
         async with self._reader.connect() as conn:
-            yield conn
+            token = _held_reader.set((task, self._reader, conn))
+            try:
+                yield conn
+            finally:
+                _held_reader.reset(token)
 
     async def fetchall(self, statement: Executable, params: Params = None) -> Sequence[Row[Any]]:
-        async with self._reader.connect() as conn:
+        async with self.reading() as conn:
             result = await conn.execute(statement, params)
             return result.all()
 
     async def fetchone(self, statement: Executable, params: Params = None) -> Row[Any] | None:
-        async with self._reader.connect() as conn:
+        async with self.reading() as conn:
             result = await conn.execute(statement, params)
             return result.first()
 
     async def scalar(self, statement: Executable, params: Params = None) -> Any:
-        async with self._reader.connect() as conn:
+        async with self.reading() as conn:
             return (await conn.execute(statement, params)).scalar()
 
     async def execute(self, statement: Executable, params: Params = None) -> int:
@@ -109,6 +137,27 @@ class Store:
         async with self.transaction() as conn:
             result = await conn.execute(statement, params)
             return int(result.rowcount) if result.rowcount is not None else -1
+
+    async def maintain(self, statement: str) -> None:
+        """Run one maintenance statement that may not run inside a transaction.
+
+        SQLite: `PRAGMA wal_checkpoint(TRUNCATE)`, `PRAGMA optimize`, `VACUUM`,
+        `ANALYZE`, on the writer between transactions. PostgreSQL: `VACUUM ...`,
+        `ANALYZE`, in autocommit mode. The statement is run as written: never
+        build it from input.
+        """
+        if self._write_lock is None:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql(statement)
+            return
+        # Not through SQLAlchemy's execute: that would open the writer's BEGIN IMMEDIATE.
+        async with self._write_lock, self.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # a pooled connection is connected
+            cursor = await raw.execute(statement)
+            await cursor.fetchall()
+            await cursor.close()
 
     async def schema_version(self) -> int:
         """The Alembic revision the database is at, as its number (0: no schema)."""
@@ -132,6 +181,13 @@ class Store:
         return int(value or 0)
 
 
+def driver_error(exc: BaseException) -> BaseException:
+    """The database driver's own exception inside SQLAlchemy's wrapper, else `exc`."""
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, BaseException):
+        return exc.orig
+    return exc
+
+
 def host_of(url: str) -> str:
     """host:port of a connection URL, never its credentials."""
     try:
@@ -143,6 +199,8 @@ def host_of(url: str) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """An error message without any connection URL (it may hold a password)."""
-    text_ = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    """The driver's message, without any connection URL (it may hold a password)."""
+    orig = driver_error(exc)
+    # SQLAlchemy's asyncpg adapter prefixes asyncpg's message with its class.
+    text_ = re.sub(r"^<class '[\w.]+'>: ", "", str(orig)) or type(orig).__name__
     return re.sub(r"postgres(?:ql)?(?:\+\w+)?://\S+", "postgresql://…", text_)[:200]

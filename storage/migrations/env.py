@@ -2,7 +2,9 @@
 
 paperbell runs Alembic from code (no alembic.ini, no URL here): the caller
 opens the transaction, takes the locks and passes the connection in
-`config.attributes["connection"]`.
+`config.attributes["connection"]` (and a listener for each applied revision in
+`config.attributes["on_version_apply"]`). The transaction is the caller's, so
+`begin_transaction()` below neither begins nor commits anything.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from alembic import context
 
 from storage.schema import metadata
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+attributes = context.config.attributes
+context.configure(
+    connection=attributes["connection"],
+    target_metadata=metadata,
+    compare_type=True,
+    on_version_apply=attributes.get("on_version_apply", ()),
+)
 with context.begin_transaction():
     context.run_migrations()

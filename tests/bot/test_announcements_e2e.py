@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.arxiv.feeds import parse_rss
 from bot.discord_bot import PaperbellBot
@@ -272,17 +273,25 @@ async def test_migration_from_schema_5_alerts_nothing(world: World) -> None:
     # Rows as the schema-5 code wrote them (today's repository writes today's schema).
     for rowid, p in enumerate([earlier, *parse_rss(listing).papers][1:], start=1):
         stored = earlier if p.id == earlier.id else p
+        # Schema 5's columns (authors_text went in 0007), so raw SQL, not storage.schema.
         await old.execute(
-            "INSERT INTO papers (rowid, id, version, title, abstract, authors_json, authors_text,"
-            " primary_category, categories, published, updated, announce_type, first_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rowid, stored.id, p.version, p.title, p.abstract, json.dumps(list(p.authors)),
-                ", ".join(p.authors), p.primary_category, " ".join(p.categories),
-                stored.published.isoformat() if stored.published else None,
-                p.updated.isoformat() if p.updated else None,
-                p.announce_type.value if p.announce_type else None, stamp,
+            text(
+                "INSERT INTO papers (rowid, id, version, title, abstract, authors_json,"
+                " authors_text, primary_category, categories, published, updated,"
+                " announce_type, first_seen) VALUES (:rowid, :id, :version, :title, :abstract,"
+                " :authors_json, :authors_text, :primary_category, :categories, :published,"
+                " :updated, :announce_type, :first_seen)"
             ),
+            {
+                "rowid": rowid, "id": stored.id, "version": p.version, "title": p.title,
+                "abstract": p.abstract, "authors_json": json.dumps(list(p.authors)),
+                "authors_text": ", ".join(p.authors), "primary_category": p.primary_category,
+                "categories": " ".join(p.categories),
+                "published": stored.published.isoformat() if stored.published else None,
+                "updated": p.updated.isoformat() if p.updated else None,
+                "announce_type": p.announce_type.value if p.announce_type else None,
+                "first_seen": stamp,
+            },
         )  # fmt: skip
     subs = SubscriptionRepository(old)
     channel = await subs.ensure_destination(DestinationKind.CHANNEL, w.mixed.id, w.lab.id)
@@ -292,11 +301,14 @@ async def test_migration_from_schema_5_alerts_nothing(world: World) -> None:
     )  # fmt: skip
     for rowid in (1, 2):  # what the old version queued and sent for this listing
         await old.execute(
-            "INSERT INTO deliveries (destination_id, paper_rowid, status, matched_json,"
-            " created_at, next_attempt_at, sent_at, message_id)"
-            " VALUES (?, ?, 'sent', ?, ?, ?, ?, ?)",
-            (channel.id, rowid, json.dumps(["category: cs.LG"]), stamp, stamp, stamp, rowid),
-        )
+            text(
+                "INSERT INTO deliveries (destination_id, paper_rowid, status, matched_json,"
+                " created_at, next_attempt_at, sent_at, message_id)"
+                " VALUES (:destination, :rowid, 'sent', :matched, :at, :at, :at, :message)"
+            ),
+            {"destination": channel.id, "rowid": rowid,
+             "matched": json.dumps(["category: cs.LG"]), "at": stamp, "message": rowid},
+        )  # fmt: skip
     await FeedStateRepository(old).record_success(
         w.arxiv.rss_url.rstrip("/") + "/cs.LG",
         etag=None,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot import bulk
 from bot.arxiv import snapshot
@@ -92,7 +93,7 @@ async def dump(db: Store) -> list[object]:
         "paper_authors": "SELECT * FROM paper_authors ORDER BY author_id, paper_rowid",
         "paper_categories": "SELECT * FROM paper_categories ORDER BY category, paper_rowid",
     }
-    return [[tuple(r) for r in await db.fetchall(sql)] for sql in tables.values()]
+    return [[tuple(r) for r in await db.fetchall(text(sql))] for sql in tables.values()]
 
 
 async def test_snapshot_import(any_db: Store, snapshot_file: Path) -> None:

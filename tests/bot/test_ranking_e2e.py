@@ -7,8 +7,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.domain.models import DestinationKind, Paper
 from bot.rating_buttons import TEMPLATE, rate_id
+from storage.schema import deliveries, papers, ranking_filtered
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import (
     DAY_ONE,
@@ -134,10 +137,13 @@ async def test_ratings_reorder_a_digest_and_top_k_keeps_the_best(
         for text in footers([last]).values():
             assert "ranked for this channel because:" in text
         rows = await bot.papers.db.fetchall(
-            "SELECT p.id, rf.reason, dl.status, dl.last_error FROM ranking_filtered AS rf"
-            " JOIN deliveries AS dl ON dl.id = rf.delivery_id"
-            " JOIN papers AS p ON p.rowid = dl.paper_rowid ORDER BY p.id"
-        )
+            select(papers.c.id, ranking_filtered.c.reason, deliveries.c.status,
+                   deliveries.c.last_error)
+            .join_from(ranking_filtered, deliveries,
+                       deliveries.c.id == ranking_filtered.c.delivery_id)
+            .join(papers, papers.c.rowid == deliveries.c.paper_rowid)
+            .order_by(papers.c.id)
+        )  # fmt: skip
         assert [(r[0], r[1], r[2]) for r in rows] == [
             (pid, "top_k", "failed") for pid in ("2501.00031", "2501.00033", "2501.00035")
         ]

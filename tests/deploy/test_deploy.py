@@ -366,7 +366,7 @@ def test_dockerignore_keeps_secrets_and_junk_out(tmp_path: Path) -> None:
         "README.md",
         "bot/cli.py",
         "bot/data/categories.tsv",
-        "storage/migrations/0001_initial.sql",
+        "storage/migrations/sql/sqlite/0001_initial.sql",
         "deploy/.env.example",
         "deploy/Dockerfile",
     ]
@@ -400,11 +400,15 @@ def test_image_entry_point_and_database(image: Image) -> None:
 
     migrated = image.run([*image.entrypoint, "db", "migrate"])
     assert migrated.returncode == 0, migrated.stderr
-    assert migrated.stdout.startswith("applied 0001_initial.sql")
-    migrations = sorted((ROOT / "storage" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    assert migrated.stdout.startswith("applied 0001_initial, 0002_delivery_batches")
+    versions = ROOT / "storage" / "migrations" / "versions"
+    migrations = sorted(versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
     database = image.host("/data/paperbell.db")
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == (
+            f"{len(migrations):04d}"
+        )
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"papers", "subscriptions", "deliveries", "destinations"} <= tables
     again = image.run([*image.entrypoint, "db", "migrate"])

@@ -1,7 +1,8 @@
 """storage.schema's metadata against the schema the migrations really build.
 
-A store is opened (and so migrated) the way paperbell opens it, then Alembic's
-autogenerate compares the live database with `metadata`, types and server defaults
+A store is opened (and so migrated) the way paperbell opens it, fresh or as an older
+paperbell left it before Alembic (at migration 0004, see tests/storage/legacy.py), then
+Alembic's autogenerate compares the live database with `metadata`, types and server defaults
 included. Only the engine-specific objects storage.schema lists may differ, plus a few
 things SQLite reflection cannot express; each of those is checked another way here.
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -24,6 +27,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bot.domain.timestamps import to_timestamp
 from storage.backend import open_database
+from storage.postgres import open_postgres
 from storage.schema import (
     ENGINE_SPECIFIC_INDEXES,
     ENGINE_SPECIFIC_TABLES,
@@ -32,8 +36,10 @@ from storage.schema import (
     metadata,
 )
 from tests.backends import needs_postgres, open_test_database, require_postgres
+from tests.storage.legacy import build_legacy_postgres, build_legacy_sqlite
 
 OPTIONS = {"compare_type": True, "compare_server_default": True}
+LEGACY_VERSION = 4
 
 
 def _include(dialect: str) -> Any:
@@ -205,8 +211,12 @@ def _copy_with_extra_column() -> sa.MetaData:
     return copy
 
 
-async def _sqlite_diff(tmp_path: Path, target: sa.MetaData) -> list[tuple[Any, ...]]:
+async def _sqlite_diff(
+    tmp_path: Path, target: sa.MetaData, *, legacy: bool = False
+) -> list[tuple[Any, ...]]:
     path = tmp_path / "paperbell.sqlite3"
+    if legacy:  # as an older paperbell left it, before Alembic
+        build_legacy_sqlite(path, LEGACY_VERSION)
     db = await open_database(path)
     await db.close()
     engine = sa.create_engine(f"sqlite:///{path}")
@@ -218,31 +228,56 @@ async def _sqlite_diff(tmp_path: Path, target: sa.MetaData) -> list[tuple[Any, .
     return _without_sqlite_reflection_gaps(ops, path, target)
 
 
-async def _postgres_diff(tmp_path: Path, target: sa.MetaData) -> list[tuple[Any, ...]]:
-    url = require_postgres().replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = url.replace("postgres://", "postgresql+asyncpg://", 1)
-    # open_database() has no schema argument; the test helper opens the same PgDatabase
+async def _postgres_diff(
+    tmp_path: Path, target: sa.MetaData, *, legacy: bool = False
+) -> list[tuple[Any, ...]]:
+    if legacy:
+        return await _legacy_postgres_diff(target)
+    # open_database() has no schema argument; the test helper opens the same store
     # (migrated) in a schema of its own, and the engine looks only there.
     async with open_test_database("postgres", tmp_path) as db:
         assert db.is_postgres and db.schema is not None
-        engine = create_async_engine(
-            url, connect_args={"server_settings": {"search_path": db.schema}}
-        )
+        return await _postgres_schema_diff(db.schema, target)
+
+
+async def _postgres_schema_diff(schema: str, target: sa.MetaData) -> list[tuple[Any, ...]]:
+    url = require_postgres().replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = url.replace("postgres://", "postgresql+asyncpg://", 1)
+    engine = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT current_schema()")) == schema
+            return await conn.run_sync(_diff, target)
+    finally:
+        await engine.dispose()
+
+
+async def _legacy_postgres_diff(target: sa.MetaData) -> list[tuple[Any, ...]]:
+    """A schema an older paperbell left at LEGACY_VERSION, upgraded the way the bot opens it."""
+    url = require_postgres()
+    schema = f"pblegacy_{uuid.uuid4().hex[:12]}"
+    try:
+        await build_legacy_postgres(url, schema, LEGACY_VERSION)
+        db = await open_postgres(url, schema=schema)
+        await db.close()
+        return await _postgres_schema_diff(schema, target)
+    finally:
+        conn = await asyncpg.connect(url)
         try:
-            async with engine.connect() as conn:
-                assert await conn.scalar(sa.text("SELECT current_schema()")) == db.schema
-                return await conn.run_sync(_diff, target)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
-            await engine.dispose()
+            await conn.close()
 
 
-async def test_sqlite_schema_matches_metadata(tmp_path: Path) -> None:
-    assert await _sqlite_diff(tmp_path, metadata) == []
+@pytest.mark.parametrize("legacy", [False, True], ids=["fresh", "upgraded-from-0004"])
+async def test_sqlite_schema_matches_metadata(tmp_path: Path, legacy: bool) -> None:
+    assert await _sqlite_diff(tmp_path, metadata, legacy=legacy) == []
 
 
 @needs_postgres
-async def test_postgres_schema_matches_metadata(tmp_path: Path) -> None:
-    assert await _postgres_diff(tmp_path, metadata) == []
+@pytest.mark.parametrize("legacy", [False, True], ids=["fresh", "upgraded-from-0004"])
+async def test_postgres_schema_matches_metadata(tmp_path: Path, legacy: bool) -> None:
+    assert await _postgres_diff(tmp_path, metadata, legacy=legacy) == []
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=needs_postgres)])

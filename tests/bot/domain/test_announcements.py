@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 
+from sqlalchemy import select
+
 from bot.domain.announcements import (
     is_withdrawn,
     listing_day,
@@ -27,6 +29,7 @@ from bot.domain.models import (
 )
 from bot.domain.recovery import missed_days, recovery_queries, submission_window
 from bot.services import PaperService
+from storage.schema import deliveries, papers
 from storage.store import Store
 from storage.subscriptions import SubscriptionRepository
 from tests.backends import any_db  # noqa: F401  (fixture)
@@ -71,8 +74,9 @@ async def subscribe(
 
 async def queued(db: Store) -> list[tuple[int, str, str, int]]:
     rows = await db.fetchall(
-        "SELECT dl.destination_id, p.id, dl.event, dl.version FROM deliveries AS dl"
-        " JOIN papers AS p ON p.rowid = dl.paper_rowid ORDER BY dl.id"
+        select(deliveries.c.destination_id, papers.c.id, deliveries.c.event, deliveries.c.version)
+        .join_from(deliveries, papers, papers.c.rowid == deliveries.c.paper_rowid)
+        .order_by(deliveries.c.id)
     )
     return [(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
