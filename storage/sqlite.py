@@ -10,6 +10,7 @@ locked`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from pathlib import Path
@@ -67,6 +68,13 @@ def _engine(url: URL, pragmas: list[str], begin: str | None) -> AsyncEngine:
     return engine
 
 
+def _probe(url: URL) -> None:
+    """Connect and disconnect with sqlite3, as the engines will (same file, same mode)."""
+    mode = url.query["mode"]
+    assert url.database is not None
+    sqlite3.connect(f"{url.database}?mode={mode}", uri=True).close()
+
+
 def _failure(path: Path, exc: BaseException) -> StorageError:
     """The one-line error for `exc`; another process's write lock is worth a retry."""
     orig = driver_error(exc)
@@ -112,6 +120,13 @@ async def open_sqlite(
         database=f"file:{quote(str(path.absolute()))}",
         query={"mode": "rwc" if create else "rw", "uri": "true"},
     )
+    # Opened once by sqlite3 alone first: when aiosqlite fails to connect, its worker
+    # thread finishes after the call returns and, if the event loop has closed by
+    # then (a CLI exiting on the error), prints an `Event loop is closed` traceback.
+    try:
+        await asyncio.to_thread(_probe, url)
+    except (sqlite3.Error, OSError) as exc:
+        raise _failure(path, exc) from None
     busy_ms = int(busy_timeout * 1000)
     writer = _engine(
         url,

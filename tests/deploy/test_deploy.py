@@ -496,7 +496,8 @@ except PermissionError:
     pass
 for package in (bot, storage):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if module.name != "bot.__main__":
+        # Alembic runs env.py itself (`db migrate` below), with its context set up.
+        if module.name not in ("bot.__main__", "storage.migrations.env"):
             importlib.import_module(module.name)
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
 threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -35,6 +35,7 @@ from tests.storage.legacy import (
 )
 
 LATEST = latest_revision()
+LAST_BEFORE_ALEMBIC = 9  # the last version an older paperbell could have left
 KINDS = ["sqlite", POSTGRES]
 
 
@@ -194,7 +195,7 @@ async def test_fresh_store_reaches_the_newest_revision(tmp_path: Path, kind: str
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("version", range(1, LATEST + 1))
+@pytest.mark.parametrize("version", range(1, LAST_BEFORE_ALEMBIC + 1))
 async def test_store_from_before_alembic_upgrades_with_its_data(
     tmp_path: Path, kind: str, version: int
 ) -> None:
@@ -282,21 +283,18 @@ async def test_failing_revision_leaves_the_store_as_it_was(tmp_path: Path, kind:
 
 
 async def test_read_commands_neither_stamp_nor_upgrade(tmp_path: Path) -> None:
-    """open_for_reading on an older store says what to run and writes nothing; a store from
-    before Alembic at the newest version is read as it is."""
+    """open_for_reading on an older store says what to run and writes nothing, also on a
+    store from before Alembic at its last version (0010 came after)."""
     async with location("sqlite", tmp_path) as where:
         await where.build_legacy(4)
         with pytest.raises(StorageError, match=r"schema version 4, this paperbell needs \d+"):
             await open_for_reading(where.where, shown="the store")
         assert await _bookkeeping(where) == (None, 4)
     async with location("sqlite", tmp_path, "newest") as where:
-        await where.build_legacy(LATEST)
-        store = await open_for_reading(where.where, shown="the store")
-        try:
-            assert await store.schema_version() == LATEST
-        finally:
-            await store.close()
-        assert await _bookkeeping(where) == (None, LATEST)
+        await where.build_legacy(LAST_BEFORE_ALEMBIC)
+        with pytest.raises(StorageError, match=rf"version {LAST_BEFORE_ALEMBIC}, this paperbell"):
+            await open_for_reading(where.where, shown="the store")
+        assert await _bookkeeping(where) == (None, LAST_BEFORE_ALEMBIC)
 
 
 async def test_newer_schema_from_before_alembic_is_refused(tmp_path: Path) -> None:
@@ -343,3 +341,31 @@ async def test_upgraded_paper_is_found_through_the_repository(tmp_path: Path, ki
             if kind == "sqlite":  # PostgreSQL's search rows are the store's to write
                 hits = await repo.search("grokking stability")
                 assert [h.paper.id for h in hits] == ["2411.17709"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_old_short_timestamps_are_padded_to_the_fixed_width(
+    tmp_path: Path, kind: str
+) -> None:
+    """0010: an instant written by `isoformat()` without microseconds (older paperbell)
+    gets them, so it compares as text with the fixed-width form at the same instant."""
+    short = "2026-11-29T05:00:00+00:00"
+    exact = "2026-11-29T05:00:00.123456+00:00"
+    async with location(kind, tmp_path) as where:
+        await where.create_schema()
+        async with opened(where, migrate=False) as store:
+            await store.migrate(target=9)
+            async with store.transaction() as conn:
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO feed_state (url, last_success, last_attempt)"
+                        " VALUES ('short', :short, NULL), ('exact', :exact, :short)"
+                    ),
+                    {"short": short, "exact": exact},
+                )
+            assert await store.migrate() == [revision_names()[10]]
+            rows = await store.fetchall(
+                sa.text("SELECT url, last_success, last_attempt FROM feed_state ORDER BY url")
+            )
+    padded = "2026-11-29T05:00:00.000000+00:00"
+    assert [tuple(row) for row in rows] == [("exact", exact, padded), ("short", padded, None)]
