@@ -40,7 +40,7 @@ from functools import lru_cache
 from bot.domain.errors import InvalidInputError
 from bot.domain.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
 from bot.domain.names import author_key, given_compatible, keyword_tokens, query_key
-from bot.domain.query import KeyKind, PaperText, Query, paper_keys, parse_query
+from bot.domain.query import KeyKind, PaperText, Query, has_phrase, parse_query
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +164,13 @@ class _Index:
             list
         )
         self.by_paper: dict[str, list[Subscription]] = defaultdict(list)
-        # Query subscriptions bucketed by their required keys: a paper's keys
-        # find the queries worth evaluating, never every query on every paper.
-        self.by_query_key: dict[tuple[str, str], list[tuple[Subscription, Query]]] = defaultdict(
-            list
-        )
+        # Query subscriptions bucketed by their required keys, one dict per key kind,
+        # so a paper's words meet them in one set intersection: a paper's keys find
+        # the queries worth evaluating, never every query on every paper.
+        self.by_query_key: dict[KeyKind, dict[str, list[tuple[Subscription, Query]]]] = {
+            kind: defaultdict(list) for kind in KeyKind
+        }
+        self.has_queries = False
         seen: set[int] = set()
         for sub in candidates:
             if sub.id in seen or sub.destination.paused:
@@ -185,8 +187,9 @@ class _Index:
                 if query is None:
                     log.warning("query subscription %d no longer parses", sub.id)
                     continue
+                self.has_queries = True
                 for kind, key in query.required_keys:
-                    self.by_query_key[(kind.value, key)].append((sub, query))
+                    self.by_query_key[kind][key].append((sub, query))
             else:
                 phrase = tuple(sub.given_key.split())
                 if phrase:
@@ -194,26 +197,57 @@ class _Index:
                 else:
                     log.warning("keyword subscription %d has an empty phrase", sub.id)
 
+    def queries_for(self, text: PaperText) -> Iterable[tuple[Subscription, Query]]:
+        """Each query subscription one of whose required keys `text` has, once.
 
-def _token_positions(tokens: Sequence[str]) -> dict[str, list[int]]:
-    positions: dict[str, list[int]] = defaultdict(list)
-    for i, token in enumerate(tokens):
-        positions[token].append(i)
-    return positions
+        The same keys as `bot.domain.query.paper_keys`, met kind by kind with set
+        intersections instead of building and probing every key of the paper.
+        """
+        tokens = self.by_query_key[KeyKind.TOKEN]
+        categories = self.by_query_key[KeyKind.CATEGORY]
+        archives = self.by_query_key[KeyKind.ARCHIVE]
+        surnames = self.by_query_key[KeyKind.SURNAME]
+        buckets = [
+            *(tokens[t] for t in tokens.keys() & text.title_words),
+            *(tokens[t] for t in tokens.keys() & text.abstract_words),
+            *(tokens[t] for t in tokens.keys() & text.comment_words),
+            *(surnames[s] for s in surnames.keys() & text.surnames if s),
+            *(categories[c] for c in categories.keys() & text.categories),
+            *(archives[a] for a in archives.keys() & {_archive(c) for c in text.categories}),
+        ]
+        tried: set[int] = set()
+        for bucket in buckets:
+            for sub, query in bucket:
+                if sub.id not in tried:
+                    tried.add(sub.id)
+                    yield sub, query
+
+
+def _archive(category: str) -> str:
+    return category.split(".", 1)[0]
+
+
+def _keyword_hits(
+    tokens: tuple[str, ...], words: frozenset[str], index: _Index
+) -> Iterable[Subscription]:
+    """Keyword subscriptions whose phrase occurs in one text (its tokens, and their set)."""
+    for token in index.by_first_token.keys() & words:
+        for sub, phrase in index.by_first_token[token]:
+            if has_phrase(tokens, words, phrase):
+                yield sub
 
 
 def _matching_subscriptions(
-    paper: Paper, index: _Index, folded: PaperText | None
+    paper: Paper, index: _Index, text: PaperText
 ) -> Iterable[tuple[Subscription, str | None]]:
-    """(subscription, the author spelling it matched, for author subscriptions)."""
-    if folded is not None:
-        tried: set[int] = set()
-        for kind, value in paper_keys(folded):
-            for sub, query in index.by_query_key.get((kind.value, value), ()):
-                if sub.id not in tried:
-                    tried.add(sub.id)
-                    if query.matches(folded):
-                        yield sub, None
+    """(subscription, the author spelling it matched, for author subscriptions).
+
+    Reads the paper's words and author keys from `text`, folded once per paper.
+    """
+    if index.has_queries:
+        for sub, query in index.queries_for(text):
+            if query.test(text):
+                yield sub, None
     if paper.announce_type in REPLACEMENT_TYPES:
         yield from ((sub, None) for sub in index.by_paper.get(paper.id, ()))
     for category in paper_categories(paper):
@@ -221,18 +255,13 @@ def _matching_subscriptions(
         if subs:
             cross = is_cross(paper, category)
             yield from ((sub, None) for sub in subs if sub.include_cross or not cross)
-    for name in paper.authors:
-        key = author_key(name)
+    for name, key in zip(paper.authors, text.authors, strict=True):
         for sub, given in index.by_surname.get(key.surname, ()):
             if given_compatible(given, key.given):
                 yield sub, name
-    for text in (paper.title, paper.abstract):
-        tokens = keyword_tokens(text)
-        for token, starts in _token_positions(tokens).items():
-            for sub, phrase in index.by_first_token.get(token, ()):
-                width = len(phrase)
-                if any(tuple(tokens[s : s + width]) == phrase for s in starts):
-                    yield sub, None
+    # A phrase found in both title and abstract is yielded twice; hits are keyed by id.
+    yield from ((sub, None) for sub in _keyword_hits(text.title, text.title_words, index))
+    yield from ((sub, None) for sub in _keyword_hits(text.abstract, text.abstract_words, index))
 
 
 def describe_hit(sub: Subscription, spellings: Iterable[str] = ()) -> str:
@@ -258,8 +287,8 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
     for paper in papers:
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, tuple[Subscription, list[str]]]] = defaultdict(dict)
-        # Folded once per paper, for the query lookup and the explanations alike.
-        folded = PaperText.of(paper) if index.by_query_key else None
+        # Folded once per paper, for every kind of subscription and the explanations alike.
+        folded = PaperText.of(paper)
         for sub, spelling in _matching_subscriptions(paper, index, folded):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
@@ -270,7 +299,7 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
             found = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
             descriptions = tuple(
                 dict.fromkeys(
-                    describe_match(sub, folded or paper)
+                    describe_match(sub, folded)
                     if sub.kind is SubscriptionKind.QUERY
                     else describe_hit(sub, names)
                     for sub, names in found

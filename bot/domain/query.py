@@ -28,8 +28,8 @@ The parser is Lark's LALR(1): linear in the input, which is capped at
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 
@@ -146,6 +146,17 @@ class PaperText:
     comment: tuple[str, ...]
     authors: tuple[AuthorKey, ...]
     categories: frozenset[str]  # lower-cased
+    # The same words as sets, built once so a term is a set lookup, not a scan.
+    title_words: frozenset[str] = field(init=False, repr=False, compare=False)
+    abstract_words: frozenset[str] = field(init=False, repr=False, compare=False)
+    comment_words: frozenset[str] = field(init=False, repr=False, compare=False)
+    surnames: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "title_words", frozenset(self.title))
+        object.__setattr__(self, "abstract_words", frozenset(self.abstract))
+        object.__setattr__(self, "comment_words", frozenset(self.comment))
+        object.__setattr__(self, "surnames", frozenset(a.surname for a in self.authors))
 
     @classmethod
     def of(cls, paper: Paper) -> PaperText:
@@ -167,10 +178,16 @@ class Query:
     source: str  # the expression as the user typed it (whitespace collapsed)
     root: Node
     required_keys: frozenset[Key]
+    # `root` compiled once into nested closures (`compile_node`): the poller tries
+    # a query on many papers, and a tree walk per paper costs several times more.
+    test: Callable[[PaperText], bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test", compile_node(self.root))
 
     def matches(self, paper: Paper | PaperText) -> bool:
         text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
-        return _evaluate(self.root, text)
+        return self.test(text)
 
     def explain(self, paper: Paper | PaperText) -> tuple[str, ...]:
         """The positive terms that matched `paper` (empty when the query does not match)."""
@@ -335,13 +352,25 @@ def _make_term(field: Field, text: str) -> Term:
 # ---- matching ------------------------------------------------------------------------
 
 
-def _has_phrase(tokens: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    width = len(phrase)
+def has_phrase(tokens: tuple[str, ...], words: frozenset[str], phrase: tuple[str, ...]) -> bool:
+    """Whether `phrase` occurs in `tokens` (whose set is `words`) as consecutive tokens."""
     first = phrase[0]
-    return any(
-        tokens[i] == first and tokens[i : i + width] == phrase
-        for i in range(len(tokens) - width + 1)
-    )
+    if first not in words:
+        return False
+    width = len(phrase)
+    if width == 1:
+        return True
+    if not words.issuperset(phrase):
+        return False
+    # tuple.index finds each occurrence of the first word in C, not a Python loop.
+    start = tokens.index(first)
+    while True:
+        if tokens[start : start + width] == phrase:
+            return True
+        try:
+            start = tokens.index(first, start + 1)
+        except ValueError:
+            return False
 
 
 def _category_matches(wanted: str, categories: frozenset[str]) -> bool:
@@ -366,13 +395,15 @@ def _term(term: Term, text: PaperText) -> bool:
         assert term.category is not None
         return _category_matches(term.category, text.categories)
     if field is Field.TITLE:
-        return _has_phrase(text.title, term.words)
+        return has_phrase(text.title, text.title_words, term.words)
     if field is Field.ABSTRACT:
-        return _has_phrase(text.abstract, term.words)
+        return has_phrase(text.abstract, text.abstract_words, term.words)
     # all: the words anywhere, an author of that name, or that category (`all:cs.LG`).
-    if _has_phrase(text.title, term.words) or _has_phrase(text.abstract, term.words):
+    if has_phrase(text.title, text.title_words, term.words):
         return True
-    if _has_phrase(text.comment, term.words):
+    if has_phrase(text.abstract, text.abstract_words, term.words):
+        return True
+    if has_phrase(text.comment, text.comment_words, term.words):
         return True
     key = query_key(term.text)
     if key.surname and any(keys_match(key, a) for a in text.authors):
@@ -381,6 +412,7 @@ def _term(term: Term, text: PaperText) -> bool:
 
 
 def _evaluate(node: Node, text: PaperText) -> bool:
+    """The tree-walking reference for `compile_node` (which `Query.matches` uses)."""
     if isinstance(node, Term):
         return _term(node, text)
     if isinstance(node, Not):
@@ -388,6 +420,84 @@ def _evaluate(node: Node, text: PaperText) -> bool:
     if isinstance(node, And):
         return all(_evaluate(child, text) for child in node.children)
     return any(_evaluate(child, text) for child in node.children)
+
+
+Test = Callable[[PaperText], bool]
+
+
+def compile_node(node: Node) -> Test:
+    """`node` as one function of a paper's text, deciding exactly as `_evaluate(node, text)`.
+
+    Everything that depends on the query alone (a term's author key, which set a
+    field reads, how many children a group has) is worked out here, once.
+    """
+    if isinstance(node, Term):
+        return _compile_term(node)
+    if isinstance(node, Not):
+        child = compile_node(node.child)
+        return lambda text: not child(text)
+    tests = tuple(compile_node(c) for c in node.children)
+    if len(tests) == 1:
+        return tests[0]
+    if isinstance(node, And):
+        if len(tests) == 2:
+            first, second = tests
+            return lambda text: first(text) and second(text)
+        return lambda text: all(t(text) for t in tests)
+    if len(tests) == 2:
+        first, second = tests
+        return lambda text: first(text) or second(text)
+    return lambda text: any(t(text) for t in tests)
+
+
+def _compile_term(term: Term) -> Test:
+    if term.field is Field.AUTHOR:
+        assert term.author is not None
+        wanted = term.author
+        surname = wanted.surname
+
+        def author(text: PaperText) -> bool:
+            return surname in text.surnames and any(keys_match(wanted, a) for a in text.authors)
+
+        return author
+    if term.field is Field.CATEGORY:
+        assert term.category is not None
+        category = term.category
+        if "." in category:
+            return lambda text: category in text.categories
+        return lambda text: _category_matches(category, text.categories)
+    phrase = term.words
+    if len(phrase) == 1:  # the common case: one word, a set lookup
+        word = phrase[0]
+        if term.field is Field.TITLE:
+            return lambda text: word in text.title_words
+        if term.field is Field.ABSTRACT:
+            return lambda text: word in text.abstract_words
+    if term.field is Field.TITLE:
+        return lambda text: has_phrase(text.title, text.title_words, phrase)
+    if term.field is Field.ABSTRACT:
+        return lambda text: has_phrase(text.abstract, text.abstract_words, phrase)
+    # all: as in `_term`, with the typed text's author key and category test done once.
+    key = query_key(term.text)
+    name = key if key.surname else None
+    category_name = term.text.lower() if _looks_like_category(term.text) else None
+
+    def anywhere(text: PaperText) -> bool:
+        if (
+            has_phrase(text.title, text.title_words, phrase)
+            or has_phrase(text.abstract, text.abstract_words, phrase)
+            or has_phrase(text.comment, text.comment_words, phrase)
+        ):
+            return True
+        if (
+            name is not None
+            and name.surname in text.surnames
+            and any(keys_match(name, a) for a in text.authors)
+        ):
+            return True
+        return category_name is not None and category_name in text.categories
+
+    return anywhere
 
 
 def _positive_terms(node: Node) -> Iterable[Term]:
