@@ -32,10 +32,11 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 
 from bot.domain.errors import InvalidInputError
 from bot.domain.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
@@ -121,8 +122,9 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
     paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
     # The union of `bot.domain.query.paper_keys` over the papers, from the features already
     # folded above instead of folding every text a second time.
-    query: set[tuple[str, str]] = {(KeyKind.SURNAME.value, s) for s in surnames}
-    query.update((KeyKind.TOKEN.value, t) for t in tokens | comment_tokens)
+    # zip/repeat builds the pairs in C: tens of thousands per listing.
+    query: set[tuple[str, str]] = set(zip(repeat(KeyKind.SURNAME.value), surnames, strict=False))
+    query.update(zip(repeat(KeyKind.TOKEN.value), tokens | comment_tokens, strict=False))
     for category in categories:
         folded = category.lower()
         query.add((KeyKind.CATEGORY.value, folded))
@@ -154,7 +156,7 @@ def describe_match(sub: Subscription, paper: Paper | PaperText) -> str:
 class _Index:
     """Candidates bucketed by the key each paper feature is looked up with."""
 
-    def __init__(self, candidates: Iterable[Subscription]) -> None:
+    def __init__(self, candidates: Iterable[Subscription], texts: Sequence[PaperText]) -> None:
         self.by_category: dict[str, list[Subscription]] = defaultdict(list)
         self.by_surname: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(list)
         # Keyword subscriptions are bucketed by their phrase's first token, so a
@@ -164,13 +166,13 @@ class _Index:
             list
         )
         self.by_paper: dict[str, list[Subscription]] = defaultdict(list)
-        # Query subscriptions bucketed by their required keys, one dict per key kind,
+        # Query subscriptions bucketed by a required key set, one dict per key kind,
         # so a paper's words meet them in one set intersection: a paper's keys find
         # the queries worth evaluating, never every query on every paper.
         self.by_query_key: dict[KeyKind, dict[str, list[tuple[Subscription, Query]]]] = {
             kind: defaultdict(list) for kind in KeyKind
         }
-        self.has_queries = False
+        queries: list[tuple[Subscription, Query]] = []
         seen: set[int] = set()
         for sub in candidates:
             if sub.id in seen or sub.destination.paused:
@@ -187,18 +189,29 @@ class _Index:
                 if query is None:
                     log.warning("query subscription %d no longer parses", sub.id)
                     continue
-                self.has_queries = True
-                for kind, key in query.required_keys:
-                    self.by_query_key[kind][key].append((sub, query))
+                queries.append((sub, query))
             else:
                 phrase = tuple(sub.given_key.split())
                 if phrase:
                     self.by_first_token[phrase[0]].append((sub, phrase))
                 else:
                     log.warning("keyword subscription %d has an empty phrase", sub.id)
+        self.has_queries = bool(queries)
+        # Any of a query's key options finds every paper it matches; the one fewest
+        # papers of this batch have means the fewest evaluations. The stored (and
+        # looked-up) required keys are chosen without the batch and can be common words.
+        counts = _key_counts(queries, texts)
+        for sub, query in queries:
+            option = min(
+                query.key_options,
+                key=lambda keys: sum(counts[kind][key] for kind, key in keys),
+            )
+            for kind, key in option:
+                self.by_query_key[kind][key].append((sub, query))
 
-    def queries_for(self, text: PaperText) -> Iterable[tuple[Subscription, Query]]:
-        """Each query subscription one of whose required keys `text` has, once.
+    def matching_queries(self, text: PaperText) -> Iterable[Subscription]:
+        """The query subscriptions that match `text`: each one that has one of its
+        required keys is tried once.
 
         The same keys as `bot.domain.query.paper_keys`, met kind by kind with set
         intersections instead of building and probing every key of the paper.
@@ -208,23 +221,38 @@ class _Index:
         archives = self.by_query_key[KeyKind.ARCHIVE]
         surnames = self.by_query_key[KeyKind.SURNAME]
         buckets = [
-            *(tokens[t] for t in tokens.keys() & text.title_words),
-            *(tokens[t] for t in tokens.keys() & text.abstract_words),
-            *(tokens[t] for t in tokens.keys() & text.comment_words),
+            *(tokens[t] for t in tokens.keys() & text.words),
             *(surnames[s] for s in surnames.keys() & text.surnames if s),
             *(categories[c] for c in categories.keys() & text.categories),
-            *(archives[a] for a in archives.keys() & {_archive(c) for c in text.categories}),
+            *(archives[a] for a in archives.keys() & text.archives),
         ]
         tried: set[int] = set()
         for bucket in buckets:
             for sub, query in bucket:
                 if sub.id not in tried:
                     tried.add(sub.id)
-                    yield sub, query
+                    if query.test(text):
+                        yield sub
 
 
-def _archive(category: str) -> str:
-    return category.split(".", 1)[0]
+def _key_counts(
+    queries: Iterable[tuple[Subscription, Query]], texts: Iterable[PaperText]
+) -> dict[KeyKind, Counter[str]]:
+    """How many of `texts` have each key of the queries' key options (when there is a choice)."""
+    wanted: dict[KeyKind, set[str]] = {kind: set() for kind in KeyKind}
+    for _, query in queries:
+        if len(query.key_options) > 1:
+            for option in query.key_options:
+                for kind, key in option:
+                    wanted[kind].add(key)
+    counts: dict[KeyKind, Counter[str]] = {kind: Counter() for kind in KeyKind}
+    if any(wanted.values()):
+        for text in texts:  # set intersections and Counter.update both run in C
+            counts[KeyKind.TOKEN].update(wanted[KeyKind.TOKEN] & text.words)
+            counts[KeyKind.SURNAME].update(wanted[KeyKind.SURNAME] & text.surnames)
+            counts[KeyKind.CATEGORY].update(wanted[KeyKind.CATEGORY] & text.categories)
+            counts[KeyKind.ARCHIVE].update(wanted[KeyKind.ARCHIVE] & text.archives)
+    return counts
 
 
 def _keyword_hits(
@@ -245,9 +273,7 @@ def _matching_subscriptions(
     Reads the paper's words and author keys from `text`, folded once per paper.
     """
     if index.has_queries:
-        for sub, query in index.queries_for(text):
-            if query.test(text):
-                yield sub, None
+        yield from ((sub, None) for sub in index.matching_queries(text))
     if paper.announce_type in REPLACEMENT_TYPES:
         yield from ((sub, None) for sub in index.by_paper.get(paper.id, ()))
     for category in paper_categories(paper):
@@ -282,13 +308,13 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
     Cost is linear in the papers' features plus the hits: candidates are
     bucketed once, never scanned per paper.
     """
-    index = _Index(candidates)
+    # Folded once per paper, for every kind of subscription and the explanations alike.
+    texts = [PaperText.of(paper) for paper in papers]
+    index = _Index(candidates, texts)
     matches: list[Match] = []
-    for paper in papers:
+    for paper, folded in zip(papers, texts, strict=True):
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, tuple[Subscription, list[str]]]] = defaultdict(dict)
-        # Folded once per paper, for every kind of subscription and the explanations alike.
-        folded = PaperText.of(paper)
         for sub, spelling in _matching_subscriptions(paper, index, folded):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue

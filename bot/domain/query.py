@@ -150,13 +150,19 @@ class PaperText:
     title_words: frozenset[str] = field(init=False, repr=False, compare=False)
     abstract_words: frozenset[str] = field(init=False, repr=False, compare=False)
     comment_words: frozenset[str] = field(init=False, repr=False, compare=False)
+    words: frozenset[str] = field(init=False, repr=False, compare=False)  # all three
     surnames: frozenset[str] = field(init=False, repr=False, compare=False)
+    archives: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "title_words", frozenset(self.title))
-        object.__setattr__(self, "abstract_words", frozenset(self.abstract))
-        object.__setattr__(self, "comment_words", frozenset(self.comment))
+        title, abstract = frozenset(self.title), frozenset(self.abstract)
+        comment = frozenset(self.comment)
+        object.__setattr__(self, "title_words", title)
+        object.__setattr__(self, "abstract_words", abstract)
+        object.__setattr__(self, "comment_words", comment)
+        object.__setattr__(self, "words", title | abstract | comment)
         object.__setattr__(self, "surnames", frozenset(a.surname for a in self.authors))
+        object.__setattr__(self, "archives", frozenset(_archive(c) for c in self.categories))
 
     @classmethod
     def of(cls, paper: Paper) -> PaperText:
@@ -181,9 +187,15 @@ class Query:
     # `root` compiled once into nested closures (`compile_node`): the poller tries
     # a query on many papers, and a tree walk per paper costs several times more.
     test: Callable[[PaperText], bool] = field(init=False, repr=False, compare=False)
+    # Every key set that, like `required_keys`, meets the keys of each matching paper
+    # (`required_keys` first): the poller buckets the query under whichever of them
+    # is rarest in the batch at hand (`cat:cs.LG AND ti:the` under cs.LG, not "the").
+    key_options: tuple[frozenset[Key], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test", compile_node(self.root))
+        options = dict.fromkeys((self.required_keys, *_key_options(self.root)))
+        object.__setattr__(self, "key_options", tuple(o for o in options if o))
 
     def matches(self, paper: Paper | PaperText) -> bool:
         text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
@@ -572,6 +584,18 @@ def _required_keys(node: Node) -> frozenset[Key]:
             return frozenset()
         keys |= child_keys
     return frozenset(keys)
+
+
+def _key_options(node: Node) -> list[frozenset[Key]]:
+    """Key sets each of which every paper matching `node` meets (one per conjunct of an AND)."""
+    if isinstance(node, Term):
+        return [_term_keys(node)]
+    if isinstance(node, Not):
+        return []
+    if isinstance(node, And):
+        return [option for child in node.children for option in _key_options(child)]
+    keys = _required_keys(node)  # an OR: every branch must give a key
+    return [keys] if keys else []
 
 
 def paper_keys(paper: Paper | PaperText) -> frozenset[Key]:

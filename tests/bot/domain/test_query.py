@@ -331,3 +331,30 @@ def test_compiled_query_decides_like_the_tree_walk(expression: str, p: Paper) ->
     text = PaperText.of(p)
     assert q.matches(text) is _evaluate(q.root, text), (expression, p)
     assert compile_node(q.root)(text) is _evaluate(q.root, text), (expression, p)
+
+
+def test_key_options_offer_each_conjunct_of_an_and() -> None:
+    """An AND can be looked up by any of its indexable conjuncts; `required_keys` comes first."""
+    q = parse_query("cat:cs.LG AND ti:the ANDNOT au:Legg")
+    assert q.key_options[0] == q.required_keys
+    assert set(q.key_options) == {
+        frozenset({(KeyKind.CATEGORY, "cs.lg")}),
+        frozenset({(KeyKind.TOKEN, "the")}),
+    }
+    assert parse_query("ti:a OR ti:b").key_options == (
+        frozenset({(KeyKind.TOKEN, "a"), (KeyKind.TOKEN, "b")}),
+    )
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(compiled_expressions(), phrase_papers())
+def test_every_match_meets_every_key_option(expression: str, p: Paper) -> None:
+    """Whichever key option the poller buckets a query under, no matching paper is missed."""
+    try:
+        q = parse_query(expression)
+    except InvalidInputError:
+        return
+    if q.matches(p):
+        keys = paper_keys(p)
+        for option in q.key_options:
+            assert option & keys, (expression, option, p)
