@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
 
 from bot.domain.errors import InvalidInputError
 from bot.domain.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
-from bot.domain.names import author_key, given_compatible, keyword_tokens, query_key
+from bot.domain.names import given_compatible, keyword_tokens, query_key
 from bot.domain.query import KeyKind, PaperText, Query, has_phrase, parse_query
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ class MatchKeys:
     keyword_tokens: frozenset[str]
     paper_ids: frozenset[str] = frozenset()  # followers are looked up by paper id
     query_keys: frozenset[tuple[str, str]] = frozenset()  # (bot.domain.query.KeyKind, key)
+    # Each paper's folded text, by id, with the paper it was folded from: `alerts_for`
+    # reuses it (when handed the same paper) instead of folding every text again.
+    folded: Mapping[str, tuple[Paper, PaperText]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,28 +114,33 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
     surnames: set[str] = set()
     tokens: set[str] = set()
     comment_tokens: set[str] = set()
+    folded: dict[str, tuple[Paper, PaperText]] = {}
     for paper in papers:
+        text = PaperText.of(paper)
+        folded[paper.id] = (paper, text)
         categories.update(paper_categories(paper))
-        for name in paper.authors:
-            surname = author_key(name).surname
-            if surname:
-                surnames.add(surname)
-        tokens.update(keyword_tokens(paper.title))
-        tokens.update(keyword_tokens(paper.abstract))
-        if paper.comment:
-            comment_tokens.update(keyword_tokens(paper.comment))
+        surnames |= text.surnames
+        tokens |= text.title_words
+        tokens |= text.abstract_words
+        comment_tokens |= text.comment_words
+    surnames.discard("")
     paper_ids = frozenset(p.id for p in papers if p.announce_type in REPLACEMENT_TYPES)
     # The union of `bot.domain.query.paper_keys` over the papers, from the features already
-    # folded above instead of folding every text a second time.
-    # zip/repeat builds the pairs in C: tens of thousands per listing.
+    # folded above instead of folding every text a second time. zip/repeat builds the
+    # pairs in C: tens of thousands per listing.
     query: set[tuple[str, str]] = set(zip(repeat(KeyKind.SURNAME.value), surnames, strict=False))
     query.update(zip(repeat(KeyKind.TOKEN.value), tokens | comment_tokens, strict=False))
     for category in categories:
-        folded = category.lower()
-        query.add((KeyKind.CATEGORY.value, folded))
-        query.add((KeyKind.ARCHIVE.value, folded.split(".", 1)[0]))
+        folded_category = category.lower()
+        query.add((KeyKind.CATEGORY.value, folded_category))
+        query.add((KeyKind.ARCHIVE.value, folded_category.split(".", 1)[0]))
     return MatchKeys(
-        frozenset(categories), frozenset(surnames), frozenset(tokens), paper_ids, frozenset(query)
+        frozenset(categories),
+        frozenset(surnames),
+        frozenset(tokens),
+        paper_ids,
+        frozenset(query),
+        folded,
     )
 
 
@@ -299,23 +309,36 @@ def describe_hit(sub: Subscription, spellings: Iterable[str] = ()) -> str:
     return f"{sub.describe()} (as {', '.join(other)})"
 
 
-def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscription]) -> list[Match]:
+def _folded(paper: Paper, folded: Mapping[str, tuple[Paper, PaperText]]) -> PaperText:
+    """`paper`'s folded text: `match_keys`'s when it folded this very paper, else folded now."""
+    known = folded.get(paper.id)
+    if known is not None and known[0] == paper:
+        return known[1]
+    return PaperText.of(paper)
+
+
+def match_subscriptions(
+    papers: Sequence[Paper],
+    candidates: Sequence[Subscription],
+    folded: Mapping[str, tuple[Paper, PaperText]] | None = None,
+) -> list[Match]:
     """One `Match` per (destination, paper) that some candidate subscription matches.
 
     Ordered by paper (input order), then destination id; `matched` lists the
     descriptions of the matching subscriptions in subscription-id order
     (`describe_hit`).
     Cost is linear in the papers' features plus the hits: candidates are
-    bucketed once, never scanned per paper.
+    bucketed once, never scanned per paper. `folded` is `MatchKeys.folded`, when
+    the caller has it: texts folded for an equal paper are not folded again.
     """
     # Folded once per paper, for every kind of subscription and the explanations alike.
-    texts = [PaperText.of(paper) for paper in papers]
+    texts = [_folded(paper, folded or {}) for paper in papers]
     index = _Index(candidates, texts)
     matches: list[Match] = []
-    for paper, folded in zip(papers, texts, strict=True):
+    for paper, text in zip(papers, texts, strict=True):
         replacement = paper.announce_type in REPLACEMENT_TYPES
         hits: dict[int, dict[int, tuple[Subscription, list[str]]]] = defaultdict(dict)
-        for sub, spelling in _matching_subscriptions(paper, index, folded):
+        for sub, spelling in _matching_subscriptions(paper, index, text):
             if replacement and not (sub.include_replacements or sub.kind is SubscriptionKind.PAPER):
                 continue
             _, spellings = hits[sub.destination.id].setdefault(sub.id, (sub, []))
@@ -325,7 +348,7 @@ def match_subscriptions(papers: Sequence[Paper], candidates: Sequence[Subscripti
             found = [hits[destination_id][sub_id] for sub_id in sorted(hits[destination_id])]
             descriptions = tuple(
                 dict.fromkeys(
-                    describe_match(sub, folded)
+                    describe_match(sub, text)
                     if sub.kind is SubscriptionKind.QUERY
                     else describe_hit(sub, names)
                     for sub, names in found
