@@ -5,6 +5,8 @@ asks storage for the candidate subscriptions with those keys (an indexed
 lookup), and `match_subscriptions` makes the exact decision. The keys a
 subscription is stored under come from `keyword_match_key` and
 `author_match_key` here, so the index and the matcher read the same keys.
+Each paper's text is folded once (`PaperText`, in `match_keys`) and reused by
+the matcher (`MatchKeys.folded`).
 
 Rules:
 - category: the category is one of the paper's categories. When it is not the
@@ -17,8 +19,9 @@ Rules:
 - keyword: the phrase's tokens occur consecutively, as whole words, in the
   title or in the abstract (`gen` does not match "generalization").
 - query (`bot.domain.query`): found through the paper's index keys (`paper_keys`)
-  meeting the query's required keys, then `Query.matches` decides; the match
-  says which terms matched (`Query.explain`).
+  meeting one of the query's key options (whichever fewest papers of the batch
+  have), then the compiled `Query.test` decides; the match says which terms
+  matched (`Query.explain`).
 - paper (following one paper): only its replacements, whatever the options.
 - replacements (`replace`, `replace-cross`) count only for subscriptions with
   `include_replacements` and for the paper's followers. Callers match
@@ -41,7 +44,8 @@ from itertools import repeat
 from bot.domain.errors import InvalidInputError
 from bot.domain.models import AnnounceType, Destination, Paper, Subscription, SubscriptionKind
 from bot.domain.names import given_compatible, keyword_tokens, query_key
-from bot.domain.query import KeyKind, PaperText, Query, has_phrase, parse_query
+from bot.domain.query import KeyKind, PaperText, Query, parse_query
+from bot.domain.query_eval import has_phrase
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +174,7 @@ class _Index:
         self.by_category: dict[str, list[Subscription]] = defaultdict(list)
         self.by_surname: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(list)
         # Keyword subscriptions are bucketed by their phrase's first token, so a
-        # paper's token positions find phrase starts directly; the stored
+        # paper's word set finds the phrases that can start in it; the stored
         # match_key only has to be selective enough for the database lookup.
         self.by_first_token: dict[str, list[tuple[Subscription, tuple[str, ...]]]] = defaultdict(
             list
@@ -220,8 +224,8 @@ class _Index:
                 self.by_query_key[kind][key].append((sub, query))
 
     def matching_queries(self, text: PaperText) -> Iterable[Subscription]:
-        """The query subscriptions that match `text`: each one that has one of its
-        required keys is tried once.
+        """The query subscriptions that match `text`: each one bucketed under a key
+        `text` has is tried once.
 
         The same keys as `bot.domain.query.paper_keys`, met kind by kind with set
         intersections instead of building and probing every key of the paper.

@@ -1,5 +1,7 @@
 """arXiv-style query expressions for query subscriptions: parse, index, match. Pure, no I/O.
 
+(The query tree and the matching test itself live in `bot.domain.query_eval`.)
+
 The syntax is arXiv's own search syntax, as its API documents it:
 
 - terms are words or quoted phrases, optionally prefixed by a field:
@@ -39,7 +41,22 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from bot.domain.errors import InvalidInputError
 from bot.domain.limits import MAX_QUERY_LENGTH
 from bot.domain.models import Paper
-from bot.domain.names import AuthorKey, author_key, keys_match, keyword_tokens, query_key
+from bot.domain.names import keyword_tokens, query_key
+from bot.domain.query_eval import (
+    And,
+    Field,
+    Node,
+    Not,
+    Or,
+    Term,
+    archive_of,
+    compile_node,
+    evaluate,
+    looks_like_category,
+    positive_terms,
+    term_matches,
+)
+from bot.domain.query_eval import PaperText as PaperText  # re-exported: callers match with it
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +97,6 @@ WORD: /[^\s()"]+/
 """
 
 
-class Field(StrEnum):
-    TITLE = "ti"
-    ABSTRACT = "abs"
-    AUTHOR = "au"
-    CATEGORY = "cat"
-    ALL = "all"
-
-
 class KeyKind(StrEnum):
     """The paper features a query can be looked up by (the poller computes the same)."""
 
@@ -102,79 +111,6 @@ Key = tuple[KeyKind, str]
 
 class QuerySyntaxError(InvalidInputError):
     """A query that does not parse; the message says where and what was expected."""
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """One field:value test. `words` are the folded words of a phrase (not for au:/cat:)."""
-
-    field: Field
-    text: str  # as typed, without quotes, for explanations
-    words: tuple[str, ...]
-    author: AuthorKey | None = None
-    category: str | None = None  # lower-cased category or archive
-
-    def describe(self) -> str:
-        value = f'"{self.text}"' if " " in self.text else self.text
-        return f"{self.field.value}:{value}"
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    child: Node
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    children: tuple[Node, ...]
-
-
-Node = Term | Not | And | Or
-
-
-@dataclass(frozen=True, slots=True)
-class PaperText:
-    """A paper's features, folded once and shared by every query tried on it."""
-
-    title: tuple[str, ...]
-    abstract: tuple[str, ...]
-    comment: tuple[str, ...]
-    authors: tuple[AuthorKey, ...]
-    categories: frozenset[str]  # lower-cased
-    # The same words as sets, built once so a term is a set lookup, not a scan.
-    title_words: frozenset[str] = field(init=False, repr=False, compare=False)
-    abstract_words: frozenset[str] = field(init=False, repr=False, compare=False)
-    comment_words: frozenset[str] = field(init=False, repr=False, compare=False)
-    words: frozenset[str] = field(init=False, repr=False, compare=False)  # all three
-    surnames: frozenset[str] = field(init=False, repr=False, compare=False)
-    archives: frozenset[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        title, abstract = frozenset(self.title), frozenset(self.abstract)
-        comment = frozenset(self.comment)
-        object.__setattr__(self, "title_words", title)
-        object.__setattr__(self, "abstract_words", abstract)
-        object.__setattr__(self, "comment_words", comment)
-        object.__setattr__(self, "words", title | abstract | comment)
-        object.__setattr__(self, "surnames", frozenset(a.surname for a in self.authors))
-        object.__setattr__(self, "archives", frozenset(_archive(c) for c in self.categories))
-
-    @classmethod
-    def of(cls, paper: Paper) -> PaperText:
-        return cls(
-            title=tuple(keyword_tokens(paper.title)),
-            abstract=tuple(keyword_tokens(paper.abstract)),
-            comment=tuple(keyword_tokens(paper.comment or "")),
-            authors=tuple(author_key(name) for name in paper.authors),
-            categories=frozenset(
-                c.lower() for c in (paper.primary_category, *paper.categories) if c
-            ),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +140,10 @@ class Query:
     def explain(self, paper: Paper | PaperText) -> tuple[str, ...]:
         """The positive terms that matched `paper` (empty when the query does not match)."""
         text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
-        if not _evaluate(self.root, text):
+        if not evaluate(self.root, text):
             return ()
         return tuple(
-            dict.fromkeys(t.describe() for t in _positive_terms(self.root) if _term(t, text))
+            dict.fromkeys(t.describe() for t in positive_terms(self.root) if term_matches(t, text))
         )
 
 
@@ -326,7 +262,7 @@ def _build(node: Tree[Token] | Token, field: Field, *, depth: int, counter: list
         if counter[0] > MAX_TERMS:
             raise InvalidInputError(f"The query has more than {MAX_TERMS} terms.")
         raw = str(children[0])
-        return _make_term(field, raw[1:-1] if data == "phrase" else raw)
+        return _maketerm_matches(field, raw[1:-1] if data == "phrase" else raw)
     raise QuerySyntaxError("The query could not be read.")  # pragma: no cover
 
 
@@ -341,7 +277,7 @@ def _flatten(parts: list[Node], kind: type[And] | type[Or]) -> Iterable[Node]:
             yield part
 
 
-def _make_term(field: Field, text: str) -> Term:
+def _maketerm_matches(field: Field, text: str) -> Term:
     text = " ".join(text.split())
     if not text:
         raise InvalidInputError('An empty phrase ("") has nothing to look for.')
@@ -361,170 +297,7 @@ def _make_term(field: Field, text: str) -> Term:
     return Term(field, text, words)
 
 
-# ---- matching ------------------------------------------------------------------------
-
-
-def has_phrase(tokens: tuple[str, ...], words: frozenset[str], phrase: tuple[str, ...]) -> bool:
-    """Whether `phrase` occurs in `tokens` (whose set is `words`) as consecutive tokens."""
-    first = phrase[0]
-    if first not in words:
-        return False
-    width = len(phrase)
-    if width == 1:
-        return True
-    if not words.issuperset(phrase):
-        return False
-    # tuple.index finds each occurrence of the first word in C, not a Python loop.
-    start = tokens.index(first)
-    while True:
-        if tokens[start : start + width] == phrase:
-            return True
-        try:
-            start = tokens.index(first, start + 1)
-        except ValueError:
-            return False
-
-
-def _category_matches(wanted: str, categories: frozenset[str]) -> bool:
-    if "." in wanted:
-        return wanted in categories
-    # An archive (`cs`, `math`) or a category without subject class (`hep-th`).
-    return wanted in categories or any(c.startswith(wanted + ".") for c in categories)
-
-
-def _looks_like_category(text: str) -> bool:
-    """`cs.LG`, `math-ph.XX`: a bare `all:` term that can also name a category."""
-    archive, dot, subject = text.partition(".")
-    return bool(dot and archive and subject) and " " not in text
-
-
-def _term(term: Term, text: PaperText) -> bool:
-    field = term.field
-    if field is Field.AUTHOR:
-        assert term.author is not None
-        return any(keys_match(term.author, key) for key in text.authors)
-    if field is Field.CATEGORY:
-        assert term.category is not None
-        return _category_matches(term.category, text.categories)
-    if field is Field.TITLE:
-        return has_phrase(text.title, text.title_words, term.words)
-    if field is Field.ABSTRACT:
-        return has_phrase(text.abstract, text.abstract_words, term.words)
-    # all: the words anywhere, an author of that name, or that category (`all:cs.LG`).
-    if has_phrase(text.title, text.title_words, term.words):
-        return True
-    if has_phrase(text.abstract, text.abstract_words, term.words):
-        return True
-    if has_phrase(text.comment, text.comment_words, term.words):
-        return True
-    key = query_key(term.text)
-    if key.surname and any(keys_match(key, a) for a in text.authors):
-        return True
-    return _looks_like_category(term.text) and term.text.lower() in text.categories
-
-
-def _evaluate(node: Node, text: PaperText) -> bool:
-    """The tree-walking reference for `compile_node` (which `Query.matches` uses)."""
-    if isinstance(node, Term):
-        return _term(node, text)
-    if isinstance(node, Not):
-        return not _evaluate(node.child, text)
-    if isinstance(node, And):
-        return all(_evaluate(child, text) for child in node.children)
-    return any(_evaluate(child, text) for child in node.children)
-
-
-Test = Callable[[PaperText], bool]
-
-
-def compile_node(node: Node) -> Test:
-    """`node` as one function of a paper's text, deciding exactly as `_evaluate(node, text)`.
-
-    Everything that depends on the query alone (a term's author key, which set a
-    field reads, how many children a group has) is worked out here, once.
-    """
-    if isinstance(node, Term):
-        return _compile_term(node)
-    if isinstance(node, Not):
-        child = compile_node(node.child)
-        return lambda text: not child(text)
-    tests = tuple(compile_node(c) for c in node.children)
-    if len(tests) == 1:
-        return tests[0]
-    if isinstance(node, And):
-        if len(tests) == 2:
-            first, second = tests
-            return lambda text: first(text) and second(text)
-        return lambda text: all(t(text) for t in tests)
-    if len(tests) == 2:
-        first, second = tests
-        return lambda text: first(text) or second(text)
-    return lambda text: any(t(text) for t in tests)
-
-
-def _compile_term(term: Term) -> Test:
-    if term.field is Field.AUTHOR:
-        assert term.author is not None
-        wanted = term.author
-        surname = wanted.surname
-
-        def author(text: PaperText) -> bool:
-            return surname in text.surnames and any(keys_match(wanted, a) for a in text.authors)
-
-        return author
-    if term.field is Field.CATEGORY:
-        assert term.category is not None
-        category = term.category
-        if "." in category:
-            return lambda text: category in text.categories
-        return lambda text: _category_matches(category, text.categories)
-    phrase = term.words
-    if len(phrase) == 1:  # the common case: one word, a set lookup
-        word = phrase[0]
-        if term.field is Field.TITLE:
-            return lambda text: word in text.title_words
-        if term.field is Field.ABSTRACT:
-            return lambda text: word in text.abstract_words
-    if term.field is Field.TITLE:
-        return lambda text: has_phrase(text.title, text.title_words, phrase)
-    if term.field is Field.ABSTRACT:
-        return lambda text: has_phrase(text.abstract, text.abstract_words, phrase)
-    # all: as in `_term`, with the typed text's author key and category test done once.
-    key = query_key(term.text)
-    name = key if key.surname else None
-    category_name = term.text.lower() if _looks_like_category(term.text) else None
-
-    def anywhere(text: PaperText) -> bool:
-        if (
-            has_phrase(text.title, text.title_words, phrase)
-            or has_phrase(text.abstract, text.abstract_words, phrase)
-            or has_phrase(text.comment, text.comment_words, phrase)
-        ):
-            return True
-        if (
-            name is not None
-            and name.surname in text.surnames
-            and any(keys_match(name, a) for a in text.authors)
-        ):
-            return True
-        return category_name is not None and category_name in text.categories
-
-    return anywhere
-
-
-def _positive_terms(node: Node) -> Iterable[Term]:
-    if isinstance(node, Term):
-        yield node
-    elif isinstance(node, And | Or):
-        for child in node.children:
-            yield from _positive_terms(child)
-
-
 # ---- index keys ------------------------------------------------------------------------
-
-
-def _archive(category: str) -> str:
-    return category.split(".", 1)[0]
 
 
 def _term_keys(term: Term) -> frozenset[Key]:
@@ -544,7 +317,7 @@ def _term_keys(term: Term) -> frozenset[Key]:
     key = query_key(term.text)
     if key.surname:
         keys.add((KeyKind.SURNAME, key.surname))
-    if _looks_like_category(term.text):
+    if looks_like_category(term.text):
         keys.add((KeyKind.CATEGORY, term.text.lower()))
     return frozenset(keys)
 
@@ -605,5 +378,5 @@ def paper_keys(paper: Paper | PaperText) -> frozenset[Key]:
     keys.update((KeyKind.SURNAME, a.surname) for a in text.authors if a.surname)
     for category in text.categories:
         keys.add((KeyKind.CATEGORY, category))
-        keys.add((KeyKind.ARCHIVE, _archive(category)))
+        keys.add((KeyKind.ARCHIVE, archive_of(category)))
     return frozenset(keys)

@@ -14,12 +14,10 @@ from bot.domain.query import (
     KeyKind,
     PaperText,
     QuerySyntaxError,
-    _evaluate,
-    compile_node,
-    has_phrase,
     paper_keys,
     parse_query,
 )
+from bot.domain.query_eval import compile_node, evaluate, has_phrase
 
 EXAMPLE = 'cat:cs.LG AND (ti:"length generalization" OR abs:"positional encoding") ANDNOT ti:survey'
 
@@ -323,14 +321,14 @@ def phrase_papers(draw: st.DrawFn) -> Paper:
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(compiled_expressions(), phrase_papers())
 def test_compiled_query_decides_like_the_tree_walk(expression: str, p: Paper) -> None:
-    """`Query.matches` (compiled closures, set lookups) agrees with `_evaluate` everywhere."""
+    """`Query.matches` (compiled closures, set lookups) agrees with `evaluate` everywhere."""
     try:
         q = parse_query(expression)
     except InvalidInputError:
         return  # e.g. a pure negation
     text = PaperText.of(p)
-    assert q.matches(text) is _evaluate(q.root, text), (expression, p)
-    assert compile_node(q.root)(text) is _evaluate(q.root, text), (expression, p)
+    assert q.matches(text) is evaluate(q.root, text), (expression, p)
+    assert compile_node(q.root)(text) is evaluate(q.root, text), (expression, p)
 
 
 def test_key_options_offer_each_conjunct_of_an_and() -> None:
