@@ -211,6 +211,7 @@ class _Index:
                 else:
                     log.warning("keyword subscription %d has an empty phrase", sub.id)
         self.has_queries = bool(queries)
+        self.first_tokens = frozenset(self.by_first_token)
         # Any of a query's key options finds every paper it matches; the one fewest
         # papers of this batch have means the fewest evaluations. The stored (and
         # looked-up) required keys are chosen without the batch and can be common words.
@@ -222,6 +223,9 @@ class _Index:
             )
             for kind, key in option:
                 self.by_query_key[kind][key].append((sub, query))
+        # The keys as sets, once: intersecting a paper's words with them then runs in
+        # C over the smaller side (a dict's keys view would be copied on every `&`).
+        self.query_keys = {kind: frozenset(keys) for kind, keys in self.by_query_key.items()}
 
     def matching_queries(self, text: PaperText) -> Iterable[Subscription]:
         """The query subscriptions that match `text`: each one bucketed under a key
@@ -230,15 +234,15 @@ class _Index:
         The same keys as `bot.domain.query.paper_keys`, met kind by kind with set
         intersections instead of building and probing every key of the paper.
         """
-        tokens = self.by_query_key[KeyKind.TOKEN]
-        categories = self.by_query_key[KeyKind.CATEGORY]
-        archives = self.by_query_key[KeyKind.ARCHIVE]
-        surnames = self.by_query_key[KeyKind.SURNAME]
+        by_key, keys = self.by_query_key, self.query_keys
+        tokens = by_key[KeyKind.TOKEN]
         buckets = [
-            *(tokens[t] for t in tokens.keys() & text.words),
-            *(surnames[s] for s in surnames.keys() & text.surnames if s),
-            *(categories[c] for c in categories.keys() & text.categories),
-            *(archives[a] for a in archives.keys() & text.archives),
+            *(tokens[t] for t in keys[KeyKind.TOKEN] & text.title_words),
+            *(tokens[t] for t in keys[KeyKind.TOKEN] & text.abstract_words),
+            *(tokens[t] for t in keys[KeyKind.TOKEN] & text.comment_words),
+            *(by_key[KeyKind.SURNAME][s] for s in keys[KeyKind.SURNAME] & text.surnames if s),
+            *(by_key[KeyKind.CATEGORY][c] for c in keys[KeyKind.CATEGORY] & text.categories),
+            *(by_key[KeyKind.ARCHIVE][a] for a in keys[KeyKind.ARCHIVE] & text.archives),
         ]
         tried: set[int] = set()
         for bucket in buckets:
@@ -261,11 +265,17 @@ def _key_counts(
                     wanted[kind].add(key)
     counts: dict[KeyKind, Counter[str]] = {kind: Counter() for kind in KeyKind}
     if any(wanted.values()):
-        for text in texts:  # set intersections and Counter.update both run in C
-            counts[KeyKind.TOKEN].update(wanted[KeyKind.TOKEN] & text.words)
-            counts[KeyKind.SURNAME].update(wanted[KeyKind.SURNAME] & text.surnames)
-            counts[KeyKind.CATEGORY].update(wanted[KeyKind.CATEGORY] & text.categories)
-            counts[KeyKind.ARCHIVE].update(wanted[KeyKind.ARCHIVE] & text.archives)
+        tokens, surnames = frozenset(wanted[KeyKind.TOKEN]), frozenset(wanted[KeyKind.SURNAME])
+        categories = frozenset(wanted[KeyKind.CATEGORY])
+        archives = frozenset(wanted[KeyKind.ARCHIVE])
+        for text in texts:  # set operations and Counter.update all run in C
+            counts[KeyKind.TOKEN].update(
+                (tokens & text.title_words) | (tokens & text.abstract_words)
+                | (tokens & text.comment_words)
+            )  # fmt: skip
+            counts[KeyKind.SURNAME].update(surnames & text.surnames)
+            counts[KeyKind.CATEGORY].update(categories & text.categories)
+            counts[KeyKind.ARCHIVE].update(archives & text.archives)
     return counts
 
 
@@ -273,7 +283,7 @@ def _keyword_hits(
     tokens: tuple[str, ...], words: frozenset[str], index: _Index
 ) -> Iterable[Subscription]:
     """Keyword subscriptions whose phrase occurs in one text (its tokens, and their set)."""
-    for token in index.by_first_token.keys() & words:
+    for token in index.first_tokens & words:
         for sub, phrase in index.by_first_token[token]:
             if has_phrase(tokens, words, phrase):
                 yield sub

@@ -74,7 +74,6 @@ class PaperText:
     title_words: frozenset[str] = field(init=False, repr=False, compare=False)
     abstract_words: frozenset[str] = field(init=False, repr=False, compare=False)
     comment_words: frozenset[str] = field(init=False, repr=False, compare=False)
-    words: frozenset[str] = field(init=False, repr=False, compare=False)  # all three
     surnames: frozenset[str] = field(init=False, repr=False, compare=False)
     archives: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -84,7 +83,6 @@ class PaperText:
         object.__setattr__(self, "title_words", title)
         object.__setattr__(self, "abstract_words", abstract)
         object.__setattr__(self, "comment_words", comment)
-        object.__setattr__(self, "words", title | abstract | comment)
         object.__setattr__(self, "surnames", frozenset(a.surname for a in self.authors))
         object.__setattr__(self, "archives", frozenset(archive_of(c) for c in self.categories))
 
