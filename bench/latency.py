@@ -69,8 +69,8 @@ from bot.config import Settings
 from bot.domain.cadence import check_round
 from bot.domain.models import SubscriptionKind
 from bot.embeds import group_embeds
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
 from bot.scheduling import PollScheduler
-from bot.services import FeedPoll, PollOutcome, PollReport
 from storage.backend import AnyDatabase
 from tests.arxiv_server import ArxivServer
 from tests.discord_emulator import DiscordEmulator

@@ -25,13 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.arxiv.client import (
-    DEFAULT_USER_AGENT,
-    ArxivClient,
-    FetchResult,
-    Priority,
-    RequestLimiter,
-)
+from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, FetchResult
+from bot.arxiv.limiter import Priority, RequestLimiter
 from bot.domain.errors import UserError
 from bot.lookups import LookupGate
 from bot.services import PaperService

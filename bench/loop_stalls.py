@@ -24,7 +24,8 @@ from pathlib import Path
 import aiohttp
 
 from bench._common import LISTING
-from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.arxiv.client import ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.services import PaperService
 from storage.db import Database
 from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted

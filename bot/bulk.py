@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import IO, cast
 
 from bot.arxiv.snapshot import (
-    MAX_LINE_BYTES,
     PaperFields,
     SnapshotLineError,
+    capped_lines,
     iter_snapshot,
     looks_like_snapshot,
     parse_chunk,
+    too_long,
 )
 from bot.domain.models import Paper
 from bot.progress import BulkProgress
@@ -253,20 +254,11 @@ def _line_chunks(
     """
     parts: list[bytes] = []
     size = 0
-    number = 0
     first = 1
-    while True:
-        line = stream.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            break
-        number += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:
-                rest = stream.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
+    for number, line in capped_lines(stream):
+        if line is None:
             report.lines += 1
-            bad(report, SnapshotLineError(number, f"longer than {MAX_LINE_BYTES:,} bytes"))
+            bad(report, too_long(number))
             line = b"\n"
         parts.append(line if line.endswith(b"\n") else line + b"\n")
         size += len(line)

@@ -10,33 +10,31 @@ so every alert appears exactly once.
 Destinations are served concurrently, each by one worker that posts its
 batches in order. Discord limits each channel to about 5 messages per 5 s, so
 a sequential sender would make 50 busy channels take 50 times as long as one.
-`SendGate` keeps the concurrency polite: a bounded number of posts wait for an
-answer at once, and posts are paced under Discord's global limit once it shows.
+`SendGate` (`bot.send_gate`) keeps the concurrency polite: a bounded number of
+posts wait for an answer at once, and posts are paced under Discord's global limit
+once it shows. This module is the outbox drain: claiming, grouping, posting, and
+marking each batch sent, retried, failed or paused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 import aiohttp
 import discord
-import yarl
 
 from bot.domain.models import Delivery, Destination, DestinationKind
 from bot.embeds import alert_embed, digest_embed, group_embeds
 from bot.notify import Notifier
 from bot.ranker import Ranker
 from bot.rating_buttons import rating_view
+from bot.send_gate import PACED_POSTS_PER_SECOND, SendGate
 from bot.services import utcnow
 from bot.subscribing import SubscriptionService
 from storage.outbox import DeliveryOutbox
@@ -48,14 +46,7 @@ DIGEST_MIN_ITEMS = 4  # digest mode only kicks in when a destination has this ma
 RETRY_BASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 MAX_IN_FLIGHT = 16  # message posts awaiting Discord's answer at once
-# Discord allows a bot about 50 requests per second in all; once it has said so (a
-# global 429), alerts take most of that and leave room for commands and DM look-ups.
-PACED_POSTS_PER_SECOND = 45
-MIN_PACED_POSTS_PER_SECOND = 10
-GLOBAL_PACE_SECONDS = 60.0
 SHUTDOWN_GRACE = 15.0  # seconds a shutdown waits for the posts in flight
-
-_MESSAGES_PATH = re.compile(r"/channels/(\d+)/messages$")
 
 
 @dataclass(slots=True)
@@ -79,167 +70,6 @@ class DeliveryReport:
 def backoff(attempts: int, base: timedelta = RETRY_BASE) -> timedelta:
     """`base`, then twice that, four times... capped at an hour (30 s, 1 min, 2 min by default)."""
     return min(base * (1 << min(attempts, 10)), MAX_BACKOFF)
-
-
-class SendGate:
-    """Admission of message posts, and their answers as soon as they arrive.
-
-    discord.py is given an aiohttp trace (`attach`) through which the gate sees
-    each answer to a post. After an answer that used up the channel's rate-limit
-    bucket discord.py sleeps inside `send()` until the bucket resets, up to 5 s;
-    the gate hands the confirmed message id over at once instead, so the
-    outbox is marked, the destination's next batch is queued behind the bucket,
-    and other channels' posts are not held up by that sleep.
-
-    At most `max_in_flight` posts wait for an answer at once. Discord also limits
-    a bot to about 50 requests per second in all; bursts under that are fine and
-    the per-channel buckets usually bind first, so posts are not paced until a
-    429 with the global scope arrives. From then on, for `paced_for` seconds
-    after the last one, at most `per_second` posts start in any second (the
-    retries discord.py makes on its own count too), a fifth fewer each time the
-    limit is hit again: retrying into the global limit would count toward
-    Discord's invalid-request ban.
-    """
-
-    def __init__(
-        self, *, max_in_flight: int, per_second: int, paced_for: float = GLOBAL_PACE_SECONDS
-    ) -> None:
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._full_rate = per_second
-        self._per_second = per_second
-        self._paced_for = paced_for
-        self._pace_until = float("-inf")
-        self._started: deque[float] = deque(maxlen=per_second)  # recent post start times
-        self._posts: dict[int, _Post] = {}  # channel id -> its post awaiting an answer
-
-    @property
-    def paced(self) -> bool:
-        return asyncio.get_running_loop().time() < self._pace_until
-
-    def attach(self, trace: aiohttp.TraceConfig) -> None:
-        """Watch discord.py's requests (the trace passed as the client's `http_trace`)."""
-        trace.on_request_start.append(self._on_request_start)
-        trace.on_request_end.append(self._on_request_end)
-        trace.on_request_exception.append(self._on_request_exception)
-        trace.on_response_chunk_received.append(self._on_response_body)
-
-    @asynccontextmanager
-    async def post(self, channel_id: int, nonce: str) -> AsyncIterator[asyncio.Future[int]]:
-        """Wait for a slot (and a turn when paced), then let the body post to `channel_id`.
-
-        Yields a future that gets the id of the message Discord created with `nonce`
-        as soon as the answer is read, before discord.py's `send()` returns.
-        """
-        await self._slots.acquire()
-        post = _Post(nonce, asyncio.get_running_loop().create_future(), self._slots)
-        self._posts[channel_id] = post
-        try:
-            await self._wait_turn()
-            yield post.confirmed
-        finally:
-            if self._posts.get(channel_id) is post:
-                del self._posts[channel_id]
-            post.release()
-
-    async def _wait_turn(self) -> None:
-        loop = asyncio.get_running_loop()
-        while loop.time() < self._pace_until and len(self._started) >= self._per_second:
-            # The deque holds the latest starts: wait until the `per_second`-th latest
-            # is a second old.
-            wait = self._started[-self._per_second] + 1.0 - loop.time()
-            if wait <= 0:
-                break
-            await asyncio.sleep(wait)
-        self._started.append(loop.time())
-
-    def _post_to(self, method: str, url: yarl.URL) -> _Post | None:
-        if method != "POST":
-            return None
-        match = _MESSAGES_PATH.search(url.path)
-        return None if match is None else self._posts.get(int(match.group(1)))
-
-    async def _on_request_start(
-        self,
-        _session: aiohttp.ClientSession,
-        _ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        if params.method != "POST" or _MESSAGES_PATH.search(params.url.path) is None:
-            return
-        post = self._post_to(params.method, params.url)
-        if post is not None and not post.started:
-            post.started = True  # counted when it got its turn
-        else:
-            # discord.py retrying after a 429 or 5xx (it needs no turn), or a post of
-            # someone else's: it still counts against the global limit.
-            self._started.append(asyncio.get_running_loop().time())
-
-    async def _on_request_end(
-        self,
-        _session: aiohttp.ClientSession,
-        _ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        response = params.response
-        if response.status == 429 and (
-            response.headers.get("X-RateLimit-Global", "").lower() == "true"
-            or response.headers.get("X-RateLimit-Scope") == "global"
-        ):
-            if not self.paced:
-                self._per_second = self._full_rate
-                log.warning("Discord's global rate limit was hit; pacing alert posts")
-            else:
-                # Hit again while paced (clock jitter, other traffic): slow down further.
-                self._per_second = max(MIN_PACED_POSTS_PER_SECOND, self._per_second * 4 // 5)
-                log.warning("global rate limit hit while paced; %d posts/s", self._per_second)
-            self._pace_until = asyncio.get_running_loop().time() + self._paced_for
-        post = self._post_to(params.method, params.url)
-        if post is not None:
-            post.release()  # answered (a retry after a 429 or 5xx goes without a slot)
-
-    async def _on_request_exception(
-        self,
-        _session: aiohttp.ClientSession,
-        _ctx: SimpleNamespace,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        post = self._post_to(params.method, params.url)
-        if post is not None:
-            post.release()
-
-    async def _on_response_body(
-        self,
-        _session: aiohttp.ClientSession,
-        _ctx: SimpleNamespace,
-        params: aiohttp.TraceResponseChunkReceivedParams,
-    ) -> None:
-        # discord.py reads each answer whole, so the "chunk" is the entire JSON body.
-        post = self._post_to(params.method, params.url)
-        if post is None or post.confirmed.done():
-            return
-        try:
-            body = json.loads(params.chunk)
-        except ValueError:
-            return
-        # Error bodies carry no nonce; another post to the channel carries another one.
-        if isinstance(body, dict) and body.get("nonce") == post.nonce and "id" in body:
-            post.confirmed.set_result(int(body["id"]))
-
-
-@dataclass(slots=True)
-class _Post:
-    """One post in flight: its nonce, the message id once confirmed, its slot."""
-
-    nonce: str
-    confirmed: asyncio.Future[int]
-    slots: asyncio.Semaphore
-    released: bool = False
-    started: bool = False  # its first request went out (retries are counted separately)
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.slots.release()
 
 
 class DeliveryObserver(Protocol):

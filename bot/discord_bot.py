@@ -29,9 +29,10 @@ from bot.domain.models import FeedState, ListingSummary
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.notify import Notifier
+from bot.poll_report import PollReport
 from bot.ranker import Ranker
 from bot.scheduling import PollScheduler
-from bot.services import PaperService, PollReport, utcnow
+from bot.services import PaperService, utcnow
 from bot.subscribing import SubscriptionService
 from bot.views import APOLOGY, reply_ephemeral
 from storage.locks import Leadership

@@ -34,8 +34,9 @@ from aiohttp import web
 from bot.config import Settings
 from bot.domain.models import FeedState
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.poll_report import PollReport
 from bot.redact import redact_urls
-from bot.services import PollReport, utcnow
+from bot.services import utcnow
 from storage.feeds import FeedStateRepository
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.arxiv.atom import parse_atom
-from bot.arxiv.client import ArxivClient, ArxivHTTPError, ArxivRateLimitError, Priority
+from bot.arxiv.client import ArxivClient, ArxivHTTPError, ArxivRateLimitError
 from bot.arxiv.document import ArxivApiError, FeedError, RateExceededError
+from bot.arxiv.limiter import Priority
 from bot.arxiv.queries import MAX_TERM_LENGTH, author_query, words_query
 from bot.domain.errors import InvalidInputError, NotFoundError, UpstreamError
 from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id

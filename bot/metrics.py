@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 if TYPE_CHECKING:
     from bot.delivery import DeliveryReport
-    from bot.services import PollReport
+    from bot.poll_report import PollReport
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import discord
 
-from bot.domain.errors import UserError
 from bot.embeds import CONTENT_LIMIT, link_text, safe, truncate
 from bot.subscribing import PREVIEW_DAYS, QueryPreview
-from bot.views import APOLOGY, reply_ephemeral
+from bot.views import answer_failure, reply_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +74,4 @@ class QuerySaveView(discord.ui.View):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
     ) -> None:
-        if isinstance(error, UserError):
-            await reply_ephemeral(interaction, str(error))
-            return
-        log.error("query save failed", exc_info=error)
-        await reply_ephemeral(interaction, APOLOGY)
+        await answer_failure(interaction, error, log, "query save failed")

@@ -1,11 +1,12 @@
 """👍/👎 buttons under alert messages, and what a click does.
 
-The buttons are persistent: their `custom_id` (`pb:rate:<arXiv id>:<u|d>`)
-carries all the state and discord.py routes clicks to `RateButton` by pattern,
-whenever the message was posted, with no view kept in memory. The id is hostile
-input: it must match the strict pattern in full, the paper must have been
-posted to the destination the click comes from, and the rater must be able to
-see that channel (for DMs: be the DM's user).
+The buttons are persistent (`bot.paper_buttons.PersistentButton`): their
+`custom_id` (`pb:rate:<arXiv id>:<u|d>`) carries all the state and discord.py
+routes clicks to `RateButton` by pattern, whenever the message was posted, with
+no view kept in memory. The id is hostile input: it must match the strict
+pattern in full, the paper must have been posted to the destination the click
+comes from, and the rater must be able to see that channel (for DMs: be the
+DM's user).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, Self
 
 import discord
 
 from bot.domain.models import DestinationKind
-
-if TYPE_CHECKING:
-    from bot.discord_bot import PaperbellBot
+from bot.paper_buttons import PersistentButton
+from bot.ranker import MIN_RATINGS, Ranker
+from bot.subscribing import SubscriptionService
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def rate_id(paper_id: str, liked: bool) -> str:
     return f"pb:rate:{paper_id}:{'u' if liked else 'd'}"
 
 
-class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+class RateButton(PersistentButton, template=TEMPLATE):
     """One 👍 or 👎 button of one paper; the click records a rating for its destination."""
 
     def __init__(self, paper_id: str, liked: bool, *, label: str = "", row: int | None = None):
@@ -52,24 +53,25 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLA
         self.liked = liked
 
     @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> RateButton:
+    def from_match(cls, interaction: discord.Interaction[Any], match: re.Match[str]) -> Self:
         return cls(match["paper"], match["vote"] == "u")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: PaperbellBot = interaction.client
+        bot: _RatingHost = interaction.client
         await interaction.response.send_message(
             await rate(bot, interaction, self.paper_id, liked=self.liked), ephemeral=True
         )
 
 
+class _RatingHost(Protocol):
+    """What a click needs of the bot (`PaperbellBot`): its subscriptions and its ranker."""
+
+    subscriptions: SubscriptionService
+    ranker: Ranker
+
+
 async def rate(
-    bot: PaperbellBot, interaction: discord.Interaction[Any], paper_id: str, *, liked: bool
+    bot: _RatingHost, interaction: discord.Interaction[Any], paper_id: str, *, liked: bool
 ) -> str:
     """Record the click's rating; returns what the rater is told."""
     if interaction.guild_id is None:
@@ -88,8 +90,6 @@ async def rate(
         log.info("rating refused: paper not posted to destination=%d", dest.id)
         return "That paper was not posted here, so it cannot be rated here."
     count = await bot.ranker.rate(dest.id, paper_id, interaction.user.id, liked=liked)
-    from bot.ranker import MIN_RATINGS
-
     where = "your DMs" if kind is DestinationKind.DM else "this channel"
     verdict = "👍" if liked else "👎"
     if count < MIN_RATINGS:

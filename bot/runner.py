@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
-from bot.arxiv.client import ArxivClient, RequestLimiter
+from bot.arxiv.client import ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.backup import database_lock
 from bot.config import ConfigError, Settings
 from bot.discord_bot import PaperbellBot

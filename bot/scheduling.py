@@ -35,7 +35,8 @@ from bot.domain.errors import UpstreamError, UserError
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.notify import Notifier
-from bot.services import FeedPoll, PaperService, PollOutcome, PollReport, utcnow
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
+from bot.services import PaperService, utcnow
 from storage.locks import Leadership
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,11 @@
 """Service functions shared by the command line and the slash commands.
 
 `PaperService` owns no resources: the database, the arXiv client and the
-clock are opened by the caller (`bot.cli` or the bot's `main`) and passed in.
+clock are opened by the caller (`bot.cli_commands` or `bot.runner`) and passed in.
 Everything a user can ask for — poll, import, look up, search, author pages —
-goes through here, so the CLI and Discord always agree.
+goes through here, so the CLI and Discord always agree. Polling and announcing
+live here; imports, missed-listing recovery and publication checks are in
+`bot.upkeep`, and what a poll found in `bot.poll_report`.
 """
 
 from __future__ import annotations
@@ -12,48 +14,44 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.arxiv.atom import parse_atom
 from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, ArxivHTTPError
 from bot.arxiv.document import FeedError
-from bot.arxiv.feeds import parse_document_report
-from bot.arxiv.oai import is_oai_document, parse_list_records
 from bot.arxiv.rss import RssListing, parse_rss
-from bot.arxiv.snapshot import SnapshotLineError
-from bot.bulk import DocumentTooLargeError, SnapshotImporter, is_snapshot, read_document
 from bot.domain.announcements import (
     alerts_for,
     as_announced,
     from_listing,
     listing_day,
-    publication_note,
     quiet_listing_note,
 )
-from bot.domain.errors import InvalidInputError, UpstreamError
+from bot.domain.errors import InvalidInputError
 from bot.domain.limits import MAX_QUERY_LENGTH
 from bot.domain.matching import match_keys
 from bot.domain.models import (
-    AlertEvent,
-    AnnounceType,
     AuthorMatch,
     FeedState,
     ListingSummary,
-    OutboxAlert,
     Paper,
     SearchHit,
     StoreStats,
 )
-from bot.domain.recovery import listing_for, missed_days, recovery_queries, submission_window
 from bot.lookups import ArxivLookups, LookupGate, check_query
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
 from bot.redact import redact_urls
+from bot.upkeep import (
+    DocumentImporter,
+    ImportReport,
+    MissedListingRecovery,
+    PublicationCheck,
+    require_client,
+)
 from storage.announcements import AnnouncementRepository
 from storage.backend import AnyDatabase
-from storage.catalogue import CatalogueWriter
 from storage.feeds import FeedStateRepository
 from storage.lookups import LookupCache
 from storage.meta import MetaRepository
@@ -66,12 +64,6 @@ from storage.subscriptions import SubscriptionRepository
 log = logging.getLogger(__name__)
 
 MAX_RESULTS = 100
-PUBLICATION_CHECK_KEY = "publications_checked_at"
-PUBLICATION_CHECK_EVERY = timedelta(hours=23)  # once a day, a little slack for the cron
-PUBLICATION_BATCH = 100  # ids per API request
-RECOVERED_KEY = "missed_listings_recovered_through"
-RECOVERY_PAGE = 1000  # API results per request when recovering missed listings
-RECOVERY_MAX_RESULTS = 10_000  # per query; arXiv serves at most 30,000
 
 # Author and keyword subscriptions are matched locally, so they need every new
 # paper: these are arXiv's archives (the "all archives" RSS listing).
@@ -84,66 +76,6 @@ ALL_ARCHIVES: tuple[str, ...] = (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class PollOutcome(StrEnum):
-    NEW_LISTING = "new_listing"  # a listing we had not seen yet was ingested
-    STALE = "stale"  # the feed still serves the listing of the previous poll
-    NOT_MODIFIED = "not_modified"  # HTTP 304
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedPoll:
-    """The result of polling one RSS URL."""
-
-    url: str
-    outcome: PollOutcome
-    items: int = 0
-    new: tuple[Paper, ...] = ()
-    deliveries: int = 0
-    error: str | None = None
-    build_date: str | None = None
-    seconds: float = 0.0  # wall time of fetch + parse + ingest for this URL
-    skipped: tuple[str, ...] = ()  # items left out of the listing, each with its reason
-    listed: int = 0  # <item> elements in the listing, skipped ones included
-    warning: str | None = None  # e.g. a one-category listing cut at arXiv's item cap
-
-    @property
-    def capped(self) -> bool:
-        """The listing holds as many items as rss.arxiv.org serves at most: maybe cut short."""
-        return self.listed >= RSS_ITEM_CAP
-
-
-@dataclass(frozen=True, slots=True)
-class PollReport:
-    feeds: tuple[FeedPoll, ...]
-    categories: tuple[str, ...]
-
-    @property
-    def new(self) -> tuple[Paper, ...]:
-        return tuple(p for f in self.feeds for p in f.new)
-
-    @property
-    def deliveries(self) -> int:
-        return sum(f.deliveries for f in self.feeds)
-
-    @property
-    def complete(self) -> bool:
-        """True when every feed served a listing we had not ingested before."""
-        return bool(self.feeds) and all(f.outcome is PollOutcome.NEW_LISTING for f in self.feeds)
-
-    @property
-    def errors(self) -> tuple[FeedPoll, ...]:
-        return tuple(f for f in self.feeds if f.outcome is PollOutcome.ERROR)
-
-    @property
-    def skipped(self) -> int:
-        return sum(len(f.skipped) for f in self.feeds)
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(f"{f.url}: {f.warning}" for f in self.feeds if f.warning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,18 +93,6 @@ class SimilarPapers:
 
     paper: Paper
     hits: tuple[tuple[Paper, float], ...]
-
-
-@dataclass(slots=True)
-class ImportReport:
-    files: int = 0
-    papers: int = 0
-    new: int = 0
-    errors: list[str] = field(default_factory=list)
-    # Snapshot files: bad lines are reported (the first MAX_REPORTED_LINES) but not fatal.
-    bad_lines: int = 0
-    line_errors: list[tuple[Path, SnapshotLineError]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "<file>: item N (...) skipped: why"
 
 
 class PaperService:
@@ -200,11 +120,26 @@ class PaperService:
             self.papers, LookupCache(db), client, gate=lookup_gate or LookupGate(), clock=clock
         )
         self.similar_index = similar_index(db)
+        self.importer = DocumentImporter(db, self._ingest_counting_new, clock=clock)
+        self.recovery = MissedListingRecovery(
+            client,
+            meta=self.meta,
+            announcements=self.announcements,
+            announce_late=self._announce_late,
+        )
+        self.publications = PublicationCheck(
+            db,
+            client,
+            papers=self.papers,
+            announcements=self.announcements,
+            subscriptions=self.subscriptions,
+            outbox=self.outbox,
+            meta=self.meta,
+            clock=clock,
+        )
 
     def _require_client(self) -> ArxivClient:
-        if self.client is None:
-            raise UpstreamError("arXiv is not reachable from this command.")
-        return self.client
+        return require_client(self.client)
 
     # ---- ingestion -------------------------------------------------------------------
 
@@ -438,169 +373,29 @@ class PaperService:
     async def import_files(
         self, paths: Sequence[Path], *, progress_stream: TextIO | None = None
     ) -> ImportReport:
-        """Ingest saved RSS, Atom or OAI-PMH documents and metadata snapshots (JSON lines),
-        plain or gzipped, told apart by their content; a bad file is reported, not fatal.
-
-        Snapshots and OAI-PMH pages fill the catalogue without alerting anyone.
-        """
-        report = ImportReport()
-        for path in paths:
-            try:
-                if is_snapshot(path):
-                    await self._import_snapshot(path, report, progress_stream)
-                    continue
-                data = read_document(path)
-            except (OSError, EOFError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                report.errors.append(f"{path}: cannot read ({reason})")
-                continue
-            except DocumentTooLargeError as exc:
-                report.errors.append(str(exc))
-                continue
-            try:
-                oai = is_oai_document(data)
-                if oai:
-                    batch = list((await asyncio.to_thread(parse_list_records, data)).papers)
-                else:
-                    parsed = await asyncio.to_thread(parse_document_report, data)
-                    batch = list(parsed.papers)
-                    report.skipped.extend(f"{path}: {skip}" for skip in parsed.skips)
-            except FeedError as exc:
-                report.errors.append(f"{path}: {exc}")
-                continue
-            except Exception as exc:  # one broken file must not stop the others
-                log.error("import failed file=%s", path, exc_info=True)
-                report.errors.append(f"{path}: unreadable ({type(exc).__name__})")
-                continue
-            # Storing is outside the parse guard: a store failure ends the import (one line).
-            if oai:
-                async with CatalogueWriter(self.db) as writer:
-                    new = (await writer.store(batch, now=self.clock())).new
-            else:
-                new = len((await self.ingest(batch)).new)
-            report.files += 1
-            report.papers += len(batch)
-            report.new += new
-        return report
+        """Ingest saved documents and metadata snapshots (`bot.upkeep.DocumentImporter`)."""
+        return await self.importer.import_files(paths, progress_stream=progress_stream)
 
     async def recover_missed_listings(self, current: date, categories: Sequence[str]) -> int:
-        """Announce, marked late, the papers of listings missed before `current`; returns alerts.
+        """Announce, marked late, the listings missed before `current` (`bot.upkeep`)."""
+        return await self.recovery.recover(current, categories)
 
-        When the last listing seen is older than the announcement day before
-        `current` (the bot or arXiv's RSS was down), the API is asked for the
-        papers submitted in the missed listings' windows (`bot.domain.recovery`), one
-        paged query per group of categories, through the client's pacing. They
-        are announced under the missed days, so each alerts once, as late.
-        """
-        done = await self.meta.get(RECOVERED_KEY)
-        if done is not None and done >= current.isoformat():
-            return 0
-        last = await self.announcements.last_listing_before(current)
-        missed = missed_days(last, current) if last is not None else []
-        if not missed:
-            return 0
-        client = self._require_client()
-        start, end = submission_window(missed[0])[0], submission_window(missed[-1])[1]
-        found: dict[str, Paper] = {}
-        for query in recovery_queries(categories, start, end):
-            offset = 0
-            while offset < RECOVERY_MAX_RESULTS:
-                fetched = await client.query_api(
-                    search_query=query, start=offset, max_results=RECOVERY_PAGE
-                )
-                page = parse_atom(fetched.body)
-                found.update((p.id, p) for p in page.papers)
-                offset += RECOVERY_PAGE
-                total = page.total_results if page.total_results is not None else 0
-                if len(page.papers) < RECOVERY_PAGE or offset >= total:
-                    break
-        by_day: dict[date, list[Paper]] = {}
-        for paper in found.values():
-            day = listing_for(paper.published, missed) if paper.published else None
-            if day is not None:
-                by_day.setdefault(day, []).append(replace(paper, announce_type=AnnounceType.NEW))
-        queued = 0
-        for day in sorted(by_day):
-            queued += (await self.announce(by_day[day], listing_date=day, late=True)).deliveries
-        await self.meta.set(RECOVERED_KEY, current.isoformat())
-        log.warning(
-            "recovered missed listings days=%s papers=%d queued=%d",
-            ",".join(d.isoformat() for d in missed), sum(map(len, by_day.values())), queued,
-        )  # fmt: skip
-        return queued
+    async def _announce_late(self, papers: list[Paper], day: date) -> int:
+        return (await self.announce(papers, listing_date=day, late=True)).deliveries
+
+    async def _ingest_counting_new(self, batch: Sequence[Paper]) -> int:
+        return len((await self.ingest(batch)).new)
 
     # ---- followed papers --------------------------------------------------------------
 
     async def check_publications(self, *, force: bool = False) -> int:
-        """Alert followers of papers that gained a journal reference or DOI; returns alerts queued.
-
-        At most once a day (unless `force`): the followed papers not yet known
-        to be published are asked of the API in batches of `PUBLICATION_BATCH`
-        ids per request, through the client's one-at-a-time, 3 s pacing. The
-        answers also refresh the catalogue.
-        """
-        now = self.clock()
-        last = await self.meta.get(PUBLICATION_CHECK_KEY)
-        if not force and last is not None:
-            try:
-                if now - datetime.fromisoformat(last) < PUBLICATION_CHECK_EVERY:
-                    return 0
-            except ValueError:
-                log.warning("unreadable %s=%r; checking now", PUBLICATION_CHECK_KEY, last)
-        followed = await self.subscriptions.followed_papers()
-        known = await self.announcements.published(followed)
-        todo = [paper_id for paper_id in followed if paper_id not in known]
-        if not todo:
-            await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
-            return 0
-        client = self._require_client()
-        queued = 0
-        for start in range(0, len(todo), PUBLICATION_BATCH):
-            chunk = todo[start : start + PUBLICATION_BATCH]
-            try:
-                fetched = await client.query_api(id_list=chunk, max_results=len(chunk))
-                result = parse_atom(fetched.body)
-            except (ArxivHTTPError, FeedError) as exc:
-                log.warning("publication check failed ids=%d error=%s", len(chunk), exc)
-                return queued  # not marked done: the next poll tries again
-            wanted = set(chunk)
-            found = [p for p in result.papers if p.id in wanted]
-            async with self.db.transaction() as conn:
-                await self.papers.upsert_many_in(conn, found, now=now)
-                for paper in found:
-                    if not (paper.journal_ref or paper.doi):
-                        continue
-                    if not await self.announcements.note_publication_in(
-                        conn, paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=now
-                    ):
-                        continue
-                    note = publication_note(paper.journal_ref, paper.doi)
-                    followers = await self.subscriptions.followers_in(conn, paper.id)
-                    queued += await self.outbox.enqueue(
-                        conn,
-                        [
-                            OutboxAlert(
-                                f.destination.id,
-                                paper.id,
-                                (f.describe(),),
-                                AlertEvent.PUBLISHED,
-                                0,
-                                note,
-                            )
-                            for f in followers
-                        ],
-                        now=now,
-                    )
-        await self.meta.set(PUBLICATION_CHECK_KEY, now.isoformat())
-        log.info("publication check papers=%d queued=%d", len(todo), queued)
-        return queued
+        """Alert followers of papers that gained a journal reference or DOI, at most once
+        a day unless `force` (`bot.upkeep.PublicationCheck`); returns alerts queued."""
+        return await self.publications.run(force=force)
 
     async def note_known_publication(self, paper: Paper) -> None:
         """Remember that `paper` is already published (a new follower is not told so later)."""
-        if paper.journal_ref or paper.doi:
-            await self.announcements.note_publication(
-                paper.id, journal_ref=paper.journal_ref, doi=paper.doi, now=self.clock()
-            )
+        await self.publications.note_known(paper)
 
     # ---- what was announced ------------------------------------------------------------
 
@@ -611,18 +406,6 @@ class PaperService:
     async def no_listing_note(self) -> str | None:
         """A plain explanation when tonight's listing is missing, empty or unchanged."""
         return quiet_listing_note(await self.recent_listings(1), self.clock())
-
-    async def _import_snapshot(
-        self, path: Path, report: ImportReport, progress_stream: TextIO | None
-    ) -> None:
-        async with CatalogueWriter(self.db) as writer:
-            importer = SnapshotImporter(writer, progress_stream=progress_stream)
-            done = await importer.import_file(path, now=self.clock())
-        report.files += 1
-        report.papers += done.papers
-        report.new += done.new
-        report.bad_lines += done.bad_lines
-        report.line_errors.extend((path, error) for error in done.errors)
 
     # ---- look-ups ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 what); the cogs and the CLI only translate. It never imports discord:
 permission checks happen on Discord objects in the cog and arrive here as
 booleans. A new subscription never posts the past on its own; matching happens
-at ingest, and `backfill` queues at most 10 stored papers through the outbox.
+at ingest, and a backfill (`bot.backfill`) queues at most 10 stored papers
+through the outbox.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from bot.backfill import MAX_BACKFILL, Backfiller
 from bot.categories import normalize_category
 from bot.config import Settings
 from bot.domain.announcements import as_announced, listing_day
@@ -25,7 +27,7 @@ from bot.domain.errors import (
     QuotaExceededError,
 )
 from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.domain.matching import author_match_key, keyword_match_key, match_subscriptions
+from bot.domain.matching import author_match_key, keyword_match_key
 from bot.domain.models import (
     Announcement,
     Destination,
@@ -47,13 +49,8 @@ MIN_KEYWORD_LENGTH = 3
 ChannelCheck = Callable[[int], bool]
 """Answers a permission question about a channel id, resolved at run time by the cog."""
 
-MAX_BACKFILL = 10
 MAX_CHOICES = 25  # Discord's autocomplete limit
 MAX_LABEL = 100  # Discord's limit for a choice name
-# Backfill reads growing windows of stored candidates, because the exact matcher
-# (cross-lists, replacements, given names, phrases) may drop many of them; the
-# last window bounds the work for a subscription that matches almost nothing.
-_BACKFILL_WINDOWS = (50, 200, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +131,7 @@ class SubscriptionService:
         self.settings = settings
         self.clock = clock
         self.repo = papers.subscriptions
+        self.backfiller = Backfiller(papers.papers, papers.outbox)
 
     # ---- subscribe -------------------------------------------------------------------
 
@@ -202,7 +200,9 @@ class SubscriptionService:
         matched_names: tuple[str, ...] = ()
         if kind is SubscriptionKind.AUTHOR:
             matched_names = await self.papers.author_spellings(cleaned.value)
-        backfilled = await self._backfill(subscription, backfill) if backfill else 0
+        backfilled = (
+            await self.backfiller.queue(subscription, backfill, now=self.clock()) if backfill else 0
+        )
         return SubscribeResult(
             subscription=subscription,
             created=created,
@@ -280,40 +280,6 @@ class SubscriptionService:
         if kind is SubscriptionKind.AUTHOR and not matched:
             notes.append("No stored paper has this author yet; matching starts with new papers.")
         return " ".join(notes) or None
-
-    async def _backfill(self, sub: Subscription, count: int) -> int:
-        """Queue the `count` newest stored papers that `sub` matches (oldest posted first)."""
-        chosen: list[Paper] = []
-        for window in _BACKFILL_WINDOWS:
-            candidates = await self._backfill_candidates(sub, window)
-            # The ingest matcher decides, so a backfill obeys the same rules as live alerts.
-            matched = {m.paper.id for m in match_subscriptions(candidates, [sub])}
-            hits = [p for p in candidates if p.id in matched]
-            chosen = sorted(hits, key=_newness, reverse=True)[:count]
-            if len(chosen) == count or len(candidates) < window:
-                break
-        if not chosen:
-            return 0
-        chosen.reverse()  # the outbox posts in queue order: oldest of the batch first
-        queued = await self.papers.outbox.enqueue_backfill(
-            sub.destination.id, [p.id for p in chosen], [sub.describe()], self.clock()
-        )
-        log.info("backfill subscription=%d queued=%d", sub.id, queued)
-        return queued
-
-    async def _backfill_candidates(self, sub: Subscription, limit: int) -> list[Paper]:
-        """The `limit` newest (category, author) or best (keyword) stored papers to check."""
-        store = self.papers.papers
-        if sub.kind in (SubscriptionKind.PAPER, SubscriptionKind.QUERY):
-            # A followed paper has no past to post, only its next versions; a query's
-            # past is what its preview showed.
-            return []
-        if sub.kind is SubscriptionKind.CATEGORY:
-            return list(await store.latest(limit=limit, category=sub.match_key))
-        if sub.kind is SubscriptionKind.AUTHOR:
-            return list((await store.by_author(sub.value, limit=limit, offset=0)).papers)
-        hits = await store.search(sub.value, category=None, since=None, limit=limit, offset=0)
-        return [hit.paper for hit in hits]
 
     async def preview_query(self, expression: str) -> QueryPreview:
         """What a query would have matched among the last week's first announcements."""
@@ -503,10 +469,3 @@ def _quota_message(exc: QuotaReachedError) -> QuotaExceededError:
     return QuotaExceededError(
         f"You have already created {exc.count} subscriptions; the limit is {exc.limit}."
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _newness(paper: Paper) -> tuple[datetime, str]:
-    return (paper.published or paper.first_seen or paper.updated or _EPOCH, paper.id)

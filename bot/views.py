@@ -3,25 +3,22 @@
 `Paginator` is generic over a page loader `(page_index) -> (embed, has_next)`,
 so it never holds a whole result list in memory and knows nothing about what
 it pages. Only the person who ran the command may page; the Follow button is
-open to everyone who sees the message and subscribes the clicker by DM.
+open to everyone who sees the message and subscribes the clicker by DM. The
+persistent buttons under /paper answers are in `bot.paper_buttons`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 
-from bot.domain.cite import Citation, cite
 from bot.domain.errors import UserError
-from bot.domain.ids import InvalidArxivIdError, parse_arxiv_id
-from bot.domain.models import Paper, SubscriptionKind
-from bot.embeds import CONTENT_LIMIT, safe, similar_embed
+from bot.domain.models import SubscriptionKind
+from bot.embeds import safe
 from bot.subscribing import SubscriptionService
 
 log = logging.getLogger(__name__)
@@ -43,6 +40,22 @@ async def reply_ephemeral(interaction: discord.Interaction[Any], message: str) -
     except discord.HTTPException as exc:
         # The token may have expired (15 min); nothing more to tell the user.
         log.warning("could not send private reply status=%s", exc.status)
+
+
+async def answer_failure(
+    interaction: discord.Interaction[Any],
+    error: Exception,
+    logger: logging.Logger,
+    message: str,
+    *args: object,
+) -> None:
+    """A component's failure, answered privately: a user error as it says; anything else
+    is logged with its traceback (`message % args` on `logger`) and apologised for."""
+    if isinstance(error, UserError):
+        await reply_ephemeral(interaction, str(error))
+        return
+    logger.error(message, *args, exc_info=error)
+    await reply_ephemeral(interaction, APOLOGY)
 
 
 class Paginator(discord.ui.View):
@@ -170,11 +183,9 @@ class Paginator(discord.ui.View):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
     ) -> None:
-        if isinstance(error, UserError):
-            await reply_ephemeral(interaction, str(error))
-            return
-        log.error("component failed item=%s", type(item).__name__, exc_info=error)
-        await reply_ephemeral(interaction, APOLOGY)
+        await answer_failure(
+            interaction, error, log, "component failed item=%s", type(item).__name__
+        )
 
 
 class FollowButton(discord.ui.Button[Paginator]):
@@ -226,227 +237,3 @@ class AuthorPages(Paginator):
         super().__init__(loader, owner_id=owner_id, timeout=timeout)
         self.follow = FollowButton(subscriptions, author)
         self.add_item(self.follow)
-
-
-FOLLOW_PAPER_PREFIX = "pb:follow-paper:"
-BAD_BUTTON = "That button is not valid any more; use /subscribe paper instead."
-
-
-class _HasSubscriptions(Protocol):
-    subscriptions: SubscriptionService
-
-
-class _PaperLookup(Protocol):
-    async def get_paper(self, raw_id: str, *, user_id: int | None = None) -> Paper: ...
-    async def similar(self, raw_id: str, *, limit: int = 10) -> Any: ...
-
-
-class _HasPapers(Protocol):
-    papers: _PaperLookup
-
-
-def _paper_button(
-    prefix: str, paper_id: str | None, *, label: str, emoji: str, style: discord.ButtonStyle
-) -> discord.ui.Button[discord.ui.View]:
-    """The button of a persistent per-paper item (Follow, Cite, Similar): the paper id rides
-    in the custom_id, "invalid" when a forged one could not be parsed."""
-    custom_id = (prefix + (paper_id or "invalid"))[:100]
-    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id)
-
-
-def _clicked_paper_id(
-    interaction: discord.Interaction[Any], match: re.Match[str], what: str
-) -> str | None:
-    """The paper id a per-paper button's custom_id carries, parsed again (anyone can forge
-    a custom_id): the versionless id, or None for a bad one (logged)."""
-    try:
-        return parse_arxiv_id(match["paper"]).id
-    except InvalidArxivIdError:
-        log.info("%s button with a bad paper id from user=%s", what, interaction.user.id)
-        return None
-
-
-class FollowPaperButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"pb:follow-paper:(?P<paper>[A-Za-z0-9./-]{1,40})",
-):
-    """🔔 Follow under a /paper answer: DM-subscribes the clicker to that paper.
-
-    Persistent (it works after a restart): the paper id travels in the
-    custom_id, which the client sends back and anyone can forge, so it is
-    matched by a bounded pattern and parsed as an arXiv id again on each click.
-    """
-
-    def __init__(self, paper_id: str | None) -> None:
-        super().__init__(
-            _paper_button(
-                FOLLOW_PAPER_PREFIX, paper_id, label="Follow", emoji="🔔",
-                style=discord.ButtonStyle.primary,
-            )
-        )  # fmt: skip
-        self.paper_id = paper_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> FollowPaperButton:
-        return cls(_clicked_paper_id(interaction, match, "follow"))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if self.paper_id is None:
-            await reply_ephemeral(interaction, BAD_BUTTON)
-            return
-        client: _HasSubscriptions = interaction.client
-        try:
-            result = await client.subscriptions.subscribe(
-                actor_id=interaction.user.id,
-                guild_id=None,
-                channel_id=None,
-                kind=SubscriptionKind.PAPER,
-                value=self.paper_id,
-            )
-        except UserError as exc:
-            await reply_ephemeral(interaction, str(exc))
-            return
-        await reply_ephemeral(
-            interaction, follow_paper_message(self.paper_id, result.created, result.note)
-        )
-
-
-CITE_PAPER_PREFIX = "pb:cite:"
-
-
-def citation_message(citation: Citation) -> tuple[str, discord.File | None]:
-    """The message text and, when the entry does not fit in a code block, the `.bib` file.
-
-    The code block is for reading and copying; the attachment carries the exact
-    entry when the block would not fit in a message or the entry holds backticks
-    that would end the block.
-    """
-    block = f"```bibtex\n{citation.bibtex}```"
-    if len(block) <= CONTENT_LIMIT and "`" not in citation.bibtex:
-        return block, None
-    data = io.BytesIO(citation.bibtex.encode("utf-8"))
-    note = f"BibTeX for arXiv:{citation.eprint} is attached as `{citation.key}.bib`."
-    return note, discord.File(data, filename=f"{citation.key}.bib")
-
-
-class CitePaperButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"pb:cite:(?P<paper>[A-Za-z0-9./-]{1,40})",
-):
-    """Cite under a /paper answer: the paper's BibTeX, privately, to whoever clicks.
-
-    Persistent like Follow; the paper id in the custom_id is forgeable, so it is
-    matched by a bounded pattern and parsed as an arXiv id again on each click.
-    """
-
-    def __init__(self, paper_id: str | None) -> None:
-        super().__init__(
-            _paper_button(
-                CITE_PAPER_PREFIX, paper_id, label="Cite", emoji="📋",
-                style=discord.ButtonStyle.secondary,
-            )
-        )  # fmt: skip
-        self.paper_id = paper_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> CitePaperButton:
-        return cls(_clicked_paper_id(interaction, match, "cite"))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if self.paper_id is None:
-            await reply_ephemeral(interaction, "That button is not valid any more; use /cite.")
-            return
-        client: _HasPapers = interaction.client
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            paper = await client.papers.get_paper(self.paper_id, user_id=interaction.user.id)
-        except UserError as exc:
-            await interaction.followup.send(str(exc), ephemeral=True)
-            return
-        content, file = citation_message(cite(paper))
-        if file is None:
-            await interaction.followup.send(content, ephemeral=True)
-        else:
-            await interaction.followup.send(content, file=file, ephemeral=True)
-
-
-SIMILAR_PAPER_PREFIX = "pb:similar:"
-
-
-class SimilarPaperButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"pb:similar:(?P<paper>[A-Za-z0-9./-]{1,40})",
-):
-    """Similar under a /paper answer: the stored papers most like it, privately, to the
-    clicker. Persistent; the forgeable paper id is pattern-matched and parsed again."""
-
-    def __init__(self, paper_id: str | None) -> None:
-        super().__init__(
-            _paper_button(
-                SIMILAR_PAPER_PREFIX, paper_id, label="Similar", emoji="🔎",
-                style=discord.ButtonStyle.secondary,
-            )
-        )  # fmt: skip
-        self.paper_id = paper_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> SimilarPaperButton:
-        return cls(_clicked_paper_id(interaction, match, "similar"))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if self.paper_id is None:
-            await reply_ephemeral(interaction, "That button is not valid any more; use /similar.")
-            return
-        client: _HasPapers = interaction.client
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            found = await client.papers.similar(self.paper_id, limit=10)
-        except UserError as exc:
-            await interaction.followup.send(str(exc), ephemeral=True)
-            return
-        if not found.hits:
-            await interaction.followup.send(
-                f"No stored paper shares distinctive words with arXiv:{self.paper_id} yet.",
-                ephemeral=True,
-            )
-            return
-        papers = [paper for paper, _ in found.hits]
-        await interaction.followup.send(embed=similar_embed(found.paper, papers), ephemeral=True)
-
-
-def follow_paper_view(paper_id: str) -> discord.ui.View:
-    """The buttons under a /paper answer: 🔔 Follow, Cite and Similar (persistent)."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(FollowPaperButton(paper_id))
-    view.add_item(CitePaperButton(paper_id))
-    view.add_item(SimilarPaperButton(paper_id))
-    return view
-
-
-def follow_paper_message(paper_id: str, created: bool, note: str | None) -> str:
-    """The private answer to a paper's Follow click."""
-    if not created:
-        return f"You already follow {paper_id}."
-    text = (
-        f"You'll get a DM when {paper_id} has a new version, is withdrawn or is published. "
-        "Make sure your privacy settings let the bot message you; /unsubscribe stops it."
-    )
-    return f"{text}\n{note}" if note else text

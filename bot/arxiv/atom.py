@@ -25,11 +25,9 @@ from bot.arxiv.document import (
     FeedError,
     SkippedItem,
     _int_or_none,
-    _log_skips,
-    _prepare,
-    _require_complete,
+    _open_document,
+    _papers_of,
     _short,
-    _skipped,
 )
 from bot.arxiv.text import (
     _ANNOUNCE_TYPES,
@@ -133,14 +131,11 @@ _HTML_TAG = re.compile(r"<[^<>]+>")
 
 def parse_atom(data: bytes) -> AtomResult:
     """Parse an API answer (`/api/query`) or an author feed (`arxiv.org/a/ID.atom`)."""
-    data, root = _prepare(data)
-    if root != "feed":
-        raise FeedError(f"expected an Atom feed, got a <{root}> document")
-    return _parse_atom_checked(data, root)
+    return _parse_atom_checked(_open_document(data, "feed", "an Atom feed"))
 
 
-def _parse_atom_checked(data: bytes, root: str) -> AtomResult:
-    _require_complete(data, root)
+def _parse_atom_checked(data: bytes) -> AtomResult:
+    """A complete Atom <feed> document's entries (`_open_document` checked that)."""
     parsed = _feedparser(data)
     version = parsed.get("version") or ""
     if not version.startswith("atom"):
@@ -149,14 +144,9 @@ def _parse_atom_checked(data: bytes, root: str) -> AtomResult:
     for entry in entries:
         _raise_if_api_error(entry)
 
-    papers: list[Paper] = []
-    skips: list[SkippedItem] = []
-    for index, entry in enumerate(entries):
-        try:
-            papers.append(_atom_paper(entry))
-        except Exception as exc:  # one bad entry never sinks the feed
-            skips.append(_skipped(index, _entry_str(entry, "id"), exc))
-    _log_skips("atom", skips)
+    papers, skips, _ = _papers_of(
+        "atom", entries, _atom_paper, lambda entry: _entry_str(entry, "id")
+    )
 
     feed = parsed.get("feed") or {}
     return AtomResult(

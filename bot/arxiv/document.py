@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from xml.parsers import expat
 
 from bot.arxiv.caps import ItemSkippedError
+from bot.domain.models import Paper
 
 log = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
 
 
 class FeedError(Exception):
@@ -125,6 +129,16 @@ def _sniff(data: bytes) -> str:
     raise FeedError("no root element in the document")
 
 
+def _open_document(data: bytes, root_name: str, what: str) -> bytes:
+    """The start of every parser's check: `data` (leading whitespace dropped) once it is
+    a complete document whose root element is `root_name`; else FeedError naming `what`."""
+    data, root = _prepare(data)
+    if root != root_name:
+        raise FeedError(f"expected {what}, got a <{root}> document")
+    _require_complete(data, root)
+    return data
+
+
 def _require_complete(data: bytes, root: str) -> None:
     """Refuse a document that does not end with its root's closing tag (a cut-off download)."""
     tail = data[-4096:].rstrip()
@@ -182,19 +196,34 @@ def _parse_xml(data: bytes) -> ET.Element:
         raise FeedError(f"malformed XML ({_short(str(exc), 80)})") from None
 
 
-def _build_tree(data: bytes, encoding: str | None) -> ET.Element:
+def _build_tree(
+    data: bytes,
+    encoding: str | None,
+    *,
+    max_depth: int | None = None,
+    refused: str = "documents with a DOCTYPE are refused",
+) -> ET.Element:
+    """ElementTree from expat: a DOCTYPE or entity declaration fails as FeedError(`refused`),
+    and so does nesting deeper than `max_depth`; expat's own errors are the caller's."""
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(encoding, namespace_separator="}")
+    depth = 0
 
     def refuse(*_args: object) -> None:
-        raise _Refused
+        raise _Refused(refused)
 
     def on_start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if max_depth is not None and depth > max_depth:
+            raise _Refused(f"nested deeper than {max_depth} elements")
         if "}" in name:
             name = "{" + name
         builder.start(name, {_qualified(k): v for k, v in attrs.items()} if attrs else {})
 
     def on_end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
         builder.end("{" + name if "}" in name else name)
 
     parser.StartElementHandler = on_start
@@ -205,8 +234,8 @@ def _build_tree(data: bytes, encoding: str | None) -> ET.Element:
     parser.buffer_text = True
     try:
         parser.Parse(data, True)
-    except _Refused:
-        raise FeedError("documents with a DOCTYPE are refused") from None
+    except _Refused as exc:
+        raise FeedError(str(exc)) from None
     return builder.close()
 
 
@@ -216,6 +245,29 @@ def _skipped(index: int, ref: Any, exc: Exception) -> SkippedItem:
     else:  # a bug or a shape no one foresaw: say what it was, briefly
         reason = f"unreadable ({type(exc).__name__}: {_short(str(exc), 80)})"
     return SkippedItem(index, _short(ref, 60) if isinstance(ref, str) else "", reason)
+
+
+def _papers_of(
+    kind: str,
+    items: Iterable[_Item],
+    paper: Callable[[_Item], Paper],
+    ref: Callable[[_Item], Any],
+) -> tuple[list[Paper], list[SkippedItem], int]:
+    """Each item's paper, the items skipped (logged as `kind`), and how many items there were.
+
+    One bad item never sinks the document: whatever it raises skips it whole, with
+    its reason and its `ref` (a guid or id) in the record.
+    """
+    papers: list[Paper] = []
+    skips: list[SkippedItem] = []
+    index = -1
+    for index, item in enumerate(items):
+        try:
+            papers.append(paper(item))
+        except Exception as exc:
+            skips.append(_skipped(index, ref(item), exc))
+    _log_skips(kind, skips)
+    return papers, skips, index + 1
 
 
 _LOGGED_SKIPS = 10

@@ -14,6 +14,7 @@ in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.arxiv.atom import AtomResult, _parse_atom_checked, parse_atom
@@ -23,6 +24,7 @@ from bot.arxiv.document import (
     RateExceededError,
     SkippedItem,
     _prepare,
+    _require_complete,
     _short,
 )
 from bot.arxiv.oai_saved import OaiPage, _parse_oai_checked, parse_oai, parse_oai_page
@@ -67,13 +69,17 @@ def parse_document(data: bytes) -> tuple[Paper, ...]:
 def parse_document_report(data: bytes) -> ParsedDocument:
     """Like `parse_document`, with the records that were skipped and why."""
     data, root = _prepare(data)
-    result: RssListing | AtomResult | OaiPage
-    if root == "rss":
-        result = _parse_rss_checked(data, root)
-    elif root == "feed":
-        result = _parse_atom_checked(data, root)
-    elif root == "OAI-PMH":
-        result = _parse_oai_checked(data, root)
-    else:
+    parse = _PARSERS.get(root)
+    if parse is None:
         raise FeedError(f"unsupported document: root element <{_short(root, 40)}>")
+    _require_complete(data, root)
+    result = parse(data)
     return ParsedDocument(result.papers, result.skips)
+
+
+# Each saved document's parser by its root element; each takes a complete document.
+_PARSERS: dict[str, Callable[[bytes], RssListing | AtomResult | OaiPage]] = {
+    "rss": _parse_rss_checked,
+    "feed": _parse_atom_checked,
+    "OAI-PMH": _parse_oai_checked,
+}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.parsers import expat
 
-from bot.arxiv.document import ArxivApiError, FeedError
+from bot.arxiv.document import ArxivApiError, FeedError, _build_tree, _short
 from bot.arxiv.snapshot import parse_created
 from bot.arxiv.text import clean_author_name, split_author_list
 from bot.domain.ids import parse_arxiv_id_or_none
@@ -64,48 +64,19 @@ class OaiPage:
     skipped: int = 0
 
 
-def _short(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 class _Refused(Exception):
     pass
 
 
 def _tree(data: bytes) -> ET.Element:
     """The document as an ElementTree, DOCTYPEs/entities refused and depth capped."""
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(None, namespace_separator="}")
-    depth = 0
-
-    def refuse(*_args: object) -> None:
-        raise _Refused("documents with a DOCTYPE or entities are refused")
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal depth
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise _Refused(f"nested deeper than {MAX_DEPTH} elements")
-        qualified = {("{" + k if "}" in k else k): v for k, v in attrs.items()} if attrs else {}
-        builder.start("{" + name if "}" in name else name, qualified)
-
-    def end(name: str) -> None:
-        nonlocal depth
-        depth -= 1
-        builder.end("{" + name if "}" in name else name)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = builder.data
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.buffer_text = True
     try:
-        parser.Parse(data, True)
-        return builder.close()
-    except _Refused as exc:
-        raise FeedError(str(exc)) from None
+        return _build_tree(
+            data,
+            None,
+            max_depth=MAX_DEPTH,
+            refused="documents with a DOCTYPE or entities are refused",
+        )
     except expat.ExpatError as exc:
         if exc.code == expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]:
             raise FeedError("truncated or empty OAI-PMH answer") from None
@@ -243,7 +214,7 @@ def parse_list_records(data: bytes) -> OaiPage:
         code = _short(error.get("code") or "unknown", 40)
         if code == "noRecordsMatch":  # a harvest window with nothing in it
             return OaiPage((), None, 0, None)
-        raise OaiError(code, _short(error.text or ""))
+        raise OaiError(code, _short(error.text or "", 160))
     container = root.find(f"{_OAI}ListRecords")
     if container is None:
         container = root.find(f"{_OAI}GetRecord")

@@ -19,9 +19,8 @@ from bot.arxiv.document import (
     SkippedItem,
     _int_or_none,
     _log_skips,
+    _open_document,
     _parse_xml,
-    _prepare,
-    _require_complete,
     _short,
     _skipped,
 )
@@ -56,14 +55,11 @@ def parse_oai(data: bytes) -> tuple[Paper, ...]:
 
 def parse_oai_page(data: bytes) -> OaiPage:
     """Like `parse_oai`, plus the resumption token a harvester needs for the next page."""
-    data, root = _prepare(data)
-    if root != "OAI-PMH":
-        raise FeedError(f"expected an OAI-PMH response, got a <{root}> document")
-    return _parse_oai_checked(data, root)
+    return _parse_oai_checked(_open_document(data, "OAI-PMH", "an OAI-PMH response"))
 
 
-def _parse_oai_checked(data: bytes, root_name: str) -> OaiPage:
-    _require_complete(data, root_name)
+def _parse_oai_checked(data: bytes) -> OaiPage:
+    """A complete OAI-PMH document's page (`_open_document` checked that)."""
     root = _parse_xml(data)
     if root.tag != f"{_OAI}OAI-PMH":
         raise FeedError("not an OAI-PMH 2.0 response")

@@ -19,12 +19,10 @@ from bot.arxiv.document import (
     ArxivApiError,
     FeedError,
     SkippedItem,
-    _log_skips,
+    _open_document,
+    _papers_of,
     _parse_xml,
-    _prepare,
-    _require_complete,
     _short,
-    _skipped,
 )
 from bot.arxiv.text import (
     _ANNOUNCE_TYPES,
@@ -64,17 +62,14 @@ class RssListing:
 
 def parse_rss(data: bytes) -> RssListing:
     """Parse an rss.arxiv.org listing; an empty listing (weekend, holiday) is valid."""
-    data, root = _prepare(data)
-    if root != "rss":
-        raise FeedError(f"expected an RSS feed, got a <{root}> document")
-    return _parse_rss_checked(data, root)
+    return _parse_rss_checked(_open_document(data, "rss", "an RSS feed"))
 
 
-def _parse_rss_checked(data: bytes, root: str) -> RssListing:
+def _parse_rss_checked(data: bytes) -> RssListing:
+    """A complete <rss> document's listing (`_open_document` checked that)."""
     # The daily listing is big (1,500+ items) and always well-formed XML from
     # arXiv's generator, so it is read with expat into ElementTree: a twentieth
     # of feedparser's time, and just as strict about truncation.
-    _require_complete(data, root)
     channel = _parse_xml(data).find("channel")
     if channel is None:
         raise FeedError("RSS document without a <channel>")
@@ -84,16 +79,13 @@ def _parse_rss_checked(data: bytes, root: str) -> RssListing:
         raise ArxivApiError(f"arXiv feed error: {detail}")
 
     dates: dict[str, datetime | None] = {}
-    papers: list[Paper] = []
-    skips: list[SkippedItem] = []
     unknown_types: set[str] = set()
-    index = -1
-    for index, item in enumerate(channel.iterfind("item")):
-        try:
-            papers.append(_rss_paper(item, dates, unknown_types))
-        except Exception as exc:  # one bad item never sinks the listing
-            skips.append(_skipped(index, item.findtext("guid"), exc))
-    _log_skips("rss", skips)
+    papers, skips, items = _papers_of(
+        "rss",
+        channel.iterfind("item"),
+        lambda item: _rss_paper(item, dates, unknown_types),
+        lambda item: item.findtext("guid"),
+    )
     if unknown_types:
         log.info("rss listing has unknown announce types: %s", ", ".join(sorted(unknown_types)))
 
@@ -106,7 +98,7 @@ def _parse_rss_checked(data: bytes, root: str) -> RssListing:
         pub_date=pub_date,
         last_build_date=last_build,
         skips=tuple(skips),
-        items=index + 1,
+        items=items,
     )
 
 

@@ -208,11 +208,9 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def iter_snapshot(stream: IO[bytes]) -> Iterator[Paper | SnapshotLineError]:
-    """Each line's paper, or the error that line gave; blank lines are skipped.
-
-    Memory stays bounded by `MAX_LINE_BYTES`: an over-long line is read past
-    in chunks and reported, never joined.
+def capped_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) for each line of `stream`, counted from 1; None for a line over
+    `MAX_LINE_BYTES`, which is read past in chunks and never joined (memory stays bounded).
     """
     number = 0
     while True:
@@ -225,7 +223,25 @@ def iter_snapshot(stream: IO[bytes]) -> Iterator[Paper | SnapshotLineError]:
                 rest = stream.readline(_CHUNK)
                 if not rest or rest.endswith(b"\n"):
                     break
-            yield SnapshotLineError(number, f"longer than {MAX_LINE_BYTES:,} bytes")
+            yield number, None
+            continue
+        yield number, line
+
+
+def too_long(number: int) -> SnapshotLineError:
+    """The error of line `number`, which was over `MAX_LINE_BYTES`."""
+    return SnapshotLineError(number, f"longer than {MAX_LINE_BYTES:,} bytes")
+
+
+def iter_snapshot(stream: IO[bytes]) -> Iterator[Paper | SnapshotLineError]:
+    """Each line's paper, or the error that line gave; blank lines are skipped.
+
+    Memory stays bounded by `MAX_LINE_BYTES`: an over-long line is read past
+    in chunks and reported, never joined.
+    """
+    for number, line in capped_lines(stream):
+        if line is None:
+            yield too_long(number)
             continue
         if not line.strip():
             continue

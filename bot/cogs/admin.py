@@ -25,14 +25,35 @@ from bot.domain.errors import InvalidInputError
 from bot.domain.models import DestinationKind
 from bot.embeds import CONTENT_LIMIT, safe, truncate
 from bot.permissions import require_manage_guild
+from bot.poll_report import PollOutcome, PollReport
 from bot.ranker import MIN_RATINGS
 from bot.redact import redact_urls
-from bot.services import PollOutcome, PollReport
 from storage.ratings import Tuning
 
 log = logging.getLogger(__name__)
 
 ERROR_CHARS = 150
+
+
+def _channel_of_this_server(
+    interaction: discord.Interaction[PaperbellBot],
+    channel: discord.TextChannel,
+    action: str,
+    *,
+    manage_guild: bool = True,
+) -> int:
+    """The prelude of the per-channel /paperbell commands; returns the server's id.
+
+    Refuses a DM, a caller without Manage Server (unless not `manage_guild`), and a
+    channel the caller may not manage or the bot cannot post in (`check_channel_target`,
+    whose answer names `action`).
+    """
+    if interaction.guild_id is None:
+        raise InvalidInputError("Run this in the server that owns the channel.")
+    if manage_guild:
+        require_manage_guild(interaction)
+    check_channel_target(interaction, channel, action=action)
+    return interaction.guild_id
 
 
 def _when(value: datetime | None, never: str = "never") -> str:
@@ -160,13 +181,8 @@ class Admin(commands.Cog):
         self, interaction: discord.Interaction[PaperbellBot], channel: discord.TextChannel
     ) -> None:
         """Resume alerts to a channel that was paused because the bot could not post there."""
-        if interaction.guild_id is None:
-            raise InvalidInputError("Run this in the server that owns the channel.")
-        require_manage_guild(interaction)
-        check_channel_target(interaction, channel, action="resume its alerts")
-        dest = await self.bot.subscriptions.resume_channel(
-            guild_id=interaction.guild_id, channel_id=channel.id
-        )
+        guild_id = _channel_of_this_server(interaction, channel, "resume its alerts")
+        dest = await self.bot.subscriptions.resume_channel(guild_id=guild_id, channel_id=channel.id)
         await interaction.response.send_message(
             f"Alerts to {channel.mention} are running (destination #{dest.id}).", ephemeral=True
         )
@@ -183,12 +199,9 @@ class Admin(commands.Cog):
         enabled: bool,
     ) -> None:
         """Post a channel's alerts as a compact list when several arrive together."""
-        if interaction.guild_id is None:
-            raise InvalidInputError("Run this in the server that owns the channel.")
-        require_manage_guild(interaction)
-        check_channel_target(interaction, channel, action="change how its alerts come")
+        guild_id = _channel_of_this_server(interaction, channel, "change how its alerts come")
         await self.bot.subscriptions.set_digest(
-            guild_id=interaction.guild_id, channel_id=channel.id, enabled=enabled
+            guild_id=guild_id, channel_id=channel.id, enabled=enabled
         )
         mode = "as a compact list when several arrive together" if enabled else "one embed each"
         await interaction.response.send_message(
@@ -210,15 +223,15 @@ class Admin(commands.Cog):
         min_score: app_commands.Range[float, -10.0, 10.0] | None = None,
     ) -> None:
         """Keep only a rated channel's best alerts (no limit given: post them all again)."""
-        if interaction.guild_id is None:
-            raise InvalidInputError("Run this in the server that owns the channel.")
-        check_channel_target(interaction, channel, action="tune its alerts")
+        guild_id = _channel_of_this_server(
+            interaction, channel, "tune its alerts", manage_guild=False
+        )
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInputError("min-score must be a number between -10 and 10.")
         dest = await self.bot.subscriptions.repo.destination_for(
             DestinationKind.CHANNEL, channel.id
         )
-        if dest is None or dest.guild_id != interaction.guild_id:
+        if dest is None or dest.guild_id != guild_id:
             raise InvalidInputError("That channel has no paperbell subscriptions.")
         ratings = await self.bot.ranker.tune(
             dest.id, Tuning(top, min_score), user_id=interaction.user.id

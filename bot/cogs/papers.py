@@ -31,7 +31,8 @@ from bot.domain.models import SearchHit
 from bot.domain.names import names_ambiguous
 from bot.embeds import paper_embed, paper_list_embed, safe, truncate
 from bot.lookups import INCOMPLETE_NOTE, LookupPlan, RefreshState, check_query
-from bot.views import AuthorPages, FollowPaperButton, Paginator, follow_paper_view
+from bot.paper_buttons import FollowPaperButton, follow_paper_view
+from bot.views import AuthorPages, Paginator
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,12 @@ from bot.subscribing import SubscribeResult, subscription_label
 log = logging.getLogger(__name__)
 
 MAX_VALUE = MAX_QUERY_LENGTH
+# The help texts of the options most /subscribe subcommands share.
+_OPTIONS = {
+    "channel": "Channel to post in (needs Manage Channels); leave out to get DMs",
+    "include_replacements": "Also new versions of papers announced earlier",
+    "backfill": "Post this many recent stored papers now (0-10)",
+}
 # What the bot needs in a channel to post alerts there: (flag, name shown to users).
 POSTING_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("view_channel", "View Channel"),
@@ -76,6 +82,17 @@ def check_channel_target(
             f"I need the {_join(missing)} permission{'s' if len(missing) > 1 else ''} "
             f"in {channel.mention} to post there."
         )
+
+
+def _check_target(
+    interaction: discord.Interaction[PaperbellBot], channel: discord.TextChannel | None
+) -> None:
+    """Every /subscribe's first check: DMs subscribe only the caller; a channel is checked."""
+    if channel is None:
+        return
+    if interaction.guild_id is None:
+        raise InvalidInputError("In DMs you can only subscribe yourself: leave out `channel`.")
+    check_channel_target(interaction, channel)
 
 
 def describe_target(sub: Subscription) -> str:
@@ -139,17 +156,13 @@ class Subscriptions(commands.Cog):
         kind: SubscriptionKind,
         value: str,
         channel: discord.TextChannel | None,
-        *,
-        include_cross: bool = True,
         include_replacements: bool,
         backfill: int,
+        *,
+        include_cross: bool = True,
     ) -> None:
-        if channel is not None:
-            if interaction.guild_id is None:
-                raise InvalidInputError(
-                    "In DMs you can only subscribe yourself: leave out `channel`."
-                )
-            check_channel_target(interaction, channel)
+        """What every /subscribe but `query` does once Discord parsed its options."""
+        _check_target(interaction, channel)
         result = await self.bot.subscriptions.subscribe(
             actor_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -171,10 +184,8 @@ class Subscriptions(commands.Cog):
     @subscribe.command(name="category")
     @app_commands.describe(
         value="arXiv category, e.g. cs.LG, math.PR, or a whole archive like astro-ph",
-        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
         include_cross="Also papers cross-listed into this category from others",
-        include_replacements="Also new versions of papers announced earlier",
-        backfill="Post this many recent stored papers now (0-10)",
+        **_OPTIONS,
     )
     @app_commands.autocomplete(value=category_autocomplete)
     async def subscribe_category(
@@ -192,17 +203,15 @@ class Subscriptions(commands.Cog):
             SubscriptionKind.CATEGORY,
             value,
             channel,
+            include_replacements,
+            backfill,
             include_cross=include_cross,
-            include_replacements=include_replacements,
-            backfill=backfill,
         )
 
     @subscribe.command(name="author")
     @app_commands.describe(
         value="Author name, e.g. Shane Legg (initials like S. Legg also match)",
-        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
-        include_replacements="Also new versions of papers announced earlier",
-        backfill="Post this many recent stored papers now (0-10)",
+        **_OPTIONS,
     )
     @app_commands.autocomplete(value=author_autocomplete)
     async def subscribe_author(
@@ -215,20 +224,13 @@ class Subscriptions(commands.Cog):
     ) -> None:
         """New papers by an author."""
         await self._subscribe(
-            interaction,
-            SubscriptionKind.AUTHOR,
-            value,
-            channel,
-            include_replacements=include_replacements,
-            backfill=backfill,
+            interaction, SubscriptionKind.AUTHOR, value, channel, include_replacements, backfill
         )
 
     @subscribe.command(name="keyword")
     @app_commands.describe(
         value="Word or phrase to find in titles and abstracts, e.g. diffusion model",
-        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
-        include_replacements="Also new versions of papers announced earlier",
-        backfill="Post this many recent stored papers now (0-10)",
+        **_OPTIONS,
     )
     async def subscribe_keyword(
         self,
@@ -240,18 +242,13 @@ class Subscriptions(commands.Cog):
     ) -> None:
         """New papers whose title or abstract contains a word or phrase."""
         await self._subscribe(
-            interaction,
-            SubscriptionKind.KEYWORD,
-            value,
-            channel,
-            include_replacements=include_replacements,
-            backfill=backfill,
+            interaction, SubscriptionKind.KEYWORD, value, channel, include_replacements, backfill
         )
 
     @subscribe.command(name="paper")
     @app_commands.describe(
         value="arXiv id or link, e.g. 2307.15771 or arxiv.org/abs/2307.15771",
-        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
+        channel=_OPTIONS["channel"],
     )
     async def subscribe_paper(
         self,
@@ -262,20 +259,13 @@ class Subscriptions(commands.Cog):
         """Follow one paper: its new versions, a withdrawal, its publication."""
         # The paper may have to be fetched from arXiv: answer within Discord's 3 s.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self._subscribe(
-            interaction,
-            SubscriptionKind.PAPER,
-            value,
-            channel,
-            include_replacements=True,
-            backfill=0,
-        )
+        await self._subscribe(interaction, SubscriptionKind.PAPER, value, channel, True, 0)
 
     @subscribe.command(name="query")
     @app_commands.describe(
         expression='arXiv search syntax, e.g. cat:cs.LG AND ti:"length generalization"',
-        channel="Channel to post in (needs Manage Channels); leave out to get DMs",
-        include_replacements="Also new versions of papers announced earlier",
+        channel=_OPTIONS["channel"],
+        include_replacements=_OPTIONS["include_replacements"],
     )
     async def subscribe_query(
         self,
@@ -285,12 +275,7 @@ class Subscriptions(commands.Cog):
         include_replacements: bool = False,
     ) -> None:
         """New papers matching an arXiv-style query; shows a week's matches before saving."""
-        if channel is not None:
-            if interaction.guild_id is None:
-                raise InvalidInputError(
-                    "In DMs you can only subscribe yourself: leave out `channel`."
-                )
-            check_channel_target(interaction, channel)
+        _check_target(interaction, channel)
         # A week of announcements is read and matched: answer within Discord's 3 s first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         preview = await self.bot.subscriptions.preview_query(expression)

@@ -154,8 +154,8 @@ async def test_streams_in_batches(
     """A file bigger than a batch (and than a worker's chunk) is stored whole, bad and
     over-long lines reported with their numbers; progress lines name the records."""
     monkeypatch.setattr(bulk, "CHUNK_BYTES", 20_000)
-    monkeypatch.setattr(bulk, "MAX_LINE_BYTES", 5_000)  # where lines are cut into chunks
-    monkeypatch.setattr(snapshot, "MAX_LINE_BYTES", 5_000)  # where they are read one by one
+    # One cap for both readers (`capped_lines`): lines cut into chunks and read one by one.
+    monkeypatch.setattr(snapshot, "MAX_LINE_BYTES", 5_000)
     rows = [json.dumps(record(f"0801.{n:04d}")).encode() for n in range(1, 1201)]
     rows[99] = b"{broken"  # line 100
     rows[699] = b'{"id": "0801.0700", "title": "' + b"x" * 6_000 + b'"}'  # line 700: too long

@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot import cli
+from bot import cli, cli_commands, cli_parser
 from bot.backup import database_lock
 from bot.bulk import DocumentTooLargeError, read_document
 from bot.cli_failures import EXIT_BROKEN_PIPE
@@ -404,7 +404,7 @@ def test_lock_held_too_long_is_one_line_exit_1(
         monkeypatch.setenv(key, value)
     assert cli.main(["db", "migrate"]) == 0
     capsys.readouterr()
-    monkeypatch.setattr(cli, "CLI_BUSY_TIMEOUT", 0.3)
+    monkeypatch.setattr(cli_commands, "CLI_BUSY_TIMEOUT", 0.3)
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -447,7 +447,7 @@ def test_help_is_complete() -> None:
 
     missing = [
         where
-        for where, action in _actions(cli.build_parser(), "paperbell")
+        for where, action in _actions(cli_parser.build_parser(), "paperbell")
         if isinstance(action, argparse.Action)
         and action.help in (None, "", argparse.SUPPRESS)
         and not isinstance(action, argparse._VersionAction)

@@ -26,8 +26,8 @@ from bot.domain.models import (
     Subscription,
     SubscriptionKind,
 )
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
 from bot.runner import build_bot
-from bot.services import FeedPoll, PollOutcome, PollReport
 from bot.subscribing import SubscribeResult
 from storage.db import Database
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser
+from bot.cli_parser import build_parser
 from bot.config import ConfigError, Settings, load_settings, setting_names
 
 

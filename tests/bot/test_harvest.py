@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.domain.errors import UpstreamError
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.harvest import Harvester

@@ -27,8 +27,8 @@ from bot.health import (
     start_health_server,
 )
 from bot.metrics import Metrics
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
 from bot.runner import build_bot
-from bot.services import FeedPoll, PollOutcome, PollReport
 from storage.db import Database
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer

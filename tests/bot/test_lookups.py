@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from bot.config import Settings
 from bot.domain.errors import UpstreamError
 from bot.domain.models import Paper, SubscriptionKind

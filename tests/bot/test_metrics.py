@@ -14,11 +14,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.arxiv.client import ArxivClient, ArxivHTTPError, RequestLimiter
+from bot.arxiv.client import ArxivClient, ArxivHTTPError
+from bot.arxiv.limiter import RequestLimiter
 from bot.delivery import DeliveryReport
 from bot.domain.models import DestinationKind, SubscriptionKind
 from bot.metrics import MAX_FEED_LABEL, Metrics, feed_label
-from bot.services import FeedPoll, PaperService, PollOutcome, PollReport
+from bot.poll_report import FeedPoll, PollOutcome, PollReport
+from bot.services import PaperService
 from storage.db import Database
 from storage.subscriptions import SubscriptionRepository
 from tests.arxiv_server import ArxivServer, Scripted

@@ -16,8 +16,10 @@ import pytest
 
 import bot.services
 from bot.arxiv.caps import CAPS
-from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient, RequestLimiter
-from bot.services import PaperService, PollOutcome
+from bot.arxiv.client import RSS_ITEM_CAP, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
+from bot.poll_report import PollOutcome
+from bot.services import PaperService
 from storage.db import Database
 from tests.arxiv_server import RSS_CONTENT_TYPE, ArxivServer, Scripted
 from tests.bot.arxiv.hostile import OVERFLOW_DATE, rss_item, rss_listing

@@ -18,9 +18,9 @@ import pytest
 from bot.discord_bot import PaperbellBot
 from bot.domain.cadence import EASTERN, RebuildWindow, next_url
 from bot.domain.models import SubscriptionKind
+from bot.poll_report import FeedPoll, PollOutcome
 from bot.runner import build_bot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger
-from bot.services import FeedPoll, PollOutcome
 from storage.locks import Leadership
 from storage.pg import PgDatabase
 from tests.arxiv_server import ArxivServer, RecordedRequest

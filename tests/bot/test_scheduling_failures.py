@@ -11,8 +11,8 @@ import pytest
 
 from bot.domain.cadence import EASTERN
 from bot.domain.models import SubscriptionKind
+from bot.poll_report import PollReport
 from bot.scheduling import PollScheduler
-from bot.services import PollReport
 from tests.arxiv_server import ArxivServer
 from tests.bot.e2e_support import running_bot
 from tests.discord_emulator import DiscordEmulator

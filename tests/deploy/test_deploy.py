@@ -33,7 +33,8 @@ import pytest
 import yaml
 
 from bot.backup import database_lock
-from bot.cli import EXIT_USAGE, build_parser
+from bot.cli_failures import EXIT_USAGE
+from bot.cli_parser import build_parser
 from bot.config import load_settings
 from bot.runner import parse_shards
 

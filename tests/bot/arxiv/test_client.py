@@ -21,9 +21,8 @@ from bot.arxiv.client import (
     ArxivRateLimitError,
     ArxivTimeoutError,
     BodyTooLargeError,
-    Priority,
-    RequestLimiter,
 )
+from bot.arxiv.limiter import Priority, RequestLimiter
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted
 
 EMPTY_RSS = (FIXTURES / "rss2024_new_empty_test-archive.xml").read_bytes()

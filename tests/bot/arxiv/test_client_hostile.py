@@ -5,7 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient, RequestLimiter
+from bot.arxiv.client import DEFAULT_USER_AGENT, ArxivClient
+from bot.arxiv.limiter import RequestLimiter
 from tests.arxiv_server import FIXTURES, ArxivServer, Scripted
 
 EMPTY_RSS = (FIXTURES / "rss2024_new_empty_test-archive.xml").read_bytes()
