@@ -549,7 +549,7 @@ async def _announcement_step(db: Db, papers: Sequence[Paper]) -> tuple[RunResult
             query_keys=keys.query_keys,
         )
         lap("candidates")
-        alerts = alerts_for(fresh, by_id, candidates)
+        alerts = alerts_for(fresh, by_id, candidates, keys)
         lap("alerts_for")
         rows = await outbox.enqueue(conn, alerts, now=NOW)
         lap("enqueue")

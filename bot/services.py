@@ -189,7 +189,7 @@ class PaperService:
                     paper_ids=keys.paper_ids,
                     query_keys=keys.query_keys,
                 )
-                alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates)
+                alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates, keys)
                 if alerts:
                     deliveries = await self.outbox.enqueue(conn, alerts, now=now)
         if fresh:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from bot.domain.matching import REPLACEMENT_TYPES, match_subscriptions
+from bot.domain.matching import REPLACEMENT_TYPES, MatchKeys, match_subscriptions
 from bot.domain.models import (
     AlertEvent,
     Announcement,
@@ -121,8 +121,12 @@ def alerts_for(
     fresh: Sequence[Announcement],
     papers: Mapping[str, Paper],
     candidates: Sequence[Subscription],
+    keys: MatchKeys | None = None,
 ) -> list[OutboxAlert]:
-    """The outbox alerts that newly recorded announcements make for `candidates`."""
+    """The outbox alerts that newly recorded announcements make for `candidates`.
+
+    `keys`: the `match_keys` of the announced papers, whose folded texts are reused.
+    """
     firsts: list[Paper] = []
     first_of: dict[int, Announcement] = {}
     versions: list[Paper] = []
@@ -139,12 +143,13 @@ def alerts_for(
         else:
             firsts.append(shown)
             first_of[id(shown)] = announcement
+    folded = keys.folded if keys is not None else None
     alerts: list[OutboxAlert] = []
-    for match in match_subscriptions(firsts, candidates):
+    for match in match_subscriptions(firsts, candidates, folded):
         announcement = first_of[id(match.paper)]
         note = late_note(announcement) if announcement.late else None
         alerts.append(OutboxAlert(match.destination.id, match.paper.id, match.matched, note=note))
-    for match in match_subscriptions(versions, candidates):
+    for match in match_subscriptions(versions, candidates, folded):
         announcement = version_of[id(match.paper)]
         alerts.append(
             OutboxAlert(

@@ -1,5 +1,7 @@
 """arXiv-style query expressions for query subscriptions: parse, index, match. Pure, no I/O.
 
+(The query tree and the matching test itself live in `bot.domain.query_eval`.)
+
 The syntax is arXiv's own search syntax, as its API documents it:
 
 - terms are words or quoted phrases, optionally prefixed by a field:
@@ -28,8 +30,8 @@ The parser is Lark's LALR(1): linear in the input, which is capped at
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 
@@ -39,7 +41,22 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from bot.domain.errors import InvalidInputError
 from bot.domain.limits import MAX_QUERY_LENGTH
 from bot.domain.models import Paper
-from bot.domain.names import AuthorKey, author_key, keys_match, keyword_tokens, query_key
+from bot.domain.names import keyword_tokens, query_key
+from bot.domain.query_eval import (
+    And,
+    Field,
+    Node,
+    Not,
+    Or,
+    Term,
+    archive_of,
+    compile_node,
+    evaluate,
+    looks_like_category,
+    positive_terms,
+    term_matches,
+)
+from bot.domain.query_eval import PaperText as PaperText  # re-exported: callers match with it
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +97,6 @@ WORD: /[^\s()"]+/
 """
 
 
-class Field(StrEnum):
-    TITLE = "ti"
-    ABSTRACT = "abs"
-    AUTHOR = "au"
-    CATEGORY = "cat"
-    ALL = "all"
-
-
 class KeyKind(StrEnum):
     """The paper features a query can be looked up by (the poller computes the same)."""
 
@@ -105,80 +114,36 @@ class QuerySyntaxError(InvalidInputError):
 
 
 @dataclass(frozen=True, slots=True)
-class Term:
-    """One field:value test. `words` are the folded words of a phrase (not for au:/cat:)."""
-
-    field: Field
-    text: str  # as typed, without quotes, for explanations
-    words: tuple[str, ...]
-    author: AuthorKey | None = None
-    category: str | None = None  # lower-cased category or archive
-
-    def describe(self) -> str:
-        value = f'"{self.text}"' if " " in self.text else self.text
-        return f"{self.field.value}:{value}"
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    child: Node
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    children: tuple[Node, ...]
-
-
-Node = Term | Not | And | Or
-
-
-@dataclass(frozen=True, slots=True)
-class PaperText:
-    """A paper's features, folded once and shared by every query tried on it."""
-
-    title: tuple[str, ...]
-    abstract: tuple[str, ...]
-    comment: tuple[str, ...]
-    authors: tuple[AuthorKey, ...]
-    categories: frozenset[str]  # lower-cased
-
-    @classmethod
-    def of(cls, paper: Paper) -> PaperText:
-        return cls(
-            title=tuple(keyword_tokens(paper.title)),
-            abstract=tuple(keyword_tokens(paper.abstract)),
-            comment=tuple(keyword_tokens(paper.comment or "")),
-            authors=tuple(author_key(name) for name in paper.authors),
-            categories=frozenset(
-                c.lower() for c in (paper.primary_category, *paper.categories) if c
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Query:
     """A parsed query subscription."""
 
     source: str  # the expression as the user typed it (whitespace collapsed)
     root: Node
     required_keys: frozenset[Key]
+    # `root` compiled once into nested closures (`compile_node`): the poller tries
+    # a query on many papers, and a tree walk per paper costs several times more.
+    test: Callable[[PaperText], bool] = field(init=False, repr=False, compare=False)
+    # Every key set that, like `required_keys`, meets the keys of each matching paper
+    # (`required_keys` first): the poller buckets the query under whichever of them
+    # is rarest in the batch at hand (`cat:cs.LG AND ti:the` under cs.LG, not "the").
+    key_options: tuple[frozenset[Key], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test", compile_node(self.root))
+        options = dict.fromkeys((self.required_keys, *_key_options(self.root)))
+        object.__setattr__(self, "key_options", tuple(o for o in options if o))
 
     def matches(self, paper: Paper | PaperText) -> bool:
         text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
-        return _evaluate(self.root, text)
+        return self.test(text)
 
     def explain(self, paper: Paper | PaperText) -> tuple[str, ...]:
         """The positive terms that matched `paper` (empty when the query does not match)."""
         text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
-        if not _evaluate(self.root, text):
+        if not evaluate(self.root, text):
             return ()
         return tuple(
-            dict.fromkeys(t.describe() for t in _positive_terms(self.root) if _term(t, text))
+            dict.fromkeys(t.describe() for t in positive_terms(self.root) if term_matches(t, text))
         )
 
 
@@ -297,7 +262,7 @@ def _build(node: Tree[Token] | Token, field: Field, *, depth: int, counter: list
         if counter[0] > MAX_TERMS:
             raise InvalidInputError(f"The query has more than {MAX_TERMS} terms.")
         raw = str(children[0])
-        return _make_term(field, raw[1:-1] if data == "phrase" else raw)
+        return _maketerm_matches(field, raw[1:-1] if data == "phrase" else raw)
     raise QuerySyntaxError("The query could not be read.")  # pragma: no cover
 
 
@@ -312,7 +277,7 @@ def _flatten(parts: list[Node], kind: type[And] | type[Or]) -> Iterable[Node]:
             yield part
 
 
-def _make_term(field: Field, text: str) -> Term:
+def _maketerm_matches(field: Field, text: str) -> Term:
     text = " ".join(text.split())
     if not text:
         raise InvalidInputError('An empty phrase ("") has nothing to look for.')
@@ -332,77 +297,7 @@ def _make_term(field: Field, text: str) -> Term:
     return Term(field, text, words)
 
 
-# ---- matching ------------------------------------------------------------------------
-
-
-def _has_phrase(tokens: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    width = len(phrase)
-    first = phrase[0]
-    return any(
-        tokens[i] == first and tokens[i : i + width] == phrase
-        for i in range(len(tokens) - width + 1)
-    )
-
-
-def _category_matches(wanted: str, categories: frozenset[str]) -> bool:
-    if "." in wanted:
-        return wanted in categories
-    # An archive (`cs`, `math`) or a category without subject class (`hep-th`).
-    return wanted in categories or any(c.startswith(wanted + ".") for c in categories)
-
-
-def _looks_like_category(text: str) -> bool:
-    """`cs.LG`, `math-ph.XX`: a bare `all:` term that can also name a category."""
-    archive, dot, subject = text.partition(".")
-    return bool(dot and archive and subject) and " " not in text
-
-
-def _term(term: Term, text: PaperText) -> bool:
-    field = term.field
-    if field is Field.AUTHOR:
-        assert term.author is not None
-        return any(keys_match(term.author, key) for key in text.authors)
-    if field is Field.CATEGORY:
-        assert term.category is not None
-        return _category_matches(term.category, text.categories)
-    if field is Field.TITLE:
-        return _has_phrase(text.title, term.words)
-    if field is Field.ABSTRACT:
-        return _has_phrase(text.abstract, term.words)
-    # all: the words anywhere, an author of that name, or that category (`all:cs.LG`).
-    if _has_phrase(text.title, term.words) or _has_phrase(text.abstract, term.words):
-        return True
-    if _has_phrase(text.comment, term.words):
-        return True
-    key = query_key(term.text)
-    if key.surname and any(keys_match(key, a) for a in text.authors):
-        return True
-    return _looks_like_category(term.text) and term.text.lower() in text.categories
-
-
-def _evaluate(node: Node, text: PaperText) -> bool:
-    if isinstance(node, Term):
-        return _term(node, text)
-    if isinstance(node, Not):
-        return not _evaluate(node.child, text)
-    if isinstance(node, And):
-        return all(_evaluate(child, text) for child in node.children)
-    return any(_evaluate(child, text) for child in node.children)
-
-
-def _positive_terms(node: Node) -> Iterable[Term]:
-    if isinstance(node, Term):
-        yield node
-    elif isinstance(node, And | Or):
-        for child in node.children:
-            yield from _positive_terms(child)
-
-
 # ---- index keys ------------------------------------------------------------------------
-
-
-def _archive(category: str) -> str:
-    return category.split(".", 1)[0]
 
 
 def _term_keys(term: Term) -> frozenset[Key]:
@@ -422,7 +317,7 @@ def _term_keys(term: Term) -> frozenset[Key]:
     key = query_key(term.text)
     if key.surname:
         keys.add((KeyKind.SURNAME, key.surname))
-    if _looks_like_category(term.text):
+    if looks_like_category(term.text):
         keys.add((KeyKind.CATEGORY, term.text.lower()))
     return frozenset(keys)
 
@@ -464,6 +359,18 @@ def _required_keys(node: Node) -> frozenset[Key]:
     return frozenset(keys)
 
 
+def _key_options(node: Node) -> list[frozenset[Key]]:
+    """Key sets each of which every paper matching `node` meets (one per conjunct of an AND)."""
+    if isinstance(node, Term):
+        return [_term_keys(node)]
+    if isinstance(node, Not):
+        return []
+    if isinstance(node, And):
+        return [option for child in node.children for option in _key_options(child)]
+    keys = _required_keys(node)  # an OR: every branch must give a key
+    return [keys] if keys else []
+
+
 def paper_keys(paper: Paper | PaperText) -> frozenset[Key]:
     """Every key `paper` can be looked up by; a query is a candidate when its keys meet these."""
     text = paper if isinstance(paper, PaperText) else PaperText.of(paper)
@@ -471,5 +378,5 @@ def paper_keys(paper: Paper | PaperText) -> frozenset[Key]:
     keys.update((KeyKind.SURNAME, a.surname) for a in text.authors if a.surname)
     for category in text.categories:
         keys.add((KeyKind.CATEGORY, category))
-        keys.add((KeyKind.ARCHIVE, _archive(category)))
+        keys.add((KeyKind.ARCHIVE, archive_of(category)))
     return frozenset(keys)

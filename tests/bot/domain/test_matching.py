@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
@@ -15,10 +15,12 @@ from bot.domain.errors import InvalidInputError
 from bot.domain.matching import (
     REPLACEMENT_TYPES,
     Match,
+    _Index,
     author_match_key,
     keyword_match_key,
     match_keys,
     match_subscriptions,
+    stored_query,
 )
 from bot.domain.models import (
     AnnounceType,
@@ -29,7 +31,7 @@ from bot.domain.models import (
     SubscriptionKind,
 )
 from bot.domain.names import author_key, given_compatible, keyword_tokens
-from bot.domain.query import paper_keys, parse_query
+from bot.domain.query import KeyKind, PaperText, paper_keys, parse_query
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.sqlite import open_sqlite
@@ -103,8 +105,12 @@ def sub(
     )
 
 
-def matched(papers: Sequence[Paper], subs: Sequence[Subscription]) -> list[tuple[int, str]]:
-    return [(m.destination.id, m.paper.id) for m in match_subscriptions(papers, subs)]
+def matched(
+    papers: Sequence[Paper],
+    subs: Sequence[Subscription],
+    folded: Mapping[str, tuple[Paper, PaperText]] | None = None,
+) -> list[tuple[int, str]]:
+    return [(m.destination.id, m.paper.id) for m in match_subscriptions(papers, subs, folded)]
 
 
 def test_category_primary_matches_and_cross_needs_flag() -> None:
@@ -444,7 +450,33 @@ def test_match_subscriptions_equals_naive_reference(
     papers: list[Paper], subs: list[Subscription]
 ) -> None:
     """The indexed matcher gives exactly what checking every pair would give."""
-    assert match_subscriptions(papers, subs) == naive_match(papers, subs)
+    expected = naive_match(papers, subs)
+    assert match_subscriptions(papers, subs) == expected
+    # The same with the texts match_keys folded handed over, as the poller does.
+    assert match_subscriptions(papers, subs, match_keys(papers).folded) == expected
+
+
+def test_folded_texts_are_reused_for_the_same_paper_only() -> None:
+    """`MatchKeys.folded` saves folding a paper again, but never stands in for another paper."""
+    old = paper(1, title="Graph networks")
+    new = paper(1, title="Attention for graphs")  # same id, other text
+    subs = [sub(CHANNEL_A, KEYWORD, "attention"), sub(CHANNEL_B, QUERY, "ti:networks")]
+    assert matched([new], subs, match_keys([old]).folded) == [(1, new.id)]
+    assert matched([old], subs, match_keys([old]).folded) == [(2, old.id)]
+    # Handed a text for this very paper, the matcher reads it rather than folding again.
+    planted = {new.id: (new, PaperText.of(old))}
+    assert matched([new], subs, planted) == [(2, new.id)]
+
+
+def test_a_query_is_tried_under_its_rarest_key_option_in_the_batch() -> None:
+    """`cat:math.CA AND ti:the` is bucketed under math.CA when every paper has "the"."""
+    batch = [paper(n, title="The graph", primary="cs.LG") for n in range(1, 6)]
+    batch.append(paper(6, title="The integral", primary="math.CA"))
+    query = sub(CHANNEL_A, QUERY, "ti:the AND cat:math.CA")
+    index = _Index([query], [PaperText.of(p) for p in batch])
+    assert index.by_query_key[KeyKind.CATEGORY]["math.ca"] == [(query, stored_query(query.value))]
+    assert not index.by_query_key[KeyKind.TOKEN]
+    assert matched(batch, [query]) == [(1, batch[-1].id)]
 
 
 # -- the pipeline against a real database ---------------------------------------------------

@@ -12,10 +12,12 @@ from bot.domain.query import (
     MAX_QUERY_LENGTH,
     MAX_TERMS,
     KeyKind,
+    PaperText,
     QuerySyntaxError,
     paper_keys,
     parse_query,
 )
+from bot.domain.query_eval import compile_node, evaluate, has_phrase
 
 EXAMPLE = 'cat:cs.LG AND (ti:"length generalization" OR abs:"positional encoding") ANDNOT ti:survey'
 
@@ -238,3 +240,119 @@ def test_every_match_has_one_of_the_query_keys(expression: str, p: Paper) -> Non
         return  # e.g. a pure negation
     if q.matches(p):
         assert q.required_keys & paper_keys(p), (expression, p)
+
+
+# ---- the compiled form `Query.matches` uses, against the tree-walking reference -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "found"),
+    [
+        ("a b c", "a b", True),
+        ("a a b", "a b", True),  # the first occurrence of the first word is not the one
+        ("a c a c a b", "a b", True),
+        ("b a", "a b", False),  # every word present, not in order
+        ("a c b", "a b", False),  # in order, not consecutive
+        ("c a", "a b", False),  # the first word last: the phrase runs off the end
+        ("a b", "a b c", False),  # longer than the text
+        ("x y z", "z", True),
+        ("", "a", False),
+    ],
+)
+def test_has_phrase_finds_consecutive_words_only(text: str, phrase: str, found: bool) -> None:
+    """The set shortcut and the C-level search find exactly the consecutive occurrences."""
+    tokens = tuple(text.split())
+    assert has_phrase(tokens, frozenset(tokens), tuple(phrase.split())) is found
+
+
+def test_paper_text_word_sets_do_not_affect_equality() -> None:
+    """The derived word sets follow the folded words, and equality still compares those."""
+    text = PaperText.of(paper(title="Neural graph neural", abstract="A graph."))
+    assert text.title_words == {"neural", "graph"}
+    assert text.abstract_words == {"a", "graph"}
+    assert text.surnames == {"lovelace"}
+    assert text == PaperText.of(paper(title="Neural graph neural", abstract="A graph."))
+
+
+_PHRASE_WORDS = ["neural", "graph", "legg", "a"]  # few words: phrases and repeats are common
+
+
+@st.composite
+def compiled_expressions(draw: st.DrawFn, depth: int = 0) -> str:
+    """Terms of every field, quoted phrases with repeated words, every operator, nesting."""
+    choice = draw(st.integers(0, 7 if depth < 3 else 3))
+    if choice == 0:
+        words = draw(st.lists(st.sampled_from(_PHRASE_WORDS), min_size=1, max_size=3))
+        return draw(st.sampled_from(_FIELDS)) + '"' + " ".join(words) + '"'
+    if choice == 1:
+        return "cat:" + draw(st.sampled_from([*_CATS, "cs", "math", "stat.*"]))
+    if choice == 2:
+        name = draw(st.sampled_from(["Legg", '"S. Legg"', '"P. A. Ortega"', "Ortega_P", "Graph"]))
+        return draw(st.sampled_from(["au:", "all:", ""])) + name
+    if choice == 3:
+        return draw(st.sampled_from(["all:cs.LG", "cs.CL", "all:math.CO"]))
+    left = draw(compiled_expressions(depth + 1))
+    right = draw(compiled_expressions(depth + 1))
+    if choice == 7:
+        return f"NOT {left}"
+    op = draw(st.sampled_from(["AND", "OR", "ANDNOT", ""]))
+    field = draw(st.sampled_from(["", "", "ti:", "abs:"]))
+    return f"{field}({left} {op} {right})"
+
+
+@st.composite
+def phrase_papers(draw: st.DrawFn) -> Paper:
+    words = st.lists(st.sampled_from(_PHRASE_WORDS), max_size=8).map(" ".join)
+    authors = st.lists(
+        st.sampled_from(["Shane Legg", "Peter Legg", "Pedro A. Ortega", "Pedro B. Ortega"]),
+        max_size=3,
+    )
+    cats = draw(st.lists(st.sampled_from(_CATS), min_size=1, max_size=3, unique=True))
+    return paper(
+        title=draw(words),
+        abstract=draw(words),
+        authors=tuple(draw(authors)),
+        primary=cats[0],
+        categories=tuple(cats[1:]),
+        comment=draw(st.none() | words),
+    )
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(compiled_expressions(), phrase_papers())
+def test_compiled_query_decides_like_the_tree_walk(expression: str, p: Paper) -> None:
+    """`Query.matches` (compiled closures, set lookups) agrees with `evaluate` everywhere."""
+    try:
+        q = parse_query(expression)
+    except InvalidInputError:
+        return  # e.g. a pure negation
+    text = PaperText.of(p)
+    assert q.matches(text) is evaluate(q.root, text), (expression, p)
+    assert compile_node(q.root)(text) is evaluate(q.root, text), (expression, p)
+
+
+def test_key_options_offer_each_conjunct_of_an_and() -> None:
+    """An AND can be looked up by any of its indexable conjuncts; `required_keys` comes first."""
+    q = parse_query("cat:cs.LG AND ti:the ANDNOT au:Legg")
+    assert q.key_options[0] == q.required_keys
+    assert set(q.key_options) == {
+        frozenset({(KeyKind.CATEGORY, "cs.lg")}),
+        frozenset({(KeyKind.TOKEN, "the")}),
+    }
+    assert parse_query("ti:a OR ti:b").key_options == (
+        frozenset({(KeyKind.TOKEN, "a"), (KeyKind.TOKEN, "b")}),
+    )
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(compiled_expressions(), phrase_papers())
+def test_every_match_meets_every_key_option(expression: str, p: Paper) -> None:
+    """Whichever key option the poller buckets a query under, no matching paper is missed."""
+    try:
+        q = parse_query(expression)
+    except InvalidInputError:
+        return
+    if q.matches(p):
+        keys = paper_keys(p)
+        for option in q.key_options:
+            assert option & keys, (expression, option, p)
