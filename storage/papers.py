@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,6 +127,15 @@ def _index_paper(rowid: int, paper: Paper, hints: IndexHints | None = None) -> I
     return index_row(rowid, paper.title, paper.abstract, joined)
 
 
+def _first_seen(p: Paper, now: datetime) -> Paper:
+    """`replace(p, first_seen=now)`, without `dataclasses.replace`'s per-call field walk
+    (it was a fifth of the bulk import's own Python time)."""
+    return Paper(
+        p.id, p.version, p.title, p.abstract, p.authors, p.primary_category, p.categories,
+        p.published, p.updated, p.comment, p.journal_ref, p.doi, p.announce_type, first_seen=now,
+    )  # fmt: skip
+
+
 def _next_char(c: str) -> str:
     """The code point after `c`, for half-open prefix ranges; skips the surrogate block."""
     code = ord(c) + 1
@@ -228,7 +237,7 @@ class PaperRepository:
                     updates.append((rowid, old, merged))
             else:
                 # Already normal (see above): only the first-seen time is new.
-                inserts.append((next_rowid, replace(paper, first_seen=now)))
+                inserts.append((next_rowid, _first_seen(paper, now)))
                 next_rowid += 1
 
         await self._batches.run(
@@ -290,17 +299,18 @@ class PaperRepository:
             [(r,) for r, old, new in updates if old.categories != new.categories],
         )
         # Do nothing on conflict: one name twice in a list is one (author, paper) pair.
+        # In key order: each insert lands next to the previous one in the B-tree.
         await self._batches.run(
             conn,
             self._link_author,
             ("author_id", "paper_rowid"),
-            [(ids[name], r) for r, p in author_lists for name in p.authors],
+            sorted({(ids[name], r) for r, p in author_lists for name in p.authors}),
         )
         await self._batches.run(
             conn,
             insert(paper_categories),
             ("category", "paper_rowid"),
-            [(c, r) for r, p in category_lists for c in p.categories],
+            sorted((c, r) for r, p in category_lists for c in p.categories),
         )
 
     async def _author_ids(
@@ -316,7 +326,7 @@ class PaperRepository:
         named = select(authors.c.id, authors.c.name)
         for row in await self._batches.matching(conn, named, authors.c.name, wanted):
             ids[row.name] = int(row.id)
-        missing = [n for n in wanted if n not in ids]
+        missing = sorted(n for n in wanted if n not in ids)  # name order: see `_link`
         if missing:
             # The transaction holds the write lock, so max(id) + 1... are ours to use.
             top = (await conn.execute(select(func.coalesce(func.max(authors.c.id), 0)))).scalar()
