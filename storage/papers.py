@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, u
 from bot.domain.merge import merge_papers, normalized
 from bot.domain.models import AuthorMatch, IngestResult, Paper, SearchHit, StoreStats
 from bot.domain.names import author_key, fold, fold_for_index, given_compatible, query_key
+from storage.author_cache import AuthorIdCache
 from storage.batches import batches_for
 from storage.paper_rows import (
     FILTER_WINDOW,
@@ -204,10 +205,12 @@ class PaperRepository:
         *,
         now: datetime | None = None,
         hints: IndexHints | None = None,
+        author_ids: AuthorIdCache | None = None,
     ) -> IngestResult:
         """`upsert_many` inside the caller's open transaction (`Store.transaction()`).
 
-        `hints` (optional) spare this process the index text folding and author keys.
+        `hints` (optional) spare this process the index text folding and author keys;
+        `author_ids` (optional) spares look-ups of authors met in committed batches.
         """
         now = (now or datetime.now(UTC)).astimezone(UTC)
         incoming: dict[str, Paper] = {}
@@ -252,7 +255,7 @@ class PaperRepository:
             (*VALUE_NAMES, "b_rowid"),
             [(*paper_values(new), r) for r, _, new in updates],
         )
-        await self._link(conn, inserts, updates, hints)
+        await self._link(conn, inserts, updates, hints, author_ids)
         text_changed = [
             (rowid, old, new)
             for rowid, old, new in updates
@@ -276,6 +279,7 @@ class PaperRepository:
         inserts: Sequence[tuple[int, Paper]],
         updates: Sequence[tuple[int, Paper, Paper]],
         hints: IndexHints | None = None,
+        cache: AuthorIdCache | None = None,
     ) -> None:
         """Rewrite paper_authors and paper_categories for new papers and changed lists."""
         relinked = [(r, old, new) for r, old, new in updates if old.authors != new.authors]
@@ -285,7 +289,8 @@ class PaperRepository:
         ]
         names = {n for _, p in author_lists for n in p.authors}
         names.update(n for _, old, _ in relinked for n in old.authors)
-        ids = await self._author_ids(conn, names, hints.keys if hints else {}) if names else {}
+        keys = hints.keys if hints else {}
+        ids = await self._author_ids(conn, names, keys, cache) if names else {}
         await self._batches.run(
             conn,
             _UNLINK_AUTHOR,
@@ -314,19 +319,32 @@ class PaperRepository:
         )
 
     async def _author_ids(
-        self, conn: Connection, names: Iterable[str], keys: dict[str, tuple[str, str]] | None = None
+        self,
+        conn: Connection,
+        names: Iterable[str],
+        keys: dict[str, tuple[str, str]] | None = None,
+        cache: AuthorIdCache | None = None,
     ) -> dict[str, int]:
         """Ids of `names`, creating authors (with their match keys) that are not stored yet.
 
-        Not cached across calls: ids handed out in a transaction that is later
-        rolled back would poison a cache, and a bulk look-up per batch is cheap.
+        `cache` (a bulk writer's, see `storage.author_cache`) answers for the names
+        of committed batches; the others are looked up, and noted in it.
         """
-        wanted = list(names)
         ids: dict[str, int] = {}
+        wanted: list[str] = []
+        for name in names:
+            cached = cache.get(name) if cache is not None else None
+            if cached is None:
+                wanted.append(name)
+            else:
+                ids[name] = cached
         named = select(authors.c.id, authors.c.name)
-        for row in await self._batches.matching(conn, named, authors.c.name, wanted):
-            ids[row.name] = int(row.id)
-        missing = sorted(n for n in wanted if n not in ids)  # name order: see `_link`
+        found = {
+            row.name: int(row.id)
+            for row in await self._batches.matching(conn, named, authors.c.name, wanted)
+        }
+        missing = sorted(n for n in wanted if n not in found)  # name order: see `_link`
+        created: dict[str, int] = {}
         if missing:
             # The transaction holds the write lock, so max(id) + 1... are ours to use.
             top = (await conn.execute(select(func.coalesce(func.max(authors.c.id), 0)))).scalar()
@@ -334,7 +352,7 @@ class PaperRepository:
             rows: list[tuple[int, str, str, str]] = []
             known = keys or {}
             for offset, name in enumerate(missing):
-                ids[name] = next_id + offset
+                created[name] = next_id + offset
                 hinted = known.get(name)
                 if hinted is None:
                     key = author_key(name)
@@ -343,6 +361,11 @@ class PaperRepository:
             await self._batches.run(
                 conn, insert(authors), ("id", "name", "surname_key", "given_key"), rows
             )
+        if cache is not None:
+            cache.note(found)
+            cache.note(created)
+        ids.update(found)
+        ids.update(created)
         return ids
 
     # ---- reading ----
