@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,15 +20,17 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, u
 
 from bot.domain.merge import merge_papers, normalized
 from bot.domain.models import AuthorMatch, IngestResult, Paper, SearchHit, StoreStats
-from bot.domain.names import author_key, fold, fold_for_index, given_compatible, query_key
+from bot.domain.names import author_key, fold, given_compatible, query_key
 from storage.author_cache import AuthorIdCache
 from storage.batches import batches_for
 from storage.paper_rows import (
     FILTER_WINDOW,
     PAPER_COLUMNS,
     VALUE_NAMES,
+    IndexHints,
     IndexRow,
     in_category,
+    index_hints,
     index_row,
     paper_from_row,
     paper_values,
@@ -82,42 +83,6 @@ _UNLINK_AUTHOR = delete(paper_authors).where(
 _UNLINK_CATEGORIES = delete(paper_categories).where(
     paper_categories.c.paper_rowid == bindparam("b_rowid")
 )
-
-
-@dataclass(frozen=True, slots=True)
-class IndexHints:
-    """Index text and author keys worked out ahead (by a bulk import's parser process).
-
-    `folded` maps a paper id to (title, abstract, authors text, and their folded
-    forms); `keys` maps an author name to (surname key, given key). A hint is used
-    only when its texts equal the paper's as stored, so a stale or wrong hint costs
-    a recomputation, never a wrong index.
-    """
-
-    folded: dict[str, tuple[str, str, str, str, str, str]]
-    keys: dict[str, tuple[str, str]]
-
-
-def index_hints(papers_: Iterable[Paper]) -> IndexHints:
-    """The `IndexHints` of `papers_` (as `normalized` leaves their names)."""
-    folded: dict[str, tuple[str, str, str, str, str, str]] = {}
-    keys: dict[str, tuple[str, str]] = {}
-    for paper in papers_:
-        names = [n for n in (" ".join(a.split()) for a in paper.authors) if n]
-        joined = ", ".join(names)
-        folded[paper.id] = (
-            paper.title,
-            paper.abstract,
-            joined,
-            fold_for_index(paper.title),
-            fold_for_index(paper.abstract),
-            fold_for_index(joined),
-        )
-        for name in names:
-            if name not in keys:
-                key = author_key(name)
-                keys[name] = (key.surname, key.given_key)
-    return IndexHints(folded, keys)
 
 
 def _index_paper(rowid: int, paper: Paper, hints: IndexHints | None = None) -> IndexRow:
