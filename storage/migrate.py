@@ -16,20 +16,19 @@ newer instead of re-running its migrations on it.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import AbstractAsyncContextManager
 from functools import cache
 from importlib import resources
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext, MigrationInfo
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import StorageError
+
+if TYPE_CHECKING:  # imported where used: only pending revisions need Alembic
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,13 @@ class Store(Protocol):
 
 MIGRATION_LOCK = 0x70617065  # "pape": serialises migrations (and schema creation) across processes
 LEGACY_TABLE = "paperbell_schema"  # PostgreSQL's bookkeeping before Alembic
+_ALEMBIC_TABLE = "alembic_version"
+_REVISION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.py$")
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option(
         "script_location", str(resources.files("storage").joinpath("migrations"))
@@ -60,25 +63,27 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 @cache
-def _script() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+def revision_names() -> dict[int, str]:
+    """Each revision's number and name (its file's stem, e.g. `0004_delivery_claims`).
+
+    Read from the file names, not through Alembic: a bot opening an up-to-date store
+    then never imports Alembic nor loads its scripts (about 5 MiB of its memory).
+    `tests/storage/test_migrations.py` checks these agree with Alembic's own chain.
+    """
+    found: dict[int, str] = {}
+    for entry in resources.files("storage.migrations").joinpath("versions").iterdir():
+        match = _REVISION_FILE.match(entry.name)
+        if match:
+            found[int(match.group(1))] = entry.name.removesuffix(".py")
+    return found
 
 
 def latest_revision() -> int:
     """The newest revision this paperbell knows, as a number."""
-    head = _script().get_current_head()
-    if head is None:
+    names = revision_names()
+    if not names:
         raise StorageError("paperbell ships no schema revisions")
-    return int(head)
-
-
-def revision_names() -> dict[int, str]:
-    """Each revision's number and name (its file's stem, e.g. `0004_delivery_claims`)."""
-    return {
-        int(rev.revision): Path(rev.path).stem
-        for rev in _script().walk_revisions()
-        if rev.path is not None
-    }
+    return max(names)
 
 
 def _legacy_version(connection: Connection) -> int:
@@ -91,8 +96,16 @@ def _legacy_version(connection: Connection) -> int:
     return int(value.scalar() or 0)
 
 
+def _alembic_revision(connection: Connection) -> str | None:
+    """What `alembic_version` records (None: Alembic has not touched this database)."""
+    if not inspect(connection).has_table(_ALEMBIC_TABLE):
+        return None
+    value = connection.execute(text(f"SELECT version_num FROM {_ALEMBIC_TABLE}")).scalar()
+    return None if value is None else str(value)
+
+
 def _revision_of(connection: Connection) -> int:
-    current = MigrationContext.configure(connection).get_current_revision()
+    current = _alembic_revision(connection)
     return int(current) if current is not None else _legacy_version(connection)
 
 
@@ -123,8 +136,12 @@ def _keep_legacy_bookkeeping(connection: Connection, applied: list[int]) -> None
 
 def _upgrade(connection: Connection, goal: int) -> list[int]:
     """Stamp a pre-Alembic schema, then apply the revisions up to `goal`; their numbers."""
+    # Imported here: only a store with pending revisions needs Alembic itself.
+    from alembic import command
+    from alembic.runtime.migration import MigrationInfo
+
     config = _config(connection)
-    before = MigrationContext.configure(connection).get_current_revision()
+    before = _alembic_revision(connection)
     if before is None:
         legacy = _legacy_version(connection)
         if legacy > latest_revision():
@@ -152,7 +169,7 @@ def _upgrade(connection: Connection, goal: int) -> list[int]:
 
 def _up_to(connection: Connection, goal: int) -> bool:
     """Whether Alembic already records `goal` or later (a pre-Alembic store is not yet)."""
-    current = MigrationContext.configure(connection).get_current_revision()
+    current = _alembic_revision(connection)
     return current is not None and int(current) >= goal
 
 

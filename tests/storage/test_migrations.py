@@ -369,3 +369,22 @@ async def test_old_short_timestamps_are_padded_to_the_fixed_width(
             )
     padded = "2026-11-29T05:00:00.000000+00:00"
     assert [tuple(row) for row in rows] == [("exact", exact, padded), ("short", padded, None)]
+
+
+def test_revision_files_agree_with_alembics_chain() -> None:
+    """The names read from the files (what an up-to-date open uses, without Alembic) are
+    Alembic's own chain: one head, each revision after the one before."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("storage").joinpath("migrations"))
+    )
+    script = ScriptDirectory.from_config(config)
+    chain = {int(rev.revision): Path(rev.path).stem for rev in script.walk_revisions() if rev.path}
+    assert revision_names() == chain
+    assert script.get_current_head() == f"{latest_revision():04d}"
+    for number in chain:
+        down = script.get_revision(f"{number:04d}").down_revision
+        assert down == (None if number == 1 else f"{number - 1:04d}")
