@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,7 +68,7 @@ def _announce_type(text: str | None) -> AnnounceType | None:
         return None
 
 
-def paper_from_row(row: AnyRow) -> Paper:
+def paper_from_row(row: Sequence[Any]) -> Paper:
     """A `Paper` from a row whose first columns are `PAPER_COLUMNS`."""
     return Paper(
         id=row[1],

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from bot.domain.merge import merge_papers, normalized
 from bot.domain.models import AuthorMatch, IngestResult, Paper, SearchHit, StoreStats
@@ -126,6 +127,10 @@ def _typed_given_ok(typed: tuple[str, ...], stored: tuple[str, ...]) -> bool:
 
 def _has_papers(author_id: ColumnElement[int]) -> ColumnElement[bool]:
     return select(paper_authors.c.author_id).where(paper_authors.c.author_id == author_id).exists()
+
+
+_GET_BY_ID = select(*PAPER_COLUMNS).where(papers.c.id == bindparam("id"))
+_GET_BY_ID_SQLITE = str(_GET_BY_ID.compile(dialect=sqlite_dialect.dialect()))
 
 
 class PaperRepository:
@@ -336,7 +341,11 @@ class PaperRepository:
     # ---- reading ----
 
     async def get(self, paper_id: str) -> Paper | None:
-        row = await self._store.fetchone(select(*PAPER_COLUMNS).where(papers.c.id == paper_id))
+        if self._store.dialect == "sqlite":
+            # One hand-off to the driver: see Store.sqlite_rows for the figures.
+            rows = await self._store.sqlite_rows(_GET_BY_ID_SQLITE, (paper_id,))
+            return paper_from_row(rows[0]) if rows else None
+        row = await self._store.fetchone(_GET_BY_ID, {"id": paper_id})
         return paper_from_row(row) if row else None
 
     async def get_many(self, ids: Iterable[str]) -> list[Paper]:
