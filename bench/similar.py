@@ -116,14 +116,14 @@ class Run:
         ok = "ok" if p95 <= TARGET_MS and warm[0] <= TARGET_MB else "MISSED"
         ok += "" if cold[0] <= TARGET_MB else " (cold RSS over)"
         print(
-            f"  {label:<31} n={len(ordered):4d}  p50={p50:5.1f} ms  p95={p95:5.1f} ms  "
+            f"  {label:<35} n={len(ordered):4d}  p50={p50:5.1f} ms  p95={p95:5.1f} ms  "
             f"max={ordered[-1]:6.1f} ms  extra RSS cold={cold[0]:5.1f} MiB (anon {cold[1]:+5.1f})"
             f" warm={warm[0]:4.1f} MiB (anon {warm[1]:+4.1f})  {ok}"
         )
         if self.shares:
             share = statistics.fmean(self.shares)
             print(
-                f"  {'':<31} top-{TOP} same primary category: {share:6.1%}"
+                f"  {'':<35} top-{TOP} same primary category: {share:6.1%}"
                 f"  (fewer than {TOP} results: {self.short})"
             )
 
