@@ -302,7 +302,6 @@ async def local_bot(
                     database=str(database),
                     arxiv_rss_url=arxiv.rss_url,
                     arxiv_api_url=arxiv.api_url,
-                    arxiv_author_feed_url=arxiv.author_feed_url,
                     **settings,
                 )
                 bot = build_bot(config, db, session, user_agent="paperbell-bench")

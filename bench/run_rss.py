@@ -47,7 +47,6 @@ def environment(emu: DiscordEmulator, arxiv: ArxivServer, store: Path) -> dict[s
         PAPERBELL_DATABASE=str(store),
         PAPERBELL_ARXIV_RSS_URL=arxiv.rss_url,
         PAPERBELL_ARXIV_API_URL=arxiv.api_url,
-        PAPERBELL_ARXIV_AUTHOR_FEED_URL=arxiv.author_feed_url,
         PAPERBELL_ARXIV_DELAY="0",
         PAPERBELL_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),

@@ -147,7 +147,6 @@ async def open_service(
                 session,
                 rss_url=settings.arxiv_rss_url,
                 api_url=settings.arxiv_api_url,
-                author_feed_url=settings.arxiv_author_feed_url,
                 oai_url=settings.arxiv_oai_url,
                 limiter=RequestLimiter(settings.arxiv_delay),
                 user_agent=user_agent(settings),

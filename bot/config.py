@@ -33,7 +33,6 @@ from pydantic_settings import (
 
 from bot.arxiv.endpoints import (
     DEFAULT_API_URL,
-    DEFAULT_AUTHOR_FEED_URL,
     DEFAULT_OAI_URL,
     DEFAULT_RSS_URL,
 )
@@ -165,7 +164,6 @@ class Settings(BaseSettings):
     arxiv_rss_url: Annotated[str, _HTTP] = DEFAULT_RSS_URL
     arxiv_api_url: Annotated[str, _HTTP] = DEFAULT_API_URL
     arxiv_oai_url: Annotated[str, _HTTP] = DEFAULT_OAI_URL
-    arxiv_author_feed_url: Annotated[str, _HTTP] = DEFAULT_AUTHOR_FEED_URL
     arxiv_delay: Annotated[float, _number()] = 3.0
     arxiv_timeout: Annotated[float, _number(0.1)] = 30.0
     arxiv_max_retries: Annotated[int, _whole(0, 10)] = 4

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import discord
@@ -33,6 +33,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.domain.models import FeedState
+from bot.domain.schedule import missed_listing
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.poll_report import PollReport
 from bot.redact import redact_urls
@@ -48,9 +49,6 @@ FEED_ALERT_AFTER = timedelta(hours=24)
 # A bot that was down over a weekend finds an old last_success; one failed poll
 # after its restart is not yet an outage.
 FEED_ALERT_MIN_FAILURES = 3
-# arXiv rebuilds its RSS listings Monday to Friday around 05:00 UTC (midnight EST).
-LISTING_REBUILD_HOUR_UTC = 5
-LISTING_WEEKDAYS = frozenset({0, 1, 2, 3, 4})
 
 
 # ---- health ------------------------------------------------------------------------------
@@ -308,20 +306,6 @@ class FeedOutage:
     @property
     def url(self) -> str:
         return self.feed.url
-
-
-def missed_listing(since: datetime, now: datetime) -> bool:
-    """Whether arXiv rebuilt its listings (weekdays ~05:00 UTC) in the interval (since, now]."""
-    if now - since > timedelta(days=7):
-        return True
-    day = since.astimezone(UTC).date()
-    while day <= now.astimezone(UTC).date():
-        if day.weekday() in LISTING_WEEKDAYS:
-            rebuild = datetime(day.year, day.month, day.day, LISTING_REBUILD_HOUR_UTC, tzinfo=UTC)
-            if since < rebuild <= now:
-                return True
-        day += timedelta(days=1)
-    return False
 
 
 def long_outages(

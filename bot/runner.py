@@ -79,7 +79,6 @@ def build_bot(
         session,
         rss_url=settings.arxiv_rss_url,
         api_url=settings.arxiv_api_url,
-        author_feed_url=settings.arxiv_author_feed_url,
         limiter=RequestLimiter(settings.arxiv_delay),
         user_agent=user_agent,
         timeout=settings.arxiv_timeout,

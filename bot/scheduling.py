@@ -30,8 +30,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.arxiv.client import ArxivClient
 from bot.config import Settings
 from bot.delivery import Deliverer
-from bot.domain.cadence import EASTERN, RebuildWindow, check_round, next_url
+from bot.domain.cadence import RebuildWindow, check_round, next_url
 from bot.domain.errors import UpstreamError, UserError
+from bot.domain.schedule import CYCLE_START, EASTERN
 from bot.health import FeedAlerts
 from bot.metrics import Metrics
 from bot.notify import Notifier
@@ -42,7 +43,6 @@ from storage.locks import Leadership
 log = logging.getLogger(__name__)
 
 # APScheduler 3 reads "sun-thu" as the empty range 6..3, so spell the days out.
-ANNOUNCEMENT = {"day_of_week": "mon-thu,sun", "hour": 23, "minute": 55}
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
 # A poll can wait minutes on arXiv's Retry-After; a shutdown (systemd allows 30 s) waits
 # this long for it, then cancels it: its store transaction rolls back and nothing is lost.
@@ -52,7 +52,7 @@ LISTING_DATE_TOLERANCE = timedelta(hours=6)
 
 
 def announcement_trigger() -> CronTrigger:
-    return CronTrigger(timezone=EASTERN, **ANNOUNCEMENT)
+    return CronTrigger(timezone=EASTERN, **CYCLE_START)
 
 
 class PollScheduler:

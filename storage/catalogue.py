@@ -22,6 +22,7 @@ from typing import Self
 from sqlalchemy import text
 
 from bot.domain.models import Paper
+from storage.author_cache import AuthorIdCache
 from storage.papers import IndexHints, PaperRepository
 from storage.store import Connection, Store
 
@@ -44,6 +45,7 @@ class CatalogueWriter:
         self._store = store
         self._repo = PaperRepository(store)
         self._saved_cache: int | None = None
+        self._author_ids = AuthorIdCache()  # for `store`'s batches, see storage.author_cache
 
     async def __aenter__(self) -> Self:
         if not self._store.is_postgres:
@@ -72,8 +74,16 @@ class CatalogueWriter:
         hints: IndexHints | None = None,
     ) -> StoreResult:
         """Store one batch in its own transaction (`hints`: see `upsert_many_in`)."""
-        async with self._store.transaction() as conn:
-            return await self.store_in(conn, papers, now=now, hints=hints)
+        try:
+            async with self._store.transaction() as conn:
+                result = await self._repo.upsert_many_in(
+                    conn, papers, now=now, hints=hints, author_ids=self._author_ids
+                )
+        except BaseException:
+            self._author_ids.discard()
+            raise
+        self._author_ids.commit()  # the transaction committed: its ids are real
+        return StoreResult(len(result.new), result.updated, result.unchanged)
 
     async def store_in(
         self,

@@ -16,20 +16,34 @@ newer instead of re-running its migrations on it.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.store import StorageError, Store
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+
+class Store(Protocol):
+    """What migrating needs of `storage.store.Store` (which calls in here)."""
+
+    @property
+    def is_postgres(self) -> bool: ...
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
 
 MIGRATION_LOCK = 0x70617065  # "pape": serialises migrations (and schema creation) across processes
 LEGACY_TABLE = "paperbell_schema"  # PostgreSQL's bookkeeping before Alembic

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,14 +20,17 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, u
 
 from bot.domain.merge import merge_papers, normalized
 from bot.domain.models import AuthorMatch, IngestResult, Paper, SearchHit, StoreStats
-from bot.domain.names import author_key, fold, fold_for_index, given_compatible, query_key
+from bot.domain.names import author_key, fold, given_compatible, query_key
+from storage.author_cache import AuthorIdCache
 from storage.batches import batches_for
 from storage.paper_rows import (
     FILTER_WINDOW,
     PAPER_COLUMNS,
     VALUE_NAMES,
+    IndexHints,
     IndexRow,
     in_category,
+    index_hints,
     index_row,
     paper_from_row,
     paper_values,
@@ -83,48 +85,21 @@ _UNLINK_CATEGORIES = delete(paper_categories).where(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class IndexHints:
-    """Index text and author keys worked out ahead (by a bulk import's parser process).
-
-    `folded` maps a paper id to (title, abstract, authors text, and their folded
-    forms); `keys` maps an author name to (surname key, given key). A hint is used
-    only when its texts equal the paper's as stored, so a stale or wrong hint costs
-    a recomputation, never a wrong index.
-    """
-
-    folded: dict[str, tuple[str, str, str, str, str, str]]
-    keys: dict[str, tuple[str, str]]
-
-
-def index_hints(papers_: Iterable[Paper]) -> IndexHints:
-    """The `IndexHints` of `papers_` (as `normalized` leaves their names)."""
-    folded: dict[str, tuple[str, str, str, str, str, str]] = {}
-    keys: dict[str, tuple[str, str]] = {}
-    for paper in papers_:
-        names = [n for n in (" ".join(a.split()) for a in paper.authors) if n]
-        joined = ", ".join(names)
-        folded[paper.id] = (
-            paper.title,
-            paper.abstract,
-            joined,
-            fold_for_index(paper.title),
-            fold_for_index(paper.abstract),
-            fold_for_index(joined),
-        )
-        for name in names:
-            if name not in keys:
-                key = author_key(name)
-                keys[name] = (key.surname, key.given_key)
-    return IndexHints(folded, keys)
-
-
 def _index_paper(rowid: int, paper: Paper, hints: IndexHints | None = None) -> IndexRow:
     joined = ", ".join(paper.authors)
     hint = hints.folded.get(paper.id) if hints else None
     if hint is not None and hint[:3] == (paper.title, paper.abstract, joined):
         return (rowid, hint[3], hint[4], hint[5])
     return index_row(rowid, paper.title, paper.abstract, joined)
+
+
+def _first_seen(p: Paper, now: datetime) -> Paper:
+    """`replace(p, first_seen=now)`, without `dataclasses.replace`'s per-call field walk
+    (it was a fifth of the bulk import's own Python time)."""
+    return Paper(
+        p.id, p.version, p.title, p.abstract, p.authors, p.primary_category, p.categories,
+        p.published, p.updated, p.comment, p.journal_ref, p.doi, p.announce_type, first_seen=now,
+    )  # fmt: skip
 
 
 def _next_char(c: str) -> str:
@@ -195,10 +170,12 @@ class PaperRepository:
         *,
         now: datetime | None = None,
         hints: IndexHints | None = None,
+        author_ids: AuthorIdCache | None = None,
     ) -> IngestResult:
         """`upsert_many` inside the caller's open transaction (`Store.transaction()`).
 
-        `hints` (optional) spare this process the index text folding and author keys.
+        `hints` (optional) spare this process the index text folding and author keys;
+        `author_ids` (optional) spares look-ups of authors met in committed batches.
         """
         now = (now or datetime.now(UTC)).astimezone(UTC)
         incoming: dict[str, Paper] = {}
@@ -228,7 +205,7 @@ class PaperRepository:
                     updates.append((rowid, old, merged))
             else:
                 # Already normal (see above): only the first-seen time is new.
-                inserts.append((next_rowid, replace(paper, first_seen=now)))
+                inserts.append((next_rowid, _first_seen(paper, now)))
                 next_rowid += 1
 
         await self._batches.run(
@@ -243,7 +220,7 @@ class PaperRepository:
             (*VALUE_NAMES, "b_rowid"),
             [(*paper_values(new), r) for r, _, new in updates],
         )
-        await self._link(conn, inserts, updates, hints)
+        await self._link(conn, inserts, updates, hints, author_ids)
         text_changed = [
             (rowid, old, new)
             for rowid, old, new in updates
@@ -267,6 +244,7 @@ class PaperRepository:
         inserts: Sequence[tuple[int, Paper]],
         updates: Sequence[tuple[int, Paper, Paper]],
         hints: IndexHints | None = None,
+        cache: AuthorIdCache | None = None,
     ) -> None:
         """Rewrite paper_authors and paper_categories for new papers and changed lists."""
         relinked = [(r, old, new) for r, old, new in updates if old.authors != new.authors]
@@ -276,7 +254,8 @@ class PaperRepository:
         ]
         names = {n for _, p in author_lists for n in p.authors}
         names.update(n for _, old, _ in relinked for n in old.authors)
-        ids = await self._author_ids(conn, names, hints.keys if hints else {}) if names else {}
+        keys = hints.keys if hints else {}
+        ids = await self._author_ids(conn, names, keys, cache) if names else {}
         await self._batches.run(
             conn,
             _UNLINK_AUTHOR,
@@ -290,33 +269,47 @@ class PaperRepository:
             [(r,) for r, old, new in updates if old.categories != new.categories],
         )
         # Do nothing on conflict: one name twice in a list is one (author, paper) pair.
+        # In key order: each insert lands next to the previous one in the B-tree.
         await self._batches.run(
             conn,
             self._link_author,
             ("author_id", "paper_rowid"),
-            [(ids[name], r) for r, p in author_lists for name in p.authors],
+            sorted({(ids[name], r) for r, p in author_lists for name in p.authors}),
         )
         await self._batches.run(
             conn,
             insert(paper_categories),
             ("category", "paper_rowid"),
-            [(c, r) for r, p in category_lists for c in p.categories],
+            sorted((c, r) for r, p in category_lists for c in p.categories),
         )
 
     async def _author_ids(
-        self, conn: Connection, names: Iterable[str], keys: dict[str, tuple[str, str]] | None = None
+        self,
+        conn: Connection,
+        names: Iterable[str],
+        keys: dict[str, tuple[str, str]] | None = None,
+        cache: AuthorIdCache | None = None,
     ) -> dict[str, int]:
         """Ids of `names`, creating authors (with their match keys) that are not stored yet.
 
-        Not cached across calls: ids handed out in a transaction that is later
-        rolled back would poison a cache, and a bulk look-up per batch is cheap.
+        `cache` (a bulk writer's, see `storage.author_cache`) answers for the names
+        of committed batches; the others are looked up, and noted in it.
         """
-        wanted = list(names)
         ids: dict[str, int] = {}
+        wanted: list[str] = []
+        for name in names:
+            cached = cache.get(name) if cache is not None else None
+            if cached is None:
+                wanted.append(name)
+            else:
+                ids[name] = cached
         named = select(authors.c.id, authors.c.name)
-        for row in await self._batches.matching(conn, named, authors.c.name, wanted):
-            ids[row.name] = int(row.id)
-        missing = [n for n in wanted if n not in ids]
+        found = {
+            row.name: int(row.id)
+            for row in await self._batches.matching(conn, named, authors.c.name, wanted)
+        }
+        missing = sorted(n for n in wanted if n not in found)  # name order: see `_link`
+        created: dict[str, int] = {}
         if missing:
             # The transaction holds the write lock, so max(id) + 1... are ours to use.
             top = (await conn.execute(select(func.coalesce(func.max(authors.c.id), 0)))).scalar()
@@ -324,7 +317,7 @@ class PaperRepository:
             rows: list[tuple[int, str, str, str]] = []
             known = keys or {}
             for offset, name in enumerate(missing):
-                ids[name] = next_id + offset
+                created[name] = next_id + offset
                 hinted = known.get(name)
                 if hinted is None:
                     key = author_key(name)
@@ -333,6 +326,11 @@ class PaperRepository:
             await self._batches.run(
                 conn, insert(authors), ("id", "name", "surname_key", "given_key"), rows
             )
+        if cache is not None:
+            cache.note(found)
+            cache.note(created)
+        ids.update(found)
+        ids.update(created)
         return ids
 
     # ---- reading ----

@@ -35,7 +35,12 @@ from sqlalchemy import Executable, Row, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.errors import StorageError, StorageUnavailableError
+from storage.migrate import current_revision, upgrade
+
 log = logging.getLogger(__name__)
+
+__all__ = ["Connection", "StorageError", "StorageUnavailableError", "Store"]
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -46,14 +51,6 @@ DriverError = DBAPIError
 # from (child tasks inherit the variable but must not share the connection).
 _Held = tuple[asyncio.Task[Any] | None, AsyncEngine, AsyncConnection]
 _held_reader: ContextVar[_Held | None] = ContextVar("paperbell_held_reader", default=None)
-
-
-class StorageError(Exception):
-    """The database could not be opened or used; the message is safe to print."""
-
-
-class StorageUnavailableError(StorageError):
-    """The database server could not be reached (down, or not up yet): retry later."""
 
 
 class Store:
@@ -196,14 +193,10 @@ class Store:
 
     async def schema_version(self) -> int:
         """The Alembic revision the database is at, as its number (0: no schema)."""
-        from storage.migrate import current_revision  # migrate imports this module
-
         return await current_revision(self)
 
     async def migrate(self, target: int | None = None) -> list[str]:
         """Bring the schema to `target` (default: the newest); return what was applied."""
-        from storage.migrate import upgrade
-
         return await upgrade(self, target)
 
     async def database_bytes(self) -> int:

@@ -6,8 +6,15 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.arxiv_server import ArxivServer
+
+# No per-example deadline: CI machines with 2 busy cores made a 200 ms deadline fail
+# property tests whose examples were fine; the examples stay random and the count
+# stays hypothesis's default.
+settings.register_profile("paperbell", deadline=None)
+settings.load_profile("paperbell")
 
 # `any_db`: a fresh database per backend (SQLite, and PostgreSQL when configured);
 # `discord_emulator`, `emulated_discord`: the local Discord.

@@ -31,7 +31,6 @@ from yarl import URL
 
 from bot.arxiv.endpoints import (
     DEFAULT_API_URL,
-    DEFAULT_AUTHOR_FEED_URL,
     DEFAULT_OAI_URL,
     DEFAULT_RSS_URL,
 )
@@ -69,7 +68,6 @@ DEFAULT_MAX_URL_LENGTH = 2000
 
 _CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 # arXiv author identifiers (`legg_s_1`) and ORCIDs (`0000-0002-1825-0097`).
-_AUTHOR_ID = re.compile(r"[A-Za-z0-9_-]+")
 _SORT_BY = frozenset({"relevance", "lastUpdatedDate", "submittedDate"})
 _SORT_ORDER = frozenset({"ascending", "descending"})
 
@@ -170,7 +168,6 @@ class ArxivClient:
         *,
         rss_url: str = DEFAULT_RSS_URL,
         api_url: str = DEFAULT_API_URL,
-        author_feed_url: str = DEFAULT_AUTHOR_FEED_URL,
         oai_url: str = DEFAULT_OAI_URL,
         limiter: RequestLimiter,
         user_agent: str,
@@ -188,7 +185,6 @@ class ArxivClient:
         self._session = session
         self._rss_url = rss_url.rstrip("/") + "/"
         self._api_url = api_url
-        self._author_feed_url = author_feed_url.rstrip("/") + "/"
         self._oai_url = oai_url
         self._limiter = limiter
         self._user_agent = user_agent
@@ -456,23 +452,6 @@ class ArxivClient:
         return await self.get(
             self._api_url, params=params, priority=priority, max_retries=max_retries
         )
-
-    def author_feed_url(self, author_id_or_orcid: str) -> str:
-        """The Atom feed URL of an arXiv author id (`legg_s_1`) or ORCID."""
-        if not _AUTHOR_ID.fullmatch(author_id_or_orcid):
-            raise ValueError(f"not an arXiv author id or ORCID: {author_id_or_orcid!r}")
-        return f"{self._author_feed_url}{author_id_or_orcid}.atom"
-
-    async def fetch_author_feed(
-        self,
-        author_id_or_orcid: str,
-        *,
-        etag: str | None = None,
-        last_modified: str | None = None,
-    ) -> FetchResult:
-        """Fetch an opted-in author's Atom feed (`https://arxiv.org/a/<id>.atom`)."""
-        url = self.author_feed_url(author_id_or_orcid)
-        return await self.get(url, etag=etag, last_modified=last_modified)
 
     async def list_records(
         self,

@@ -4,5 +4,4 @@ from __future__ import annotations
 
 DEFAULT_RSS_URL = "https://rss.arxiv.org/rss/"
 DEFAULT_API_URL = "https://export.arxiv.org/api/query"
-DEFAULT_AUTHOR_FEED_URL = "https://arxiv.org/a/"
 DEFAULT_OAI_URL = "https://oaipmh.arxiv.org/oai"

@@ -22,8 +22,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from bot.domain.matching import REPLACEMENT_TYPES, MatchKeys, match_subscriptions
 from bot.domain.models import (
@@ -35,10 +34,10 @@ from bot.domain.models import (
     Paper,
     Subscription,
 )
+from bot.domain.schedule import eastern_day, is_listing_day
 
 log = logging.getLogger(__name__)
 
-EASTERN = ZoneInfo("America/New_York")
 _WITHDRAWN_SCAN = 1_000  # characters of comment/abstract looked at: the notice comes first
 # No nested or unbounded-overlapping quantifiers: linear in the scanned text.
 _WITHDRAWN = re.compile(
@@ -51,10 +50,7 @@ _WITHDRAWN = re.compile(
 
 def listing_day(pub_date: datetime | None, *, fallback: datetime) -> date:
     """The listing's announcement day in US Eastern time (its `pubDate`, else `fallback`)."""
-    moment = pub_date or fallback
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(EASTERN).date()
+    return eastern_day(pub_date or fallback)
 
 
 def is_withdrawn(paper: Paper) -> bool:
@@ -171,7 +167,7 @@ def quiet_listing_note(recent: Sequence[ListingSummary], now: datetime) -> str |
     Monday to Friday; there is nothing on Saturdays and Sundays (no announcement
     on Friday and Saturday nights) or after its holidays.
     """
-    today = now.astimezone(EASTERN).date()
+    today = eastern_day(now)
     latest = recent[0] if recent else None
     if latest is not None and latest.listing_date >= today and latest.total > 0:
         return None
@@ -180,7 +176,7 @@ def quiet_listing_note(recent: Sequence[ListingSummary], now: datetime) -> str |
         if latest
         else ("no listing has been seen yet")
     )
-    if today.weekday() >= 5:
+    if not is_listing_day(today):
         why = (
             f"today is {today.strftime('%A')}: arXiv does not announce on Friday or Saturday nights"
         )

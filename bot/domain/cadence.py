@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, time, timedelta
 
-EASTERN = ZoneInfo("America/New_York")
-EASTERN_STANDARD = timezone(timedelta(hours=-5), "EST")
+from bot.domain.schedule import EASTERN, EASTERN_STANDARD
 
 
 @dataclass(frozen=True, slots=True)

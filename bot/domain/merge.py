@@ -23,6 +23,27 @@ def _is_utc(value: datetime | None) -> bool:
     return value is None or value.tzinfo is UTC
 
 
+def _names_normal(authors: tuple[str, ...]) -> bool:
+    """Whether every name is non-empty, single-spaced and trimmed, checked on all at once.
+
+    The names joined by NUL (not whitespace to `str.split`) pass the single-space
+    test together; a NUL next to a space, a doubled or an edge NUL is an untrimmed
+    or empty name. A name holding NUL itself may fail here: it is then normalized,
+    which leaves a normal list as it is.
+    """
+    if not all(authors):
+        return False
+    joined = "\0".join(authors)
+    return (
+        " ".join(joined.split()) == joined
+        and " \0" not in joined
+        and "\0 " not in joined
+        and "\0\0" not in joined
+        and not joined.startswith("\0")
+        and not joined.endswith("\0")
+    )
+
+
 def normalized(paper: Paper, first_seen: datetime | None = None) -> Paper:
     """Names with single spaces and no blanks, categories primary-first without repeats, UTC.
 
@@ -36,7 +57,7 @@ def normalized(paper: Paper, first_seen: datetime | None = None) -> Paper:
         and categories[0] == primary
         and len(set(categories)) == len(categories)
         and all(categories)
-        and all(a and " ".join(a.split()) == a for a in authors)
+        and _names_normal(authors)
         and _is_utc(paper.published)
         and _is_utc(paper.updated)
         and _is_utc(paper.first_seen)

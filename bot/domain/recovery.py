@@ -13,11 +13,10 @@ the outbox's keys then keep from alerting twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime
 
-EASTERN = ZoneInfo("America/New_York")
-CUTOFF = time(14, 0)  # arXiv's daily submission deadline, US Eastern
+from bot.domain.schedule import EASTERN, SUBMISSION_CUTOFF, previous_announcement_day
+
 MAX_CATEGORIES_PER_QUERY = 20  # keeps the query string short
 MAX_MISSED_DAYS = 10  # a longer gap is recovered for its last ten announcement days
 # Archives divided into subject classes: `cat:cs` would not match `cs.LG` papers.
@@ -25,14 +24,6 @@ DIVIDED_ARCHIVES = frozenset({
     "astro-ph", "cond-mat", "cs", "econ", "eess", "math", "nlin", "physics", "q-bio", "q-fin",
     "stat",
 })  # fmt: skip
-
-
-def previous_announcement_day(day: date) -> date:
-    """The announcement day (Monday to Friday) before `day`."""
-    before = day - timedelta(days=1)
-    while before.weekday() >= 5:
-        before -= timedelta(days=1)
-    return before
 
 
 def missed_days(last_seen: date, current: date) -> list[date]:
@@ -46,7 +37,7 @@ def missed_days(last_seen: date, current: date) -> list[date]:
 
 
 def _cutoff(day: date) -> datetime:
-    return datetime.combine(day, CUTOFF, tzinfo=EASTERN).astimezone(UTC)
+    return datetime.combine(day, SUBMISSION_CUTOFF, tzinfo=EASTERN).astimezone(UTC)
 
 
 def submission_window(listing: date) -> tuple[datetime, datetime]:

@@ -206,7 +206,6 @@ def settings_for(db_path: Path, arxiv: ArxivServer, **overrides: Any) -> Setting
         "database": str(db_path),
         "arxiv_rss_url": arxiv.rss_url,
         "arxiv_api_url": arxiv.api_url,
-        "arxiv_author_feed_url": arxiv.author_feed_url,
         "arxiv_delay": 0.0,
         "arxiv_max_retries": 0,
         "delivery_interval_seconds": 0.1,

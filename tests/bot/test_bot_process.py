@@ -71,7 +71,6 @@ def bot_environment(
         PAPERBELL_DATABASE=str(database),
         PAPERBELL_ARXIV_RSS_URL=arxiv.rss_url,
         PAPERBELL_ARXIV_API_URL=arxiv.api_url,
-        PAPERBELL_ARXIV_AUTHOR_FEED_URL=arxiv.author_feed_url,
         PAPERBELL_ARXIV_DELAY="0",
         PAPERBELL_DELIVERY_INTERVAL_SECONDS="0.2",
         PYTHONUNBUFFERED="1",

@@ -70,3 +70,29 @@ async def test_fast_path_stores_what_the_plain_path_stores(
     assert any(row[0] for row in plain["answers"])
     for name in plain:
         assert fast[name] == plain[name], name
+
+
+async def test_import_restores_the_collector_thresholds(tmp_path: Path) -> None:
+    """The import collects garbage less often while it runs, and only while it runs."""
+    import gc
+
+    source = tmp_path / "sample.jsonl"
+    source.write_bytes(b"".join(lines(20)))
+    saved = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    db = await open_sqlite(tmp_path / "store.db")
+    try:
+        async with CatalogueWriter(db) as writer:
+            original = writer.store
+
+            async def spying(*args: object, **kwargs: object) -> object:
+                seen.append(gc.get_threshold())
+                return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+            writer.store = spying  # type: ignore[method-assign]
+            importer = SnapshotImporter(writer, progress_stream=io.StringIO(), live=False)
+            await importer.import_file(source, now=NOW)
+    finally:
+        await db.close()
+    assert seen and all(t[0] >= bulk.IMPORT_GC_THRESHOLD for t in seen)
+    assert gc.get_threshold() == saved

@@ -73,7 +73,6 @@ def base_env(database: Path | str) -> dict[str, str]:
         PAPERBELL_DATABASE=str(database),
         PAPERBELL_ARXIV_RSS_URL=f"{CLOSED}/rss/",
         PAPERBELL_ARXIV_API_URL=f"{CLOSED}/api/query",
-        PAPERBELL_ARXIV_AUTHOR_FEED_URL=f"{CLOSED}/a/",
         PAPERBELL_ARXIV_OAI_URL=f"{CLOSED}/oai",
         PAPERBELL_ARXIV_DELAY="0",
         PAPERBELL_ARXIV_MAX_RETRIES="0",

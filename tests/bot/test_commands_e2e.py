@@ -166,7 +166,6 @@ async def env(
             database=str(db_path),
             arxiv_rss_url=arxiv.rss_url,
             arxiv_api_url=arxiv.api_url,
-            arxiv_author_feed_url=arxiv.author_feed_url,
             arxiv_delay=0.0,
             delivery_interval_seconds=3600.0,  # deliveries happen only when kicked
         )

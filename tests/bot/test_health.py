@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.config import Settings
 from bot.delivery import DeliveryReport
 from bot.domain.models import DestinationKind, FeedState, SubscriptionKind
+from bot.domain.schedule import missed_listing
 from bot.health import (
     DEFAULT_POLL_OVERDUE_AFTER,
     BotHealthSource,
     FeedAlerts,
     HealthServer,
     long_outages,
-    missed_listing,
     start_health_server,
 )
 from bot.metrics import Metrics

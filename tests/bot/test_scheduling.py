@@ -16,8 +16,9 @@ import asyncpg
 import pytest
 
 from bot.discord_bot import PaperbellBot
-from bot.domain.cadence import EASTERN, RebuildWindow, next_url
+from bot.domain.cadence import RebuildWindow, next_url
 from bot.domain.models import SubscriptionKind
+from bot.domain.schedule import EASTERN
 from bot.poll_report import FeedPoll, PollOutcome
 from bot.runner import build_bot
 from bot.scheduling import PollScheduler, _is_tonights, announcement_trigger

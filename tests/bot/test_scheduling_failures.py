@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.cadence import EASTERN
 from bot.domain.models import SubscriptionKind
+from bot.domain.schedule import EASTERN
 from bot.poll_report import PollReport
 from bot.scheduling import PollScheduler
 from tests.arxiv_server import ArxivServer

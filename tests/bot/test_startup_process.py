@@ -70,7 +70,6 @@ def environment(tmp: Path, api_url: str, gateway_url: str, **extra: str) -> dict
         # No subscriptions, so nothing polls; point arXiv nowhere all the same.
         PAPERBELL_ARXIV_RSS_URL=f"{CLOSED}/rss/",
         PAPERBELL_ARXIV_API_URL=f"{CLOSED}/api/query",
-        PAPERBELL_ARXIV_AUTHOR_FEED_URL=f"{CLOSED}/a/",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from sqlalchemy import text
 from bot.domain.models import AnnounceType, Paper
 from bot.domain.names import names_ambiguous
 from storage.paper_rows import recent_share
-from storage.papers import PaperRepository
+from storage.papers import PaperRepository, _first_seen
 from storage.search import FTS_NORMALIZER, MAX_SEARCH_TERMS, SqliteSearch, match_expression
 from storage.sqlite import open_sqlite
 from storage.store import Store
@@ -34,6 +34,15 @@ async def test_new_papers_are_reported_as_stored(db: Store, make_paper: PaperFac
     assert all(p.first_seen == T0 for p in result.new)
     assert await repo.get_many(["2411.00002", "2411.00001"]) == [result.new[1], result.new[0]]
     assert await repo.count() == 2
+
+
+def test_first_seen_copy_keeps_every_other_field() -> None:
+    """The hand-written copy is `replace(first_seen=...)`; a new Paper field fails here."""
+    full = build_paper(
+        7, updated=T0, comment="c", journal_ref="j", doi="d", first_seen=T0 - timedelta(days=3)
+    )
+    assert all(getattr(full, f.name) not in (None, "", ()) for f in fields(Paper))
+    assert _first_seen(full, T0) == replace(full, first_seen=T0)
 
 
 async def test_reingesting_a_batch_changes_nothing(db: Store, make_paper: PaperFactory) -> None:

@@ -58,7 +58,6 @@ def make_client(
         options: dict[str, Any] = {
             "rss_url": arxiv_server.rss_url,
             "api_url": arxiv_server.api_url,
-            "author_feed_url": arxiv_server.author_feed_url,
             "limiter": RequestLimiter(0),
             "user_agent": DEFAULT_USER_AGENT,
             "timeout": 5,
@@ -343,11 +342,11 @@ async def test_body_at_cap_accepted(arxiv_server: ArxivServer, make_client: Any)
 async def test_404_not_retried(
     arxiv_server: ArxivServer, make_client: Any, sleeps: RecordingSleep
 ) -> None:
-    """A 404 (unknown author feed) raises a non-retryable ArxivHTTPError after one request."""
+    """A 404 (an unknown page) raises a non-retryable ArxivHTTPError after one request."""
     client = make_client()
 
     with pytest.raises(ArxivHTTPError) as caught:
-        await client.fetch_author_feed("nobody_x_1")
+        await client.get(f"{arxiv_server.author_feed_url}nobody_x_1.atom")
 
     assert (caught.value.status, caught.value.retryable) == (404, False)
     assert len(arxiv_server.requests) == 1
@@ -469,35 +468,11 @@ async def test_query_api_rejects_bad_arguments(
     assert arxiv_server.requests == []
 
 
-async def test_fetch_author_feed(arxiv_server: ArxivServer, make_client: Any) -> None:
-    """Author feeds are fetched from <author_feed_url><id>.atom, for ids and ORCIDs."""
-    arxiv_server.set_author_feed("legg_s_1", b"<feed>legg</feed>")
-    arxiv_server.set_author_feed("0000-0002-1825-0097", b"<feed>orcid</feed>")
-    client = make_client()
-
-    by_id = await client.fetch_author_feed("legg_s_1")
-    by_orcid = await client.fetch_author_feed("0000-0002-1825-0097")
-
-    assert (by_id.body, by_orcid.body) == (b"<feed>legg</feed>", b"<feed>orcid</feed>")
-    assert [r.path for r in arxiv_server.requests] == [
-        "/a/legg_s_1.atom",
-        "/a/0000-0002-1825-0097.atom",
-    ]
-
-
-@pytest.mark.parametrize("bad", ["", "../etc/passwd", "legg s", "a/b", "x.atom?y"])
-def test_author_feed_url_rejects_bad_ids(make_client: Any, bad: str) -> None:
-    """Author ids that could escape the feed path raise ValueError."""
-    with pytest.raises(ValueError):
-        make_client().author_feed_url(bad)
-
-
 def test_default_urls_are_arxivs(session: aiohttp.ClientSession) -> None:
-    """Without overrides the client points at rss.arxiv.org and arxiv.org/a/."""
+    """Without overrides the client points at rss.arxiv.org."""
     client = ArxivClient(session, limiter=RequestLimiter(), user_agent=DEFAULT_USER_AGENT)
 
     assert client.rss_urls(["cs.LG", "cs.AI"]) == ["https://rss.arxiv.org/rss/cs.AI+cs.LG"]
-    assert client.author_feed_url("legg_s_1") == "https://arxiv.org/a/legg_s_1.atom"
 
 
 # -- rss_urls -------------------------------------------------------------------------
