@@ -5,6 +5,9 @@ process against the Discord emulator and the local arXiv server from `tests/`,
 the way the end-to-end tests do, so a bench measures production code paths.
 Bench scripts run as modules from the repository root (`python -m bench.delivery`).
 
+`catalogue_store(n)` is a SQLite store of n synthetic papers (bench/snapshot_data.py)
+imported through the bulk path `paperbell import` runs, cached under bench/out/.
+
 Backends: `add_backends_option()` gives a script `--backends sqlite,postgres`;
 `chosen_backends()` resolves it. PostgreSQL is reached through
 `PAPERBELL_BENCH_POSTGRES_URL` (or the tests' `PAPERBELL_TEST_POSTGRES_URL`);
@@ -18,7 +21,10 @@ import argparse
 import logging
 import os
 import re
+import shutil
 import statistics
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -31,11 +37,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench.snapshot_data import generator_key, write_parts
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
 from bot.discord_endpoints import configure_endpoints, current_endpoints
 from bot.runner import build_bot
+from bot.services import PaperService
 from storage.backend import Store, is_postgres
+from storage.migrate import latest_revision
 from storage.postgres import open_postgres
 from storage.sqlite import open_sqlite
 from tests.arxiv_server import ArxivServer
@@ -61,6 +70,12 @@ POSTGRES_URL_VARIABLES = ("PAPERBELL_BENCH_POSTGRES_URL", "PAPERBELL_TEST_POSTGR
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def load() -> str:
+    """The load average, to print beside figures from this shared machine."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) on {os.cpu_count()} cores"
 
 
 def postgres_url() -> str | None:
@@ -124,6 +139,62 @@ async def rename_schema(url: str, old: str, new: str) -> None:
         await conn.execute(f'ALTER SCHEMA "{old}" RENAME TO "{new}"')
     finally:
         await conn.close()
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _catalogue_path(papers: int) -> Path:
+    # Named by the generator's digest and the schema revision: a store from other
+    # data or an older schema is never picked up.
+    return OUT / f"catalogue-{generator_key()}-r{latest_revision()}-{papers}.db"
+
+
+async def catalogue_store(papers: int) -> Path:
+    """A cached SQLite store of the first `papers` synthetic snapshot records.
+
+    Built with `PaperService.import_files` (what `paperbell import` runs), from a copy
+    of the largest smaller cached store when there is one (the records are a prefix
+    of the same stream), under a temporary name renamed once the import is complete
+    and checkpointed, so an interrupted build is never reused.
+    """
+    path = _catalogue_path(papers)
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    smaller: list[int] = []
+    prefix = _catalogue_path(0).name.removesuffix("0.db")
+    for found in OUT.glob(prefix + "*.db"):
+        count = found.name.removeprefix(prefix).removesuffix(".db")
+        if count.isdigit() and int(count) < papers:
+            smaller.append(int(count))
+    start = max(smaller, default=0)
+    (part,) = write_parts(OUT, [start, papers])
+    partial = path.with_suffix(".partial")
+    remove_sqlite(partial)
+    if start:
+        shutil.copyfile(_catalogue_path(start), partial)
+    print(f"building {path.name}: importing {part.name} ...", flush=True)
+    started = time.perf_counter()
+    db = await open_sqlite(partial)
+    try:
+        report = await PaperService(db, None).import_files([part], progress_stream=sys.stderr)
+        await db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await db.close()
+    if report.errors or report.bad_lines or report.papers != papers - start:
+        raise SystemExit(f"import of {part.name} incomplete: {report}")
+    seconds = time.perf_counter() - started
+    print(f"  {report.papers:,} papers in {seconds:,.0f} s ({report.papers / seconds:,.0f}/s)")
+    wal = Path(f"{partial}-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise SystemExit(f"{wal} still holds pages after the checkpoint")
+    wal.unlink(missing_ok=True)
+    Path(f"{partial}-shm").unlink(missing_ok=True)
+    partial.rename(path)
+    return path
 
 
 @asynccontextmanager

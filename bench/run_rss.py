@@ -82,13 +82,10 @@ def sample_queries(store: Path, count: int) -> list[tuple[str, dict[str, str]]]:
     return commands
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, required=True)
-    parser.add_argument("--commands", type=int, default=300)
-    args = parser.parse_args()
-    commands = sample_queries(args.store, args.commands)
-    with sqlite3.connect(args.store) as conn:
+async def measure(store: Path, count: int) -> None:
+    """Run the bot on `store`, send it `count` look-ups and print its memory."""
+    commands = sample_queries(store, count)
+    with sqlite3.connect(store) as conn:
         # Each run's emulator is new: make the bot sync its commands to it again.
         conn.execute("DELETE FROM meta WHERE key LIKE 'commands:%'")
     async with DiscordEmulator() as emu, ArxivServer() as arxiv:
@@ -98,7 +95,7 @@ async def main() -> None:
         await emu.add_member(guild.id, user.id)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run",
-            cwd=ROOT, env=environment(emu, arxiv, args.store),
+            cwd=ROOT, env=environment(emu, arxiv, store),
             stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -121,8 +118,8 @@ async def main() -> None:
         finally:
             proc.terminate()
             await proc.wait()
-    papers = sqlite3.connect(args.store).execute("SELECT count(*) FROM papers").fetchone()[0]
-    print(f"store      {papers:,} papers, {args.store.stat().st_size / 2**30:.2f} GiB")
+    papers = sqlite3.connect(store).execute("SELECT count(*) FROM papers").fetchone()[0]
+    print(f"store      {papers:,} papers, {store.stat().st_size / 2**30:.2f} GiB")
     print(
         f"commands   {len(commands)} (/search, /author, /paper in turn), {failures} unanswered; "
         f"answer p50={statistics.median(latencies):.0f} ms"
@@ -132,6 +129,14 @@ async def main() -> None:
         f"max sampled {max(samples) / 1024:.0f} MiB, kernel peak (VmHWM) {peak / 1024:.0f} MiB"
         "  (target <= 150 MB = 143 MiB)"
     )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--commands", type=int, default=300)
+    args = parser.parse_args()
+    await measure(args.store, args.commands)
 
 
 if __name__ == "__main__":

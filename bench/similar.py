@@ -2,8 +2,9 @@
 
 What /similar and `paperbell similar` run, on two catalogues:
   listing       the real all-archives daily listing (1,504 papers);
-  listing + 1M  bench/lookups.py's synthetic 1,000,000-paper store (built and cached
-                under bench/out/ when missing, which takes a while), copied, plus the listing.
+  listing + 1M  a synthetic 1,000,000-paper store (bench/snapshot_data.py records
+                imported through the bulk path, built and cached under bench/out/ when
+                missing: `bench._common.catalogue_store`), copied, plus the listing.
 Queries: every listing paper, then (on the 1M store) synthetic papers too, whose words
 are all from one Zipf vocabulary: the hard case for the frequency look-ups.
 Quality: the share of each listing paper's top 5 results that share its primary
@@ -26,7 +27,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import sqlite3
 import statistics
 import time
 from collections import Counter
@@ -37,10 +37,13 @@ from bench._common import (
     LISTING,
     OUT,
     add_backends_option,
+    catalogue_store,
     chosen_backends,
+    load,
     open_bench_database,
+    remove_sqlite,
 )
-from bench.lookups import SEED, Corpus, build, paper_id
+from bench.snapshot_data import paper_id_for
 from bot.arxiv.feeds import parse_rss
 from bot.domain.models import Paper
 from bot.services import PaperService
@@ -113,14 +116,14 @@ class Run:
         ok = "ok" if p95 <= TARGET_MS and warm[0] <= TARGET_MB else "MISSED"
         ok += "" if cold[0] <= TARGET_MB else " (cold RSS over)"
         print(
-            f"  {label:<31} n={len(ordered):4d}  p50={p50:5.1f} ms  p95={p95:5.1f} ms  "
+            f"  {label:<35} n={len(ordered):4d}  p50={p50:5.1f} ms  p95={p95:5.1f} ms  "
             f"max={ordered[-1]:6.1f} ms  extra RSS cold={cold[0]:5.1f} MiB (anon {cold[1]:+5.1f})"
             f" warm={warm[0]:4.1f} MiB (anon {warm[1]:+4.1f})  {ok}"
         )
         if self.shares:
             share = statistics.fmean(self.shares)
             print(
-                f"  {'':<31} top-{TOP} same primary category: {share:6.1%}"
+                f"  {'':<35} top-{TOP} same primary category: {share:6.1%}"
                 f"  (fewer than {TOP} results: {self.short})"
             )
 
@@ -141,26 +144,17 @@ async def run_listing(db: Store, listing: Sequence[Paper], label: str) -> None:
     run.report(f"{label}: listing papers")
 
 
-async def _synthetic_store(papers: int) -> Path:
-    """bench/lookups.py's cached store, built when missing."""
-    path = OUT / f"lookups-{papers}.db"
-    if not path.exists():
-        print(f"building {path.name} (bench/lookups.py's builder; this takes a while) ...")
-        await build(path, papers, Corpus(random.Random(SEED)))
-    return path
-
-
 async def run_million(papers: int, synthetic: int, listing: Sequence[Paper]) -> None:
-    source = await _synthetic_store(papers)
-    path = OUT / f"similar-{papers}.db"
+    source = await catalogue_store(papers)
+    path = OUT / f"similar-{source.stem}.db"
     if not path.exists():
         print(f"copying {source.name} to {path.name} and adding the listing ...")
-        with sqlite3.connect(source) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         partial = path.with_suffix(".partial")
+        remove_sqlite(partial)
         shutil.copyfile(source, partial)
         db = await open_sqlite(partial)
         await PaperService(db, None).ingest(listing)
+        await db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
         await db.close()
         partial.rename(path)
     db = await open_sqlite(path)
@@ -168,15 +162,17 @@ async def run_million(papers: int, synthetic: int, listing: Sequence[Paper]) -> 
         service = PaperService(db, None)
         count = await service.papers.count()
         print(f"listing + synthetic: {count:,} papers, {path.stat().st_size / 2**30:.2f} GiB")
+        print(f"  {load()}")
         primary = {p.id: p.primary_category for p in listing}
         run = Run()
         await run.query(service, [p.id for p in listing], primary)
-        run.report("listing + 1M: listing papers")
+        run.report(f"listing + {papers:,}: listing papers")
         rng = random.Random(11)
-        ids = [paper_id(rng.randrange(papers)) for _ in range(synthetic)]
+        ids = [paper_id_for(rng.randrange(papers)) for _ in range(synthetic)]
         run = Run()
         await run.query(service, ids, None)
-        run.report("listing + 1M: synthetic papers")
+        run.report(f"listing + {papers:,}: synthetic")
+        print(f"  {load()}")
     finally:
         await db.close()
 

@@ -12,12 +12,14 @@ A record serialises to ~1.6 KB, like the real snapshot (~4.5 GB for 2.7 M).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 SEED = 20261129
 CATEGORIES = [
@@ -128,3 +130,38 @@ def lines(count: int, seed: int = SEED) -> Iterator[bytes]:
     base = datetime(2015, 1, 1, tzinfo=UTC)
     for index in range(count):
         yield json.dumps(gen.record(index, base)).encode() + b"\n"
+
+
+def generator_key() -> str:
+    """A digest of this file: cached snapshots and stores made from them name it, so
+    none made by an older generator is reused."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+
+
+def part_path(directory: Path, start: int, end: int) -> Path:
+    """Where the snapshot lines [start, end) are cached."""
+    return directory / f"snapshot-{generator_key()}-{start}-{end}.jsonl"
+
+
+def write_parts(directory: Path, bounds: Sequence[int]) -> list[Path]:
+    """Snapshot files of lines [b0, b1), [b1, b2), ... for increasing `bounds`, in one
+    pass of the generator (lines before b0 are generated and dropped). Each file is
+    written under a temporary name and renamed once complete; those already there stay."""
+    paths = [part_path(directory, a, b) for a, b in itertools.pairwise(bounds)]
+    if all(p.exists() for p in paths):
+        return paths
+    stream = lines(bounds[-1])
+    for _ in range(bounds[0]):
+        next(stream)
+    for path, (start, end) in zip(paths, itertools.pairwise(bounds), strict=True):
+        if path.exists():
+            for _ in range(end - start):
+                next(stream)
+            continue
+        print(f"writing {path.name} ...", flush=True)
+        partial = path.with_suffix(".tmp")
+        with partial.open("wb") as out:
+            for _ in range(end - start):
+                out.write(next(stream))
+        partial.replace(path)
+    return paths
