@@ -30,7 +30,11 @@ from storage.store import StorageError, StorageUnavailableError, Store, driver_e
 
 log = logging.getLogger(__name__)
 
-READER_CACHE_KIB = -65_536  # negative: KiB, so 64 MiB of page cache for reads
+# Negative: KiB, so 40 MiB of page cache for reads. At 3M papers (`python -m
+# bench.lookups`, quiet machine) 64 MiB took `paperbell run` to 164 MiB, over its
+# 150 MB; 40 MiB gave 139 MiB with look-ups within target (ID p95 0.40 ms, search
+# 20.1 ms, author 14.0 ms); the OS page cache still holds the file.
+READER_CACHE_KIB = -40_960
 # No memory map: every page a look-up touched in a mapped multi-GB catalogue stayed
 # in the bot's resident memory (its RSS passed 150 MB over all of arXiv); the
 # 64 MiB page cache above bounds it, and the OS page cache still keeps the file.

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import feedparser
-
 from bot.arxiv.caps import ItemSkippedError, check_caps, date_in_range
 from bot.arxiv.document import (
     ArxivApiError,
@@ -58,6 +56,10 @@ class AtomResult:
 
 
 def _feedparser(data: bytes) -> Any:
+    # Imported on first use: most processes never parse Atom, and feedparser costs
+    # memory that `paperbell run` (at most 150 MB) is better without.
+    import feedparser
+
     # A BytesIO, never the bytes themselves: feedparser treats a str/bytes that
     # looks like a path or URL as something to open. Sanitising and URI
     # resolution are off: they rewrite arXiv's plain text (`$1<s<2$` lost its
@@ -235,3 +237,4 @@ def _atom_paper(entry: Any) -> Paper:
         doi=_optional(dict.get(entry, "arxiv_doi")),
         announce_type=_ANNOUNCE_TYPES.get(raw_type.strip().lower()) if raw_type else None,
     )
+

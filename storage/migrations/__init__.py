@@ -9,36 +9,3 @@ use Alembic's operations against `storage.schema`, in one file for both engines.
 """
 
 from __future__ import annotations
-
-import sqlite3
-from importlib import resources
-
-from alembic import op
-
-
-def split_sql(script: str) -> list[str]:
-    """Split a script into statements, keeping trigger bodies (BEGIN ... END;) whole."""
-    statements: list[str] = []
-    buffer: list[str] = []
-    for line in script.splitlines():
-        stripped = line.strip()
-        if not buffer and (not stripped or stripped.startswith("--")):
-            continue
-        buffer.append(line)
-        candidate = "\n".join(buffer)
-        if stripped.endswith(";") and sqlite3.complete_statement(candidate):
-            statements.append(candidate.strip())
-            buffer = []
-    if "\n".join(buffer).strip():
-        statements.append("\n".join(buffer).strip())
-    return statements
-
-
-def run_engine_sql(name: str) -> None:
-    """Run `sql/<this engine>/<name>.sql`, statement by statement, as the driver reads it."""
-    bind = op.get_bind()
-    script = resources.files(__name__).joinpath("sql", bind.dialect.name, f"{name}.sql")
-    for statement in split_sql(script.read_text("utf-8")):
-        # As written: SQLAlchemy's text() would take a ':word' inside a literal for
-        # a parameter.
-        bind.exec_driver_sql(statement)

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
-from storage.migrations import split_sql
+from storage.migrations.engine_sql import split_sql
 from storage.schema import ENGINE_SPECIFIC_TABLES
 
 WHEN = "2024-11-28T05:00:00.000000+00:00"  # 0010 pads the short form; its own test checks that

@@ -5,7 +5,7 @@ From before Alembic: runs sql/<engine>/0001_initial.sql, as paperbell always did
 
 from __future__ import annotations
 
-from storage.migrations import run_engine_sql
+from storage.migrations.engine_sql import run_engine_sql
 
 revision = "0001"
 down_revision = None

@@ -5,7 +5,7 @@ From before Alembic: runs sql/<engine>/0002_delivery_batches.sql, as paperbell a
 
 from __future__ import annotations
 
-from storage.migrations import run_engine_sql
+from storage.migrations.engine_sql import run_engine_sql
 
 revision = "0002"
 down_revision = "0001"

@@ -5,7 +5,7 @@ From before Alembic: runs sql/<engine>/0005_arxiv_lookups.sql, as paperbell alwa
 
 from __future__ import annotations
 
-from storage.migrations import run_engine_sql
+from storage.migrations.engine_sql import run_engine_sql
 
 revision = "0005"
 down_revision = "0004"

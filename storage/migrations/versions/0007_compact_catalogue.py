@@ -5,7 +5,7 @@ From before Alembic: runs sql/<engine>/0007_compact_catalogue.sql, as paperbell 
 
 from __future__ import annotations
 
-from storage.migrations import run_engine_sql
+from storage.migrations.engine_sql import run_engine_sql
 
 revision = "0007"
 down_revision = "0006"

@@ -5,7 +5,7 @@ From before Alembic: runs sql/<engine>/0009_query_subscriptions.sql, as paperbel
 
 from __future__ import annotations
 
-from storage.migrations import run_engine_sql
+from storage.migrations.engine_sql import run_engine_sql
 
 revision = "0009"
 down_revision = "0008"
