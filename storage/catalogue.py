@@ -29,6 +29,7 @@ from storage.store import Connection, Store
 log = logging.getLogger(__name__)
 
 BULK_CACHE_KIB = 262_144  # 256 MiB of page cache for the writer during a bulk job
+COMPACT_AFTER_NEW = 50_000  # new papers after which the search index is merged at the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class CatalogueWriter:
         self._repo = PaperRepository(store)
         self._saved_cache: int | None = None
         self._author_ids = AuthorIdCache()  # for `store`'s batches, see storage.author_cache
+        self.new = 0  # papers this writer stored for the first time
 
     async def __aenter__(self) -> Self:
         if not self._store.is_postgres:
@@ -62,6 +64,9 @@ class CatalogueWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is None and self.new >= COMPACT_AFTER_NEW:
+            log.info("merging the search index after %d new papers", self.new)
+            await self._repo.compact_index()
         if self._saved_cache is not None:
             async with self._store.transaction() as conn:
                 await conn.execute(text(f"PRAGMA cache_size = {self._saved_cache}"))
@@ -83,6 +88,7 @@ class CatalogueWriter:
             self._author_ids.discard()
             raise
         self._author_ids.commit()  # the transaction committed: its ids are real
+        self.new += len(result.new)
         return StoreResult(len(result.new), result.updated, result.unchanged)
 
     async def store_in(
@@ -95,4 +101,5 @@ class CatalogueWriter:
     ) -> StoreResult:
         """Store one batch inside the caller's transaction (with its harvest progress)."""
         result = await self._repo.upsert_many_in(conn, papers, now=now, hints=hints)
+        self.new += len(result.new)
         return StoreResult(len(result.new), result.updated, result.unchanged)

@@ -340,6 +340,11 @@ class PaperRepository:
 
     # ---- reading ----
 
+    async def compact_index(self) -> None:
+        """Merge the search index after a big bulk write (see `Search.compact`)."""
+        async with self._store.transaction() as conn:
+            await self._search.compact(conn)
+
     async def get(self, paper_id: str) -> Paper | None:
         if self._store.dialect == "sqlite":
             # One hand-off to the driver: see Store.sqlite_rows for the figures.

@@ -117,6 +117,10 @@ class Search(ABC):
     @abstractmethod
     async def _clear(self, conn: Connection) -> None: ...
 
+    @abstractmethod
+    async def compact(self, conn: Connection) -> None:
+        """Merge the index into as few pieces as it can, after a big bulk write."""
+
     async def ensure(self, conn: Connection) -> None:
         """Rebuild the index inside `conn`'s transaction if another normalizer built it."""
         current = (await conn.execute(select(meta.c.value).where(meta.c.key == META_KEY))).scalar()

@@ -35,6 +35,9 @@ class PostgresSearch(Search):
     async def remove(self, conn: Connection, rows: Sequence[IndexRow]) -> None:
         return None  # `add` replaces the vector; deleting the paper cascades
 
+    async def compact(self, conn: Connection) -> None:
+        return None  # a GIN index has no segments to merge; autovacuum tends it
+
     async def _clear(self, conn: Connection) -> None:
         await conn.execute(text("DELETE FROM papers_fts"))
 
