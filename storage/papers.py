@@ -126,6 +126,8 @@ class PaperRepository:
             bm25_budget=bm25_budget,
         )
         self._authors = AuthorLookups(store, self._search)
+        # By id, the look-up users wait on most: on SQLite straight to the driver.
+        self._get_row = self._get_sqlite if store.dialect == "sqlite" else self._get_core
         self._batches = batches_for(store)  # executemany; the SQLite driver's for speed
         self._link_author = insert_for(store.dialect, paper_authors).on_conflict_do_nothing()
         # PostgreSQL: rowids and author ids are max + 1, so ingests from several
@@ -321,12 +323,16 @@ class PaperRepository:
             await self._search.compact(conn)
 
     async def get(self, paper_id: str) -> Paper | None:
-        if self._store.dialect == "sqlite":
-            # One hand-off to the driver: see Store.sqlite_rows for the figures.
-            rows = await self._store.sqlite_rows(_GET_BY_ID_SQLITE, (paper_id,))
-            return paper_from_row(rows[0]) if rows else None
-        row = await self._store.fetchone(_GET_BY_ID, {"id": paper_id})
+        row = await self._get_row(paper_id)
         return paper_from_row(row) if row else None
+
+    async def _get_core(self, paper_id: str) -> Sequence[Any] | None:
+        return await self._store.fetchone(_GET_BY_ID, {"id": paper_id})
+
+    async def _get_sqlite(self, paper_id: str) -> Sequence[Any] | None:
+        # One hand-off to the driver: see Store.sqlite_rows for the figures.
+        rows = await self._store.sqlite_rows(_GET_BY_ID_SQLITE, (paper_id,))
+        return rows[0] if rows else None
 
     async def get_many(self, ids: Iterable[str]) -> list[Paper]:
         """The stored papers among `ids`, in the order asked, without repeats."""
