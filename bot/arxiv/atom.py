@@ -237,4 +237,3 @@ def _atom_paper(entry: Any) -> Paper:
         doi=_optional(dict.get(entry, "arxiv_doi")),
         announce_type=_ANNOUNCE_TYPES.get(raw_type.strip().lower()) if raw_type else None,
     )
-
