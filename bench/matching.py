@@ -83,6 +83,8 @@ from bot.domain.models import AnnounceType, Paper, SubscriptionKind
 from bot.domain.names import author_key, keyword_tokens
 from bot.domain.query import parse_query
 from bot.domain.timestamps import to_timestamp
+from bot.gc_pause import rare_collections
+from bot.services import PaperService
 from storage.announcements import AnnouncementRepository
 from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
@@ -101,7 +103,7 @@ from storage.subscriptions import SubscriptionRepository
 ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 20261127
-FORMAT = 4  # bump when the generated data changes, so stale caches are not reused
+FORMAT = 5  # bump when the generated data changes, so stale caches are not reused
 # The real listing's mix (926 new, 569 replace, 9 cross), with 9 replace-cross.
 MIX = {
     AnnounceType.NEW: 926,
@@ -392,13 +394,16 @@ def _with_ids(subs: Sequence[SubRow]) -> list[tuple[object, ...]]:
 
 
 def _query_key_rows(subs: Sequence[SubRow]) -> list[tuple[int, str, str]]:
-    """The subscription_query_keys rows of the query subscriptions among `subs` (ids as above)."""
-    return [
-        (i, kind, key)
-        for i, row in enumerate(subs, start=1)
-        if row[1] == SubscriptionKind.QUERY.value
-        for kind, key in QUERY_KEYS[row[2]]
-    ]
+    """The subscription_query_keys rows of `subs` (ids as above): a query subscription's
+    index keys, a keyword subscription's match key as a `token` (as `storage.subscriptions`
+    writes them)."""
+    rows: list[tuple[int, str, str]] = []
+    for i, row in enumerate(subs, start=1):
+        if row[1] == SubscriptionKind.QUERY.value:
+            rows += [(i, kind, key) for kind, key in QUERY_KEYS[row[2]]]
+        elif row[1] == SubscriptionKind.KEYWORD.value:
+            rows.append((i, "token", row[3]))
+    return rows
 
 
 async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> None:
@@ -515,13 +520,35 @@ async def reset(db: Db) -> None:
 
 
 async def matching_step(db: Db, papers: Sequence[Paper]) -> RunResult:
-    """What `PaperService.announce` does after the upsert, timed from BEGIN to COMMIT."""
-    result, _ = await _announcement_step(db, papers)
+    """What `PaperService.announce` does after the upsert, timed from BEGIN to COMMIT:
+    record the announcements, then `PaperService.queue_alerts` (the code the poller runs,
+    matching in a worker thread, collections put off by `bot.gc_pause`)."""
+    service = PaperService(db, None)
+    announcements = AnnouncementRepository(db)
+    by_id = {p.id: p for p in papers}
+    started = time.perf_counter()
+    async with db.transaction() as conn:
+        fresh = await announcements.record_in(conn, from_listing(papers, LISTING_DAY), now=NOW)
+        rows = await service.queue_alerts(conn, fresh, by_id, now=NOW)
+    elapsed = time.perf_counter() - started
+    # The counts of the parts, for the table (not timed).
+    keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
+    async with db.transaction() as conn:
+        candidates = await SubscriptionRepository(db).candidates(
+            conn,
+            categories=keys.categories,
+            surnames=keys.surnames,
+            keyword_tokens=keys.keyword_tokens,
+            paper_ids=keys.paper_ids,
+            query_keys=keys.query_keys,
+        )
+    alerts = alerts_for(fresh, by_id, candidates, keys)
     await reset(db)
-    return result
+    return RunResult(elapsed, len(candidates), len(alerts), rows)
 
 
 async def _announcement_step(db: Db, papers: Sequence[Paper]) -> tuple[RunResult, dict[str, float]]:
+    """`matching_step` in the same thread, each part timed (`--profile`)."""
     subscriptions = SubscriptionRepository(db)
     announcements = AnnouncementRepository(db)
     outbox = DeliveryOutbox(db)
@@ -535,7 +562,7 @@ async def _announcement_step(db: Db, papers: Sequence[Paper]) -> tuple[RunResult
         parts[name] = now - mark
         mark = now
 
-    async with db.transaction() as conn:
+    async with db.transaction() as conn, rare_collections():
         fresh = await announcements.record_in(conn, from_listing(papers, LISTING_DAY), now=NOW)
         lap("record")
         keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])

@@ -10,7 +10,6 @@ are counted and reported with their line numbers, and the import goes on.
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
 import logging
 import multiprocessing
@@ -18,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from bot.arxiv.snapshot import (
     too_long,
 )
 from bot.domain.models import Paper
+from bot.gc_pause import BURST_THRESHOLD, rare_collections
 from bot.progress import BulkProgress
 from storage.catalogue import CatalogueWriter
 from storage.papers import IndexHints, index_hints
@@ -50,7 +50,7 @@ WORKERS = 2  # parser processes: parsing and folding cost about what storing doe
 # Young-generation collections during an import: every few hundred allocations by
 # default, each walking the batch in flight (a sixth of the store process's CPU in
 # py-spy). The import makes few cycles, so it collects far less often until it ends.
-IMPORT_GC_THRESHOLD = 200_000
+IMPORT_GC_THRESHOLD = BURST_THRESHOLD
 
 Parsed = tuple[list[PaperFields], list[tuple[int, str]], int, IndexHints]
 
@@ -157,7 +157,7 @@ class SnapshotImporter:
         size = path.stat().st_size
         parallel = self._parallel if self._parallel is not None else size >= PARALLEL_MIN_BYTES
         with ExitStack() as stack:
-            stack.enter_context(_rare_collections())
+            stack.enter_context(rare_collections(IMPORT_GC_THRESHOLD))
             stream, raw = open_maybe_gzip(path, stack)
             progress = stack.enter_context(
                 BulkProgress(
@@ -246,18 +246,6 @@ class SnapshotImporter:
                 batch, hints = [], IndexHints({}, {})
         if batch:
             yield batch, hints
-
-
-@contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Raise the garbage collector's first threshold for the import; restored after."""
-    saved = gc.get_threshold()
-    if saved[0]:  # 0: automatic collection is off, and stays off
-        gc.set_threshold(max(saved[0], IMPORT_GC_THRESHOLD), *saved[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*saved)
 
 
 def _line_chunks(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from bot.domain.errors import InvalidInputError
 from bot.domain.limits import MAX_QUERY_LENGTH
 from bot.domain.matching import match_keys
 from bot.domain.models import (
+    Announcement,
     AuthorMatch,
     FeedState,
     ListingSummary,
@@ -40,6 +41,7 @@ from bot.domain.models import (
     SearchHit,
     StoreStats,
 )
+from bot.gc_pause import rare_collections
 from bot.lookups import ArxivLookups, LookupGate, check_query
 from bot.poll_report import FeedPoll, PollOutcome, PollReport
 from bot.redact import redact_urls
@@ -58,7 +60,7 @@ from storage.outbox import DeliveryOutbox
 from storage.papers import PaperRepository
 from storage.similar import MAX_LIMIT as MAX_SIMILAR
 from storage.similar import similar_index
-from storage.store import Store
+from storage.store import Connection, Store
 from storage.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -178,26 +180,40 @@ class PaperService:
             )
             deliveries = 0
             if fresh and alert:
-                # Matching is pure CPU (tokens of every title and abstract): off the loop.
-                announced = [as_announced(by_id[a.paper_id], a) for a in fresh]
-                keys = await asyncio.to_thread(match_keys, announced)
-                candidates = await self.subscriptions.candidates(
-                    conn,
-                    categories=keys.categories,
-                    surnames=keys.surnames,
-                    keyword_tokens=keys.keyword_tokens,
-                    paper_ids=keys.paper_ids,
-                    query_keys=keys.query_keys,
-                )
-                alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates, keys)
-                if alerts:
-                    deliveries = await self.outbox.enqueue(conn, alerts, now=now)
+                deliveries = await self.queue_alerts(conn, fresh, by_id, now=now)
         if fresh:
             log.info(
                 "announced listing=%s batch=%d announcements=%d new=%d deliveries=%d",
                 day.isoformat(), len(papers), len(fresh), len(result.new), deliveries,
             )  # fmt: skip
         return IngestOutcome(result.new, result.updated, result.unchanged, deliveries, len(fresh))
+
+    async def queue_alerts(
+        self,
+        conn: Connection,
+        fresh: Sequence[Announcement],
+        by_id: Mapping[str, Paper],
+        *,
+        now: datetime,
+    ) -> int:
+        """Match new announcements against the subscriptions and queue their alerts in the
+        caller's transaction (`announce`); returns the deliveries queued."""
+        # Matching allocates about a million short-lived objects: collections it would
+        # set off are put off until it ends (`bot.gc_pause`).
+        with rare_collections():
+            # Matching is pure CPU (tokens of every title and abstract): off the loop.
+            announced = [as_announced(by_id[a.paper_id], a) for a in fresh]
+            keys = await asyncio.to_thread(match_keys, announced)
+            candidates = await self.subscriptions.candidates(
+                conn,
+                categories=keys.categories,
+                surnames=keys.surnames,
+                keyword_tokens=keys.keyword_tokens,
+                paper_ids=keys.paper_ids,
+                query_keys=keys.query_keys,
+            )
+            alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates, keys)
+            return await self.outbox.enqueue(conn, alerts, now=now) if alerts else 0
 
     async def poll_categories(self) -> tuple[str, ...]:
         """What the scheduled poll asks arXiv for: subscribed categories, or every archive

@@ -4,10 +4,10 @@ This is the matcher's hot path (one call per listing, tens of thousands of keys
 against up to millions of subscriptions), and the one place where each engine
 needs its own planner-tuned SQL, so it is written as `text()` per engine:
 
-- SQLite: the batch's keys go into a TEMP table that drives the join, so each
-  key is one probe of the subscriptions(kind, match_key) index; CROSS JOIN pins
-  that loop order (SQLAlchemy's joins cannot spell it). Nothing scans all
-  subscriptions.
+- SQLite: per key kind, the batch's keys arrive as one JSON array that drives
+  the join (json_each), so each key is one probe of the subscriptions(kind,
+  match_key) index; CROSS JOIN pins that loop order (SQLAlchemy's joins cannot
+  spell it). Nothing scans all subscriptions.
 - PostgreSQL: the keys arrive as two arrays; LATERAL ... OFFSET 0 keeps one
   probe of subscriptions(kind, match_key) per key (a plain join may scan every
   subscription), and no temp table means no dead rows piling up in a pooled
@@ -19,6 +19,12 @@ listing's ~40,000 keys against 1k and 1M subscriptions, medians of 7 per run,
 375-545 ms (1M) against 390-647 and 404-666 ms; PostgreSQL client CPU 199-200 ms
 against 179-198 ms, wall time within the noise. SQLAlchemy costs less than 10 %
 here, so the lookup stays on it.
+
+Keyword subscriptions are indexed in subscription_query_keys as `token` keys
+beside the queries' (revision 0011), so a listing's ~30,000 words are probed
+once, not once per table: with the collections put off during matching
+(`bot.gc_pause`), `python -m bench.matching` went from 0.87 s (SQLite) and
+1.42 s (PostgreSQL) at 1M subscriptions to 0.69 s and 0.91 s.
 
 `candidate_finder(dialect)` picks the implementation once, in the repository.
 Both return rows labelled like `storage.subscriptions` decodes them.
@@ -57,35 +63,28 @@ def _typed(sql: str) -> TextualSelect:
     return text(sql).columns(created_at=UtcTimestamp(), d_paused_at=UtcTimestamp())
 
 
+# One statement per key kind: the kind's keys arrive as one JSON array of strings, and
+# json_each drives the join, so each key is one probe of subscriptions(kind, match_key);
+# CROSS JOIN pins that loop order (SQLAlchemy's joins cannot spell it). Nothing scans
+# all subscriptions. This replaced a TEMP key table filled from a JSON array of
+# [kind, key] pairs: the table's inserts and the pairs' parsing were 40 % of the
+# token lookup (80 -> 48 ms for a daily listing's ~32,000 words, driver-level A/B).
 CANDIDATES_SQL = (
-    "SELECT " + _COLUMNS + " FROM temp.paperbell_match_keys AS k"
-    " CROSS JOIN subscriptions AS s ON s.kind = k.kind AND s.match_key = k.key"
+    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS k"
+    " CROSS JOIN subscriptions AS s ON s.kind = :kind AND s.match_key = k.value"
     " CROSS JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
-    " ORDER BY s.id"
 )
-# Query subscriptions are found through their index keys (`bot.domain.query.required_keys`):
-# one probe of subscription_query_keys(kind, key) per key of the batch's papers.
+# Query and keyword subscriptions are found through their index keys
+# (`bot.domain.query.required_keys`; a keyword's match key as a `token`): one probe of
+# subscription_query_keys(kind, key) per key of the batch's papers.
 QUERY_CANDIDATES_SQL = (
-    "SELECT DISTINCT " + _COLUMNS + " FROM temp.paperbell_match_keys AS k"
-    " CROSS JOIN subscription_query_keys AS q ON q.kind = k.kind AND q.key = k.key"
+    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS k"
+    " CROSS JOIN subscription_query_keys AS q ON q.kind = :kind AND q.key = k.value"
     " CROSS JOIN subscriptions AS s ON s.id = q.subscription_id"
     " CROSS JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
-    " ORDER BY s.id"
 )
-_CREATE_KEYS_TABLE = text(
-    "CREATE TEMP TABLE IF NOT EXISTS paperbell_match_keys ("
-    "kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID"
-)
-# The keys arrive as one JSON parameter ([[kind, key], ...]) that SQLite unpacks itself:
-# an executemany of ~40,000 rows (a daily listing's keys) spent ~300 ms in SQLAlchemy's
-# per-row parameter handling, three times the old driver-level insert.
-_INSERT_KEYS = text(
-    "INSERT OR IGNORE INTO temp.paperbell_match_keys (kind, key)"
-    " SELECT value ->> 0, value ->> 1 FROM json_each(:keys)"
-)
-_CLEAR_KEYS = text("DELETE FROM temp.paperbell_match_keys")
 
 _PG_CANDIDATES_SQL = (
     "SELECT " + _COLUMNS + " FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]))"
@@ -126,7 +125,7 @@ class CandidateFinder(Protocol):
 
 
 class SqliteCandidates:
-    """SQLite: a TEMP key table drives index probes (see the module docstring)."""
+    """SQLite: per key kind, a JSON array drives index probes (see `CANDIDATES_SQL`)."""
 
     _plain = _typed(CANDIDATES_SQL)
     _query = _typed(QUERY_CANDIDATES_SQL)
@@ -135,19 +134,16 @@ class SqliteCandidates:
         self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
     ) -> list[Row[Any]]:
         rows: list[Row[Any]] = []
-        if not keys and not query_keys:
-            return rows
-        # TEMP: lives on this (writer) connection only, and is emptied after each use.
-        await conn.execute(_CREATE_KEYS_TABLE)
         for statement, batch in ((self._plain, keys), (self._query, query_keys)):
-            if not batch:
-                continue
-            await conn.execute(_CLEAR_KEYS)
-            try:
-                await conn.execute(_INSERT_KEYS, {"keys": json.dumps(batch)})
-                rows += (await conn.execute(statement)).all()
-            finally:
-                await conn.execute(_CLEAR_KEYS)
+            by_kind: dict[str, list[str]] = {}
+            for kind, key in batch:
+                by_kind.setdefault(kind, []).append(key)
+            part: dict[int, Row[Any]] = {}  # a subscription under several keys comes once
+            for kind, values in by_kind.items():
+                result = await conn.execute(statement, {"kind": kind, "keys": json.dumps(values)})
+                for row in result:
+                    part.setdefault(row.id, row)
+            rows += sorted(part.values(), key=lambda row: int(row.id))
         return rows
 
 

@@ -17,11 +17,13 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, delete, exists, func, or_, select
 
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
+from bot.domain.query import KeyKind
 from storage.candidates import Key, candidate_finder
 from storage.destinations import DestinationRepository, destination_columns, destination_from_row
 from storage.quota import (
@@ -58,6 +60,7 @@ _SELECT = select(
 ).select_from(_JOINED)
 _LIVE = _D.paused_reason.is_(None)
 _CHANNEL = DestinationKind.CHANNEL.value
+TOKEN_KEY = KeyKind.TOKEN.value  # the index key kind of a word (queries and keywords)
 _DM = DestinationKind.DM.value
 
 
@@ -148,10 +151,14 @@ class SubscriptionRepository:
         one is refused with `QuotaReachedError` when it would go over a limit;
         the counts and the insert are one transaction, serialised per quota
         scope (see `storage.quota`). `index_keys` are a query subscription's
-        (key kind, key) pairs, stored with a new one.
+        (key kind, key) pairs, stored with a new one; a keyword subscription is
+        indexed under its match key as a `token` key.
         """
         if not match_key:
             raise ValueError(f"empty match key for {kind.value} subscription {value!r}")
+        if kind is SubscriptionKind.KEYWORD:
+            # Found through the token index with query subscriptions (see `candidates`).
+            index_keys = {*index_keys, (TOKEN_KEY, match_key)}
         if now.tzinfo is None:  # refused here, not as a wrapped error from the bind
             raise ValueError(f"naive datetime {now!r}: paperbell stores UTC only")
         same = _SELECT.where(
@@ -352,8 +359,9 @@ class SubscriptionRepository:
         paper_ids: Collection[str] = (),
         query_keys: Collection[tuple[str, str]] = (),
     ) -> list[Subscription]:
-        """Subscriptions of unpaused destinations whose match key is one of the given keys,
-        and query subscriptions indexed under one of `query_keys` ((key kind, key) pairs).
+        """Subscriptions of unpaused destinations whose match key is one of the given keys
+        (keyword subscriptions: one of `keyword_tokens`), and query subscriptions indexed
+        under one of `query_keys` ((key kind, key) pairs).
 
         Runs on `conn`, the connection yielded by `Store.transaction()`, so
         the poller can look up, match and enqueue in one transaction. The
@@ -361,10 +369,14 @@ class SubscriptionRepository:
         """
         keys = _keys(SubscriptionKind.CATEGORY, categories)
         keys += _keys(SubscriptionKind.AUTHOR, surnames)
-        keys += _keys(SubscriptionKind.KEYWORD, keyword_tokens)
         keys += _keys(SubscriptionKind.PAPER, paper_ids)
-        qkeys = sorted({(kind, key) for kind, key in query_keys if key})
-        rows = await self._candidates.find(conn, keys, qkeys)
+        # Keyword subscriptions are indexed as `token` keys beside the queries' (see
+        # `add`): one probe per word finds both. A listing's query keys already hold
+        # its words, so the union is usually no bigger than `query_keys`.
+        token_index = {(kind, key) for kind, key in query_keys if key}
+        token_index.update(zip(repeat(TOKEN_KEY), keyword_tokens, strict=False))
+        token_index.discard((TOKEN_KEY, ""))
+        rows = await self._candidates.find(conn, keys, sorted(token_index))
         return [_subscription_from_row(row) for row in rows]
 
     async def query_keys(self, subscription_id: int) -> set[tuple[str, str]]:

@@ -77,6 +77,33 @@ async def test_query_found_by_any_of_its_required_keys(repo: SubscriptionReposit
     assert await query_candidates(repo, {("surname", "legg")}) == []
 
 
+async def test_keyword_subscriptions_share_the_token_index(
+    any_db: Store, repo: SubscriptionRepository
+) -> None:
+    """A keyword subscription is indexed under its match key as a `token`: the listing's
+    words find it through the same probes as the queries, whether they come as keyword
+    tokens or as query keys, and only through that index row."""
+    dest = await repo.ensure_destination(DestinationKind.CHANNEL, 100, 1)
+    keyword, _ = await repo.add(
+        dest, SubscriptionKind.KEYWORD, "grokking", "grokking", "",
+        include_cross=True, include_replacements=False, created_by=7, now=NOW,
+    )  # fmt: skip
+    query = await add_query(repo, dest, "ti:grokking")
+    assert await repo.query_keys(keyword.id) == {("token", "grokking")}
+    assert await query_candidates(repo, {("token", "grokking")}) == [keyword.id, query]
+    async with repo.db.transaction() as conn:
+        found = await repo.candidates(
+            conn, categories=(), surnames=(), keyword_tokens=["grokking", "other"]
+        )
+    assert [s.id for s in found] == [keyword.id, query]
+    assert await query_candidates(repo, {("surname", "grokking")}) == []
+    await any_db.execute(
+        text("DELETE FROM subscription_query_keys WHERE subscription_id = :id"),
+        {"id": keyword.id},
+    )
+    assert await query_candidates(repo, {("token", "grokking")}) == [query]
+
+
 async def test_removing_a_query_removes_its_keys(repo: SubscriptionRepository) -> None:
     """The index rows go with the subscription (ON DELETE CASCADE)."""
     dest = await repo.ensure_destination(DestinationKind.DM, 5, None)
@@ -108,7 +135,9 @@ async def test_query_candidates_probe_the_key_index(
         await add_query(repo, dest, f"ti:word{i} AND cat:cs.LG")
     await query_candidates(repo, {("token", "word1")})
     async with any_db.transaction() as conn:
-        rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + QUERY_CANDIDATES_SQL))).all()
+        statement = text("EXPLAIN QUERY PLAN " + QUERY_CANDIDATES_SQL)
+        keys = {"kind": "token", "keys": '["word1", "word2"]'}
+        rows = (await conn.execute(statement, keys)).all()
     plan = " | ".join(str(row[3]) for row in rows)
     assert "SEARCH q USING" in plan and "(kind=? AND key=?)" in plan, plan
     assert "SCAN q" not in plan and "SCAN s" not in plan, plan

@@ -335,14 +335,14 @@ async def test_candidates_inside_open_transaction_with_many_keys(
 async def test_candidate_query_probes_the_match_index(
     db: Store, repo: SubscriptionRepository
 ) -> None:
-    """The candidate query drives from the key table into subscriptions(kind, match_key)."""
+    """The candidate query drives from the JSON key list into subscriptions(kind, match_key)."""
     dest = await repo.ensure_destination(CHANNEL, 100, 1)
     for i in range(50):
         await subscribe(repo, dest, CATEGORY, f"cat.{i}")
     await candidates(repo, categories=["cat.1"], surnames=(), keyword_tokens=())
-    # The key table is TEMP, so it exists only on the writer connection.
+    keys = {"kind": "category", "keys": '["cat.1", "cat.2"]'}
     async with db.transaction() as conn:
-        rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + CANDIDATES_SQL))).all()
+        rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + CANDIDATES_SQL), keys)).all()
     plan = " | ".join(str(row[3]) for row in rows)
     assert "SEARCH s USING INDEX subscriptions_match (kind=? AND match_key=?)" in plan, plan
     assert "SCAN s" not in plan, plan
