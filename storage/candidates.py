@@ -4,12 +4,12 @@ This is the matcher's hot path (one call per listing, tens of thousands of keys
 against up to millions of subscriptions), and the one place where each engine
 needs its own planner-tuned SQL, so it is written as `text()` per engine:
 
-- SQLite: per key kind, the batch's keys arrive as one JSON array that drives
-  the join (json_each), so each key is one probe of the subscriptions(kind,
-  match_key) index; CROSS JOIN pins that loop order (SQLAlchemy's joins cannot
-  spell it). Nothing scans all subscriptions.
-- PostgreSQL: the keys arrive as two arrays; LATERAL ... OFFSET 0 keeps one
-  probe of subscriptions(kind, match_key) per key (a plain join may scan every
+- SQLite: the batch's keys arrive as one JSON object, {kind: [key, ...]}, that
+  drives the join (json_each), so each key is one probe of the
+  subscriptions(kind, match_key) index; CROSS JOIN pins that loop order
+  (SQLAlchemy's joins cannot spell it). Nothing scans all subscriptions.
+- PostgreSQL: the same JSON object; LATERAL ... OFFSET 0 keeps one probe of
+  subscriptions(kind, match_key) per key (a plain join may scan every
   subscription), and no temp table means no dead rows piling up in a pooled
   connection's temp schema.
 
@@ -26,7 +26,12 @@ once, not once per table: with the collections put off during matching
 (`bot.gc_pause`), `python -m bench.matching` went from 0.87 s (SQLite) and
 1.42 s (PostgreSQL) at 1M subscriptions to 0.69 s and 0.91 s.
 
-`candidate_finder(dialect)` picks the implementation once, in the repository.
+Keys went as two text arrays on PostgreSQL until asyncpg's encoding of them (an
+isinstance check per element) showed as ~80 ms of Python per listing; as one
+JSON text the lookup took 240 ms instead of 270-310 ms (`--profile`-style
+scratch runs on the bench's 1M store).
+
+`candidate_finder(dialect)` picks the engine's SQL once, in the repository.
 Both return rows labelled like `storage.subscriptions` decodes them.
 """
 
@@ -34,10 +39,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Collection, Mapping
+from typing import Any
 
-from sqlalchemy import ARRAY, Row, Text, bindparam, text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -46,8 +51,8 @@ from storage.store import Dialect
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
-"""(kind, key): a subscription kind and match key, or a query key kind and key."""
+Keys = Mapping[str, Collection[str]]
+"""Keys by kind: a subscription kind's match keys, or an index key kind's keys."""
 
 # Same names as the Core select in storage.subscriptions, so one decoder reads both.
 _COLUMNS = (
@@ -63,15 +68,15 @@ def _typed(sql: str) -> TextualSelect:
     return text(sql).columns(created_at=UtcTimestamp(), d_paused_at=UtcTimestamp())
 
 
-# One statement per key kind: the kind's keys arrive as one JSON array of strings, and
-# json_each drives the join, so each key is one probe of subscriptions(kind, match_key);
-# CROSS JOIN pins that loop order (SQLAlchemy's joins cannot spell it). Nothing scans
-# all subscriptions. This replaced a TEMP key table filled from a JSON array of
-# [kind, key] pairs: the table's inserts and the pairs' parsing were 40 % of the
-# token lookup (80 -> 48 ms for a daily listing's ~32,000 words, driver-level A/B).
+# The keys arrive as one JSON object, {kind: [key, ...]}, and json_each drives the join,
+# so each key is one probe of subscriptions(kind, match_key); CROSS JOIN pins that loop
+# order (SQLAlchemy's joins cannot spell it). Nothing scans all subscriptions. This
+# replaced a TEMP key table filled from a JSON array of [kind, key] pairs: the table's
+# inserts and the pairs' parsing were 40 % of the token lookup (80 -> 48 ms for a daily
+# listing's ~32,000 words, driver-level A/B).
 CANDIDATES_SQL = (
-    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS k"
-    " CROSS JOIN subscriptions AS s ON s.kind = :kind AND s.match_key = k.value"
+    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS g CROSS JOIN json_each(g.value) AS k"
+    " CROSS JOIN subscriptions AS s ON s.kind = g.key AND s.match_key = k.value"
     " CROSS JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
 )
@@ -79,90 +84,59 @@ CANDIDATES_SQL = (
 # (`bot.domain.query.required_keys`; a keyword's match key as a `token`): one probe of
 # subscription_query_keys(kind, key) per key of the batch's papers.
 QUERY_CANDIDATES_SQL = (
-    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS k"
-    " CROSS JOIN subscription_query_keys AS q ON q.kind = :kind AND q.key = k.value"
+    "SELECT " + _COLUMNS + " FROM json_each(:keys) AS g CROSS JOIN json_each(g.value) AS k"
+    " CROSS JOIN subscription_query_keys AS q ON q.kind = g.key AND q.key = k.value"
     " CROSS JOIN subscriptions AS s ON s.id = q.subscription_id"
     " CROSS JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
 )
 
+# PostgreSQL: the same JSON object. Two text arrays cost asyncpg ~80 ms of Python per
+# listing to encode (an isinstance check per element); one JSON text costs a few.
+_PG_KEYS = (
+    "json_each(CAST(:keys AS json)) AS g"
+    " CROSS JOIN LATERAL json_array_elements_text(g.value) AS k(key)"
+)
 _PG_CANDIDATES_SQL = (
-    "SELECT " + _COLUMNS + " FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]))"
-    " AS k(kind, key)"
-    " CROSS JOIN LATERAL (SELECT * FROM subscriptions AS s0"
-    " WHERE s0.kind = k.kind AND s0.match_key = k.key OFFSET 0) AS s"
+    "SELECT " + _COLUMNS + " FROM " + _PG_KEYS + " CROSS JOIN LATERAL (SELECT * FROM"
+    " subscriptions AS s0 WHERE s0.kind = g.key AND s0.match_key = k.key OFFSET 0) AS s"
     " JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
-    " ORDER BY s.id"
 )
 _PG_QUERY_CANDIDATES_SQL = (
-    "SELECT DISTINCT " + _COLUMNS + " FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]))"
-    " AS k(kind, key)"
-    " CROSS JOIN LATERAL (SELECT q0.subscription_id FROM subscription_query_keys AS q0"
-    " WHERE q0.kind = k.kind AND q0.key = k.key OFFSET 0) AS q"
+    "SELECT " + _COLUMNS + " FROM " + _PG_KEYS + " CROSS JOIN LATERAL (SELECT"
+    " q0.subscription_id FROM subscription_query_keys AS q0"
+    " WHERE q0.kind = g.key AND q0.key = k.key OFFSET 0) AS q"
     " JOIN subscriptions AS s ON s.id = q.subscription_id"
     " JOIN destinations AS d ON d.id = s.destination_id"
     " WHERE d.paused_reason IS NULL"
-    " ORDER BY s.id"
 )
 
 
-def _pg(sql: str) -> TextualSelect:
-    arrays = (bindparam("kinds", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)))
-    return _typed(sql).bindparams(*arrays)
-
-
-class CandidateFinder(Protocol):
+class CandidateFinder:
     """One engine's candidate lookup, run on the caller's (write) connection."""
 
-    async def find(
-        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
-    ) -> list[Row[Any]]:
-        """Subscriptions of unpaused destinations under one of `keys` (by kind and
-        match key), then query subscriptions indexed under one of `query_keys`;
-        each part ordered by subscription id."""
-        ...
+    def __init__(self, plain: str, indexed: str) -> None:
+        self._plain = _typed(plain)
+        self._indexed = _typed(indexed)
 
-
-class SqliteCandidates:
-    """SQLite: per key kind, a JSON array drives index probes (see `CANDIDATES_SQL`)."""
-
-    _plain = _typed(CANDIDATES_SQL)
-    _query = _typed(QUERY_CANDIDATES_SQL)
-
-    async def find(
-        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
-    ) -> list[Row[Any]]:
+    async def find(self, conn: AsyncConnection, keys: Keys, index_keys: Keys) -> list[Row[Any]]:
+        """Subscriptions of unpaused destinations under one of `keys` (their kind's match
+        keys), then those indexed in subscription_query_keys under one of `index_keys`;
+        each part ordered by subscription id, each subscription once."""
         rows: list[Row[Any]] = []
-        for statement, batch in ((self._plain, keys), (self._query, query_keys)):
-            by_kind: dict[str, list[str]] = {}
-            for kind, key in batch:
-                by_kind.setdefault(kind, []).append(key)
+        for statement, by_kind in ((self._plain, keys), (self._indexed, index_keys)):
+            wanted = {kind: list(values) for kind, values in by_kind.items() if values}
+            if not wanted:
+                continue
             part: dict[int, Row[Any]] = {}  # a subscription under several keys comes once
-            for kind, values in by_kind.items():
-                result = await conn.execute(statement, {"kind": kind, "keys": json.dumps(values)})
-                for row in result:
-                    part.setdefault(row.id, row)
+            for row in await conn.execute(statement, {"keys": json.dumps(wanted)}):
+                part.setdefault(row.id, row)
             rows += sorted(part.values(), key=lambda row: int(row.id))
         return rows
 
 
-class PostgresCandidates:
-    """PostgreSQL: the keys as two arrays, one LATERAL index probe per key."""
-
-    _plain = _pg(_PG_CANDIDATES_SQL)
-    _query = _pg(_PG_QUERY_CANDIDATES_SQL)
-
-    async def find(
-        self, conn: AsyncConnection, keys: Sequence[Key], query_keys: Sequence[Key]
-    ) -> list[Row[Any]]:
-        rows: list[Row[Any]] = []
-        for statement, batch in ((self._plain, keys), (self._query, query_keys)):
-            if batch:
-                params = {"kinds": [k for k, _ in batch], "keys": [v for _, v in batch]}
-                rows += (await conn.execute(statement, params)).all()
-        return rows
-
-
 def candidate_finder(dialect: Dialect) -> CandidateFinder:
-    return PostgresCandidates() if dialect == "postgresql" else SqliteCandidates()
+    if dialect == "postgresql":
+        return CandidateFinder(_PG_CANDIDATES_SQL, _PG_QUERY_CANDIDATES_SQL)
+    return CandidateFinder(CANDIDATES_SQL, QUERY_CANDIDATES_SQL)

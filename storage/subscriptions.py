@@ -14,17 +14,16 @@ matcher's candidate lookup in `storage.candidates`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, delete, exists, func, or_, select
 
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from bot.domain.query import KeyKind
-from storage.candidates import Key, candidate_finder
+from storage.candidates import candidate_finder
 from storage.destinations import DestinationRepository, destination_columns, destination_from_row
 from storage.quota import (
     QuotaReachedError,
@@ -367,16 +366,21 @@ class SubscriptionRepository:
         the poller can look up, match and enqueue in one transaction. The
         result is a superset of what matches; `bot.domain.matching` decides.
         """
-        keys = _keys(SubscriptionKind.CATEGORY, categories)
-        keys += _keys(SubscriptionKind.AUTHOR, surnames)
-        keys += _keys(SubscriptionKind.PAPER, paper_ids)
+        keys = {
+            SubscriptionKind.CATEGORY.value: _present(categories),
+            SubscriptionKind.AUTHOR.value: _present(surnames),
+            SubscriptionKind.PAPER.value: _present(paper_ids),
+        }
         # Keyword subscriptions are indexed as `token` keys beside the queries' (see
         # `add`): one probe per word finds both. A listing's query keys already hold
-        # its words, so the union is usually no bigger than `query_keys`.
-        token_index = {(kind, key) for kind, key in query_keys if key}
-        token_index.update(zip(repeat(TOKEN_KEY), keyword_tokens, strict=False))
-        token_index.discard((TOKEN_KEY, ""))
-        rows = await self._candidates.find(conn, keys, sorted(token_index))
+        # its words, so adding the keyword tokens usually adds nothing.
+        index_keys: dict[str, set[str]] = {}
+        for kind, key in query_keys:
+            index_keys.setdefault(kind, set()).add(key)
+        index_keys.setdefault(TOKEN_KEY, set()).update(keyword_tokens)
+        for values in index_keys.values():
+            values.discard("")
+        rows = await self._candidates.find(conn, keys, index_keys)
         return [_subscription_from_row(row) for row in rows]
 
     async def query_keys(self, subscription_id: int) -> set[tuple[str, str]]:
@@ -394,6 +398,9 @@ class SubscriptionRepository:
         return int(await self.db.scalar(select(count)) or 0)
 
 
-def _keys(kind: SubscriptionKind, values: Iterable[str]) -> list[Key]:
-    name = kind.value  # once, not per key: a listing has ~20,000 keyword tokens
-    return [(name, value) for value in set(values) if value]
+def _present(values: Collection[str]) -> Collection[str]:
+    """`values` once each, without the empty key (no subscription has it); a set without
+    it is used as it is."""
+    if isinstance(values, set | frozenset) and "" not in values:
+        return values
+    return {v for v in values if v}
