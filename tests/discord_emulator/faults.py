@@ -76,6 +76,10 @@ class FaultInjection(EmulatorCore):
     def reset_rate_limits(self) -> None:
         self._limiter.reset()
 
+    def exhaust_global_rate_limit(self) -> None:
+        """As if other requests had just spent the bot's global limit for this second."""
+        self._limiter.exhaust_global()
+
     def _take_fault(self, channel_id: int) -> FaultRule | None:
         for rule in self._faults:
             if rule.channel_id == channel_id and rule.remaining > 0:

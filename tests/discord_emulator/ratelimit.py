@@ -55,6 +55,11 @@ class RateLimiter:
         self._windows.clear()
         self._global = _Window(started=0.0, count=0)
 
+    def exhaust_global(self) -> None:
+        """Spend this second's global requests: the next request gets a global 429."""
+        if self._global_per_second is not None:
+            self._global = _Window(started=time.monotonic(), count=self._global_per_second)
+
     def consume(self, bucket: str, major: str, config: BucketConfig) -> Decision:
         now = time.monotonic()
         if self._global_per_second is not None:
