@@ -148,7 +148,12 @@ def match_keys(papers: Sequence[Paper]) -> MatchKeys:
     )
 
 
-@lru_cache(maxsize=65536)
+# A parsed, compiled query takes about 2 KB (4,000 of the matching bench's queries,
+# tracemalloc), up to a few times that at the 300-character limit; parsing one again
+# costs ~0.5 ms. 65,536 entries could hold ~140 MB, most of `paperbell run`'s 150 MB
+# budget; 4,096 hold ~8 MB and still keep a day's matching queries (a listing's
+# candidates are a few hundred) parsed from one listing to the next.
+@lru_cache(maxsize=4096)
 def stored_query(source: str) -> Query | None:
     """The parsed form of a stored query subscription (None if it no longer parses)."""
     try:
