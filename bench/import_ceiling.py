@@ -1,7 +1,7 @@
-"""How fast could a snapshot import be on this machine? The two floors it cannot go under.
+"""How fast could a snapshot import be on this machine? The two floors under it.
 
-`bench/bulk_import.py` measures `paperbell import`. This measures the two parts no
-rewrite of paperbell's own Python can remove, on the same synthetic snapshot:
+`bench/bulk_import.py` measures `paperbell import`. This measures, on the same
+synthetic snapshot, the two parts every import has to do:
 
 - parsing: `bot.bulk.parse_and_fold` (JSON, the paper's fields, the folded index
   text and author keys) over the whole file, in this process, one core;
@@ -12,10 +12,11 @@ rewrite of paperbell's own Python can remove, on the same synthetic snapshot:
 
 SQLite's writer is one thread; the parsing can run beside it. With perfect
 overlap and nothing else to do, two cores would import at most
-2 / (parse + SQLite) papers per CPU-second of both floors, and never faster
-than the slower floor alone allows. The real import also builds and merges
-rows, dedupes against the store, and moves the parsed batches between
-processes.
+min(2 / (parse + SQLite), 1 / SQLite) papers per second. The SQLite floor is
+fixed by the schema; the parse floor is paperbell's own Python and could get
+cheaper. The real import also builds and merges rows, dedupes against the
+store and assigns ids in the writer's process, and moves the parsed batches
+between processes.
 
     .venv/bin/python -m bench.import_ceiling [--papers 50000] [--rounds 3]
 """
