@@ -534,14 +534,7 @@ async def matching_step(db: Db, papers: Sequence[Paper]) -> RunResult:
     # The counts of the parts, for the table (not timed).
     keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
     async with db.transaction() as conn:
-        candidates = await SubscriptionRepository(db).candidates(
-            conn,
-            categories=keys.categories,
-            surnames=keys.surnames,
-            keyword_tokens=keys.keyword_tokens,
-            paper_ids=keys.paper_ids,
-            query_keys=keys.query_keys,
-        )
+        candidates = await SubscriptionRepository(db).candidates_for(conn, keys)
     alerts = alerts_for(fresh, by_id, candidates, keys)
     await reset(db)
     return RunResult(elapsed, len(candidates), len(alerts), rows)
@@ -567,14 +560,7 @@ async def _announcement_step(db: Db, papers: Sequence[Paper]) -> tuple[RunResult
         lap("record")
         keys = match_keys([as_announced(by_id[a.paper_id], a) for a in fresh])
         lap("match_keys")
-        candidates = await subscriptions.candidates(
-            conn,
-            categories=keys.categories,
-            surnames=keys.surnames,
-            keyword_tokens=keys.keyword_tokens,
-            paper_ids=keys.paper_ids,
-            query_keys=keys.query_keys,
-        )
+        candidates = await subscriptions.candidates_for(conn, keys)
         lap("candidates")
         alerts = alerts_for(fresh, by_id, candidates, keys)
         lap("alerts_for")

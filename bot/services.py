@@ -204,14 +204,7 @@ class PaperService:
             # Matching is pure CPU (tokens of every title and abstract): off the loop.
             announced = [as_announced(by_id[a.paper_id], a) for a in fresh]
             keys = await asyncio.to_thread(match_keys, announced)
-            candidates = await self.subscriptions.candidates(
-                conn,
-                categories=keys.categories,
-                surnames=keys.surnames,
-                keyword_tokens=keys.keyword_tokens,
-                paper_ids=keys.paper_ids,
-                query_keys=keys.query_keys,
-            )
+            candidates = await self.subscriptions.candidates_for(conn, keys)
             alerts = await asyncio.to_thread(alerts_for, fresh, by_id, candidates, keys)
             return await self.outbox.enqueue(conn, alerts, now=now) if alerts else 0
 

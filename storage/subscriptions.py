@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, delete, exists, func, or_, select
 
+from bot.domain.matching import MatchKeys
 from bot.domain.models import Destination, DestinationKind, Subscription, SubscriptionKind
 from bot.domain.query import KeyKind
 from storage.candidates import candidate_finder
@@ -382,6 +383,17 @@ class SubscriptionRepository:
             values.discard("")
         rows = await self._candidates.find(conn, keys, index_keys)
         return [_subscription_from_row(row) for row in rows]
+
+    async def candidates_for(self, conn: Connection, keys: MatchKeys) -> list[Subscription]:
+        """`candidates` under every key of a batch (`bot.domain.matching.match_keys`)."""
+        return await self.candidates(
+            conn,
+            categories=keys.categories,
+            surnames=keys.surnames,
+            keyword_tokens=keys.keyword_tokens,
+            paper_ids=keys.paper_ids,
+            query_keys=keys.query_keys,
+        )
 
     async def query_keys(self, subscription_id: int) -> set[tuple[str, str]]:
         """The (key kind, key) pairs a query subscription is indexed under."""
