@@ -77,7 +77,8 @@ class FaultInjection(EmulatorCore):
         self._limiter.reset()
 
     def exhaust_global_rate_limit(self) -> None:
-        """As if other requests had just spent the bot's global limit for this second."""
+        """As if other requests had spent the bot's global limit for the second in which its
+        next request arrives."""
         self._limiter.exhaust_global()
 
     def _take_fault(self, channel_id: int) -> FaultRule | None:

@@ -50,20 +50,25 @@ class RateLimiter:
         self._windows: dict[tuple[str, str], _Window] = {}
         self._global_per_second = global_per_second
         self._global = _Window(started=0.0, count=0)
+        self._exhaust_next = False
 
     def reset(self) -> None:
         self._windows.clear()
         self._global = _Window(started=0.0, count=0)
+        self._exhaust_next = False
 
     def exhaust_global(self) -> None:
-        """Spend this second's global requests: the next request gets a global 429."""
-        if self._global_per_second is not None:
-            self._global = _Window(started=time.monotonic(), count=self._global_per_second)
+        """The next request finds the second's global requests spent and gets a global 429,
+        however long it takes to come (a busy machine may take more than a second)."""
+        self._exhaust_next = self._global_per_second is not None
 
     def consume(self, bucket: str, major: str, config: BucketConfig) -> Decision:
         now = time.monotonic()
         if self._global_per_second is not None:
-            if now - self._global.started >= 1.0:
+            if self._exhaust_next:
+                self._exhaust_next = False
+                self._global = _Window(started=now, count=self._global_per_second)
+            elif now - self._global.started >= 1.0:
                 self._global = _Window(started=now, count=0)
             if self._global.count >= self._global_per_second:
                 retry = max(0.0, self._global.started + 1.0 - now)
