@@ -2,8 +2,8 @@
 
 Measures the announcement step of `PaperService.announce` after the papers are
 stored (recording the announcements, then `PaperService.queue_alerts`: candidate
-lookup + `alerts_for` + outbox enqueue; one write transaction, commit included) on two stores that differ
-only in the number of subscriptions. The batch holds all four announcement
+lookup + `alerts_for` + outbox enqueue; one write transaction, commit included)
+on two stores that differ only in the number of subscriptions. The batch holds all four announcement
 types in the proportions of the real 2024-11-28 listing (926 new, 569 replace,
 9 cross of 1,504; that listing had no replace-cross, so 9 of its replacements
 are replace-cross here).
