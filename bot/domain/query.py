@@ -262,7 +262,7 @@ def _build(node: Tree[Token] | Token, field: Field, *, depth: int, counter: list
         if counter[0] > MAX_TERMS:
             raise InvalidInputError(f"The query has more than {MAX_TERMS} terms.")
         raw = str(children[0])
-        return _maketerm_matches(field, raw[1:-1] if data == "phrase" else raw)
+        return _make_term(field, raw[1:-1] if data == "phrase" else raw)
     raise QuerySyntaxError("The query could not be read.")  # pragma: no cover
 
 
@@ -277,7 +277,7 @@ def _flatten(parts: list[Node], kind: type[And] | type[Or]) -> Iterable[Node]:
             yield part
 
 
-def _maketerm_matches(field: Field, text: str) -> Term:
+def _make_term(field: Field, text: str) -> Term:
     text = " ".join(text.split())
     if not text:
         raise InvalidInputError('An empty phrase ("") has nothing to look for.')

@@ -182,7 +182,7 @@ def compile_node(node: Node) -> Test:
     field reads, how many children a group has) is worked out here, once.
     """
     if isinstance(node, Term):
-        return _compileterm_matches(node)
+        return _compile_term(node)
     if isinstance(node, Not):
         child = compile_node(node.child)
         return lambda text: not child(text)
@@ -200,7 +200,7 @@ def compile_node(node: Node) -> Test:
     return lambda text: any(t(text) for t in tests)
 
 
-def _compileterm_matches(term: Term) -> Test:
+def _compile_term(term: Term) -> Test:
     if term.field is Field.AUTHOR:
         assert term.author is not None
         wanted = term.author
@@ -227,7 +227,7 @@ def _compileterm_matches(term: Term) -> Test:
         return lambda text: has_phrase(text.title, text.title_words, phrase)
     if term.field is Field.ABSTRACT:
         return lambda text: has_phrase(text.abstract, text.abstract_words, phrase)
-    # all: as in `_term`, with the typed text's author key and category test done once.
+    # all: as in `term_matches`, with the typed text's author key and category test done once.
     key = query_key(term.text)
     name = key if key.surname else None
     category_name = term.text.lower() if looks_like_category(term.text) else None
