@@ -42,7 +42,6 @@ from storage.locks import Leadership
 
 log = logging.getLogger(__name__)
 
-# APScheduler 3 reads "sun-thu" as the empty range 6..3, so spell the days out.
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
 # A poll can wait minutes on arXiv's Retry-After; a shutdown (systemd allows 30 s) waits
 # this long for it, then cancels it: its store transaction rolls back and nothing is lost.

@@ -31,8 +31,8 @@ isinstance check per element) showed as ~80 ms of Python per listing; as one
 JSON text the lookup took 240 ms instead of 270-310 ms (`--profile`-style
 scratch runs on the bench's 1M store).
 
-`candidate_finder(dialect)` picks the engine's SQL once, in the repository.
-Both return rows labelled like `storage.subscriptions` decodes them.
+`candidate_finder(dialect)` picks the engine's SQL once, in the repository;
+the rows come labelled as `storage.subscriptions` decodes them.
 """
 
 from __future__ import annotations
@@ -91,8 +91,7 @@ QUERY_CANDIDATES_SQL = (
     " WHERE d.paused_reason IS NULL"
 )
 
-# PostgreSQL: the same JSON object. Two text arrays cost asyncpg ~80 ms of Python per
-# listing to encode (an isinstance check per element); one JSON text costs a few.
+# PostgreSQL: the same JSON object (not two text arrays: see the module docstring).
 _PG_KEYS = (
     "json_each(CAST(:keys AS json)) AS g"
     " CROSS JOIN LATERAL json_array_elements_text(g.value) AS k(key)"

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 READER_CACHE_KIB = -40_960
 # No memory map: every page a look-up touched in a mapped multi-GB catalogue stayed
 # in the bot's resident memory (its RSS passed 150 MB over all of arXiv); the
-# 64 MiB page cache above bounds it, and the OS page cache still keeps the file.
+# page cache above bounds it, and the OS page cache still keeps the file.
 READER_MMAP_BYTES = 0
 PAGE_SIZE = 8192
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's write lock
@@ -46,7 +46,7 @@ _POOL_TIMEOUT = 300.0  # one connection each: a reader waits its turn, it never 
 
 def _engine(url: URL, pragmas: list[str], begin: str | None) -> AsyncEngine:
     # One connection per engine: one writer is all SQLite allows, and the reader's
-    # 64 MiB page cache is paid once.
+    # page cache is paid once.
     engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=_POOL_TIMEOUT)
 
     @event.listens_for(engine.sync_engine, "connect")

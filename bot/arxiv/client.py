@@ -67,7 +67,6 @@ DEFAULT_MAX_CATEGORIES_PER_URL = 4
 DEFAULT_MAX_URL_LENGTH = 2000
 
 _CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
-# arXiv author identifiers (`legg_s_1`) and ORCIDs (`0000-0002-1825-0097`).
 _SORT_BY = frozenset({"relevance", "lastUpdatedDate", "submittedDate"})
 _SORT_ORDER = frozenset({"ascending", "descending"})
 

@@ -20,7 +20,8 @@ LISTING_WEEKDAYS = frozenset({0, 1, 2, 3, 4})  # Monday to Friday (date.weekday(
 SUBMISSION_CUTOFF = time(14, 0)  # the daily submission deadline, US Eastern
 LISTING_REBUILD_HOUR_UTC = 5  # midnight EST
 # When the announcement cycle starts (America/New_York): just before the rebuild
-# on the evenings before a listing day.
+# on the evenings before a listing day. APScheduler 3 reads "sun-thu" as the empty
+# range 6..3, so the days are spelled out.
 CYCLE_START = {"day_of_week": "mon-thu,sun", "hour": 23, "minute": 55}
 
 
