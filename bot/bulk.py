@@ -33,7 +33,7 @@ from bot.arxiv.snapshot import (
     too_long,
 )
 from bot.domain.models import Paper
-from bot.gc_pause import BURST_THRESHOLD, rare_collections
+from bot.gc_pause import rare_collections
 from bot.progress import BulkProgress
 from storage.catalogue import CatalogueWriter
 from storage.papers import IndexHints, index_hints
@@ -47,10 +47,6 @@ PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes
 CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
 AHEAD = 4  # chunks parsed ahead of the one being stored, at most
 WORKERS = 2  # parser processes: parsing and folding cost about what storing does
-# Young-generation collections during an import: every few hundred allocations by
-# default, each walking the batch in flight (a sixth of the store process's CPU in
-# py-spy). The import makes few cycles, so it collects far less often until it ends.
-IMPORT_GC_THRESHOLD = BURST_THRESHOLD
 
 Parsed = tuple[list[PaperFields], list[tuple[int, str]], int, IndexHints]
 
@@ -157,7 +153,7 @@ class SnapshotImporter:
         size = path.stat().st_size
         parallel = self._parallel if self._parallel is not None else size >= PARALLEL_MIN_BYTES
         with ExitStack() as stack:
-            stack.enter_context(rare_collections(IMPORT_GC_THRESHOLD))
+            stack.enter_context(rare_collections())  # see bot.gc_pause
             stream, raw = open_maybe_gzip(path, stack)
             progress = stack.enter_context(
                 BulkProgress(

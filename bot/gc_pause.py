@@ -4,10 +4,11 @@ CPython starts a young-generation collection every 700 allocations and, every
 hundred of those, may walk the whole heap. A listing's matching allocates about a
 million short-lived objects (the folded words of 1,500 papers, candidate rows,
 alerts): in `bench/matching.py` the collections it set off added 0.2-0.5 s to a
-0.6 s step, at random. The burst makes few reference cycles, so collecting far
-less often while it runs costs little memory; the usual thresholds come back when
-the last burst in the process ends (bursts may overlap: an import while the
-poller announces).
+0.6 s step, at random. In a bulk import each young collection walked the batch
+in flight: a sixth of the store process's CPU in py-spy. A burst makes few
+reference cycles, so collecting far less often while it runs costs little
+memory; the usual thresholds come back when the last burst in the process ends
+(bursts may overlap: an import while the poller announces).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from bench.snapshot_data import lines
 from bot import bulk
 from bot.bulk import SnapshotImporter
+from bot.gc_pause import BURST_THRESHOLD
 from storage.catalogue import CatalogueWriter
 from storage.papers import PaperRepository
 from storage.sqlite import open_sqlite
@@ -94,5 +95,5 @@ async def test_import_restores_the_collector_thresholds(tmp_path: Path) -> None:
             await importer.import_file(source, now=NOW)
     finally:
         await db.close()
-    assert seen and all(t[0] >= bulk.IMPORT_GC_THRESHOLD for t in seen)
+    assert seen and all(t[0] >= BURST_THRESHOLD for t in seen)
     assert gc.get_threshold() == saved
