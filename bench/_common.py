@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from bench.bulk_import import remove_store
 from bench.snapshot_data import generator_key, write_parts
 from bot.config import Settings
 from bot.discord_bot import PaperbellBot
@@ -141,11 +142,6 @@ async def rename_schema(url: str, old: str, new: str) -> None:
         await conn.close()
 
 
-def remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 def _catalogue_path(papers: int) -> Path:
     # Named by the generator's digest and the schema revision: a store from other
     # data or an older schema is never picked up.
@@ -173,7 +169,7 @@ async def catalogue_store(papers: int) -> Path:
     start = max(smaller, default=0)
     (part,) = write_parts(OUT, [start, papers])
     partial = path.with_suffix(".partial")
-    remove_sqlite(partial)
+    remove_store(partial)
     if start:
         shutil.copyfile(_catalogue_path(start), partial)
     print(f"building {path.name}: importing {part.name} ...", flush=True)

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
 
-from bench.bulk_import import OUT, remove_store, snapshot
+from bench.bulk_import import OUT, remove_store, run_import, snapshot
 from bot.bulk import CHUNK_BYTES, parse_and_fold
-from bot.services import PaperService
 from storage.paper_rows import index_row
 from storage.sqlite import open_sqlite
 
@@ -57,16 +55,6 @@ def parse_floor(source: Path) -> tuple[float, int]:
             papers += len(fields)
             first += lines
     return time.process_time() - started, papers
-
-
-async def build_store(path: Path, source: Path) -> None:
-    remove_store(path)
-    db = await open_sqlite(path)
-    try:
-        await PaperService(db, None).import_files([source], progress_stream=io.StringIO())
-        await db.maintain("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        await db.close()
 
 
 async def empty_store(path: Path) -> None:
@@ -125,7 +113,8 @@ async def main() -> None:
     source = snapshot(args.papers)
     built, fresh = OUT / f"ceiling-built-{args.papers}.db", OUT / f"ceiling-fresh-{args.papers}.db"
     print(f"importing {source.name} with `paperbell import`'s code ...", flush=True)
-    await build_store(built, source)
+    remove_store(built)
+    await run_import(built, source)  # what `bench.bulk_import` times
     parses, floors = [], []
     for _ in range(args.rounds):
         cpu, papers = parse_floor(source)

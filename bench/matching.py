@@ -70,6 +70,7 @@ from bench._common import (
     rename_schema,
     schema_exists,
 )
+from bench.bulk_import import remove_store
 from bot.arxiv.feeds import parse_rss
 from bot.categories import all_categories
 from bot.domain.announcements import alerts_for, as_announced, from_listing
@@ -408,11 +409,9 @@ def _query_key_rows(subs: Sequence[SubRow]) -> list[tuple[int, str, str]]:
 
 async def build(path: Path, papers: Sequence[Paper], subs: Sequence[SubRow]) -> None:
     """A fresh store: 10,000 destinations, `subs` and the batch's papers (bulk inserts)."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_store(path)
     tmp = path.with_name(path.name + ".part")
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
+    remove_store(tmp)
     db = await open_sqlite(tmp)
     try:
         async with db.transaction() as conn:

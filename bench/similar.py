@@ -41,8 +41,8 @@ from bench._common import (
     chosen_backends,
     load,
     open_bench_database,
-    remove_sqlite,
 )
+from bench.bulk_import import remove_store
 from bench.snapshot_data import paper_id_for
 from bot.arxiv.feeds import parse_rss
 from bot.domain.models import Paper
@@ -150,7 +150,7 @@ async def run_million(papers: int, synthetic: int, listing: Sequence[Paper]) -> 
     if not path.exists():
         print(f"copying {source.name} to {path.name} and adding the listing ...")
         partial = path.with_suffix(".partial")
-        remove_sqlite(partial)
+        remove_store(partial)
         shutil.copyfile(source, partial)
         db = await open_sqlite(partial)
         await PaperService(db, None).ingest(listing)
