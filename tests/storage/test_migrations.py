@@ -95,6 +95,16 @@ async def opened(where: Location, **kwargs: Any) -> AsyncIterator[Store]:
         await store.close()
 
 
+@asynccontextmanager
+async def store_at(kind: str, tmp_path: Path, revision: int) -> AsyncIterator[Store]:
+    """A new store of `kind` brought to `revision` and no further (to test the next one)."""
+    async with location(kind, tmp_path) as where:
+        await where.create_schema()
+        async with opened(where, migrate=False) as store:
+            await store.migrate(target=revision)
+            yield store
+
+
 def _live_schema(conn: sa.Connection) -> set[tuple[str, ...]]:
     """Every table, column, index, trigger and constraint as the database describes it."""
     if conn.dialect.name == "sqlite":
@@ -351,22 +361,19 @@ async def test_old_short_timestamps_are_padded_to_the_fixed_width(
     gets them, so it compares as text with the fixed-width form at the same instant."""
     short = "2026-11-29T05:00:00+00:00"
     exact = "2026-11-29T05:00:00.123456+00:00"
-    async with location(kind, tmp_path) as where:
-        await where.create_schema()
-        async with opened(where, migrate=False) as store:
-            await store.migrate(target=9)
-            async with store.transaction() as conn:
-                await conn.execute(
-                    sa.text(
-                        "INSERT INTO feed_state (url, last_success, last_attempt)"
-                        " VALUES ('short', :short, NULL), ('exact', :exact, :short)"
-                    ),
-                    {"short": short, "exact": exact},
-                )
-            assert await store.migrate(target=10) == [revision_names()[10]]
-            rows = await store.fetchall(
-                sa.text("SELECT url, last_success, last_attempt FROM feed_state ORDER BY url")
+    async with store_at(kind, tmp_path, 9) as store:
+        async with store.transaction() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO feed_state (url, last_success, last_attempt)"
+                    " VALUES ('short', :short, NULL), ('exact', :exact, :short)"
+                ),
+                {"short": short, "exact": exact},
             )
+        assert await store.migrate(target=10) == [revision_names()[10]]
+        rows = await store.fetchall(
+            sa.text("SELECT url, last_success, last_attempt FROM feed_state ORDER BY url")
+        )
     padded = "2026-11-29T05:00:00.000000+00:00"
     assert [tuple(row) for row in rows] == [("exact", exact, padded), ("short", padded, None)]
 
@@ -375,41 +382,38 @@ async def test_old_short_timestamps_are_padded_to_the_fixed_width(
 async def test_stored_keyword_subscriptions_join_the_token_index(tmp_path: Path, kind: str) -> None:
     """0011: keyword subscriptions stored before it get their `token` index row; one that
     has it already is not doubled, and a query's own rows and other kinds are left alone."""
-    async with location(kind, tmp_path) as where:
-        await where.create_schema()
-        async with opened(where, migrate=False) as store:
-            await store.migrate(target=10)
-            async with store.transaction() as conn:
+    async with store_at(kind, tmp_path, 10) as store:
+        async with store.transaction() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO destinations (id, kind, target_id, guild_id, digest)"
+                    " VALUES (1, 'channel', 100, 1, 0)"
+                )
+            )
+            for sub_id, sub_kind, key in (
+                (1, "keyword", "grokking"),
+                (2, "author", "legg"),
+                (3, "query", "ti:grokking"),
+                (4, "keyword", "positional"),
+            ):
                 await conn.execute(
                     sa.text(
-                        "INSERT INTO destinations (id, kind, target_id, guild_id, digest)"
-                        " VALUES (1, 'channel', 100, 1, 0)"
-                    )
+                        "INSERT INTO subscriptions (id, destination_id, kind, value,"
+                        " match_key, given_key, include_cross, include_replacements,"
+                        " created_by, created_at) VALUES (:id, 1, :kind, :key, :key, '',"
+                        " 1, 0, 7, '2026-11-29T05:00:00.000000+00:00')"
+                    ),
+                    {"id": sub_id, "kind": sub_kind, "key": key},
                 )
-                for sub_id, sub_kind, key in (
-                    (1, "keyword", "grokking"),
-                    (2, "author", "legg"),
-                    (3, "query", "ti:grokking"),
-                    (4, "keyword", "positional"),
-                ):
-                    await conn.execute(
-                        sa.text(
-                            "INSERT INTO subscriptions (id, destination_id, kind, value,"
-                            " match_key, given_key, include_cross, include_replacements,"
-                            " created_by, created_at) VALUES (:id, 1, :kind, :key, :key, '',"
-                            " 1, 0, 7, '2026-11-29T05:00:00.000000+00:00')"
-                        ),
-                        {"id": sub_id, "kind": sub_kind, "key": key},
-                    )
-                await conn.execute(
-                    sa.text(
-                        "INSERT INTO subscription_query_keys (subscription_id, kind, key)"
-                        " VALUES (3, 'token', 'grokking'), (4, 'token', 'positional')"
-                    )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO subscription_query_keys (subscription_id, kind, key)"
+                    " VALUES (3, 'token', 'grokking'), (4, 'token', 'positional')"
                 )
-            assert await store.migrate() == [revision_names()[11]]
-            query = "SELECT subscription_id, kind, key FROM subscription_query_keys ORDER BY 1"
-            rows = [tuple(row) for row in await store.fetchall(sa.text(query))]
+            )
+        assert await store.migrate() == [revision_names()[11]]
+        query = "SELECT subscription_id, kind, key FROM subscription_query_keys ORDER BY 1"
+        rows = [tuple(row) for row in await store.fetchall(sa.text(query))]
     assert rows == [(1, "token", "grokking"), (3, "token", "grokking"), (4, "token", "positional")]
 
 

@@ -211,14 +211,17 @@ def expressions(draw: st.DrawFn, depth: int = 0) -> str:
     return f"({left} {op} {right})"
 
 
-@st.composite
-def papers(draw: st.DrawFn) -> Paper:
-    words = st.lists(st.sampled_from([*_WORDS, "the", "a"]), max_size=6).map(" ".join)
-    authors = st.lists(
-        st.sampled_from(["Shane Legg", "Pedro A. Ortega", "Pedro Domingos", "Ada Lovelace"]),
-        min_size=1,
-        max_size=3,
-    )
+def _drawn_paper(
+    draw: st.DrawFn,
+    vocabulary: list[str],
+    names: list[str],
+    *,
+    most_words: int,
+    fewest_authors: int,
+) -> Paper:
+    """A paper whose texts are drawn from `vocabulary` and authors from `names`."""
+    words = st.lists(st.sampled_from(vocabulary), max_size=most_words).map(" ".join)
+    authors = st.lists(st.sampled_from(names), min_size=fewest_authors, max_size=3)
     cats = draw(st.lists(st.sampled_from(_CATS), min_size=1, max_size=3, unique=True))
     return paper(
         title=draw(words),
@@ -227,6 +230,17 @@ def papers(draw: st.DrawFn) -> Paper:
         primary=cats[0],
         categories=tuple(cats[1:]),
         comment=draw(st.none() | words),
+    )
+
+
+@st.composite
+def papers(draw: st.DrawFn) -> Paper:
+    return _drawn_paper(
+        draw,
+        [*_WORDS, "the", "a"],
+        ["Shane Legg", "Pedro A. Ortega", "Pedro Domingos", "Ada Lovelace"],
+        most_words=6,
+        fewest_authors=1,
     )
 
 
@@ -302,19 +316,12 @@ def compiled_expressions(draw: st.DrawFn, depth: int = 0) -> str:
 
 @st.composite
 def phrase_papers(draw: st.DrawFn) -> Paper:
-    words = st.lists(st.sampled_from(_PHRASE_WORDS), max_size=8).map(" ".join)
-    authors = st.lists(
-        st.sampled_from(["Shane Legg", "Peter Legg", "Pedro A. Ortega", "Pedro B. Ortega"]),
-        max_size=3,
-    )
-    cats = draw(st.lists(st.sampled_from(_CATS), min_size=1, max_size=3, unique=True))
-    return paper(
-        title=draw(words),
-        abstract=draw(words),
-        authors=tuple(draw(authors)),
-        primary=cats[0],
-        categories=tuple(cats[1:]),
-        comment=draw(st.none() | words),
+    return _drawn_paper(
+        draw,
+        _PHRASE_WORDS,
+        ["Shane Legg", "Peter Legg", "Pedro A. Ortega", "Pedro B. Ortega"],
+        most_words=8,
+        fewest_authors=0,
     )
 
 
