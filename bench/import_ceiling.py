@@ -3,8 +3,8 @@
 `bench/bulk_import.py` measures `paperbell import`. This measures, on the same
 synthetic snapshot, the two parts every import has to do:
 
-- parsing: `bot.bulk.parse_and_fold` (JSON, the paper's fields, the folded index
-  text and author keys) over the whole file, in this process, one core;
+- parsing: `bot.bulk.prepare_chunk` (JSON, the paper's fields, its stored rows with
+  the folded index text, author keys) over the whole file, in this process, one core;
 - SQLite: the rows the import wrote (papers, authors, author and category links,
   the FTS5 search entries), read back from a store `paperbell import` built,
   written again into a fresh store of the same schema by `executemany` straight
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench.bulk_import import OUT, remove_store, run_import, snapshot
-from bot.bulk import CHUNK_BYTES, parse_and_fold
+from bot.bulk import CHUNK_BYTES, prepare_chunk
 from storage.paper_rows import index_row
 from storage.sqlite import open_sqlite
 
@@ -40,7 +40,7 @@ TABLES = ("papers", "authors", "paper_authors", "paper_categories")
 
 
 def parse_floor(source: Path) -> tuple[float, int]:
-    """(CPU seconds, papers) of `parse_and_fold` over `source`, in chunks as the import cuts it."""
+    """(CPU seconds, papers) of `prepare_chunk` over `source`, in chunks as the import cuts it."""
     papers = 0
     started = time.process_time()
     with source.open("rb") as stream:
@@ -51,8 +51,8 @@ def parse_floor(source: Path) -> tuple[float, int]:
                 break
             rest = stream.readline()  # whole lines only
             chunk = data + rest
-            fields, _, lines, _ = parse_and_fold(chunk, first)
-            papers += len(fields)
+            rows, _, _, lines = prepare_chunk(chunk, first)
+            papers += len(rows)
             first += lines
     return time.process_time() - started, papers
 

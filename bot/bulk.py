@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import IO, cast
 
 from bot.arxiv.snapshot import (
-    PaperFields,
     SnapshotLineError,
     capped_lines,
     iter_snapshot,
@@ -35,8 +34,8 @@ from bot.arxiv.snapshot import (
 from bot.domain.models import Paper
 from bot.gc_pause import rare_collections
 from bot.progress import BulkProgress
-from storage.catalogue import CatalogueWriter
-from storage.papers import IndexHints, index_hints
+from storage.catalogue import CatalogueWriter, StoreResult
+from storage.prepared import AuthorKeys, KeyMemo, PreparedPaper, prepare
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +45,19 @@ GZIP_MAGIC = b"\x1f\x8b"
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes ~1 s to start
 CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
 AHEAD = 4  # chunks parsed ahead of the one being stored, at most
-WORKERS = 2  # parser processes: parsing and folding cost about what storing does
+WORKERS = 2  # parser processes: parsing and preparing cost about what storing does
 
-Parsed = tuple[list[PaperFields], list[tuple[int, str]], int, IndexHints]
+# (rows, author keys not handed over before, bad lines, lines read): one parsed chunk.
+Prepared = tuple[list[PreparedPaper], AuthorKeys, list[tuple[int, str]], int]
+
+_KEYS = KeyMemo()  # a worker process's own, across the chunks it parses
 
 
-def parse_and_fold(data: bytes, first_line: int) -> Parsed:
-    """`parse_chunk`, plus the index text and author keys the store would work out."""
-    fields, errors, lines = parse_chunk(data, first_line)
-    return fields, errors, lines, index_hints(Paper(*f) for f in fields)
+def prepare_chunk(data: bytes, first_line: int) -> Prepared:
+    """`parse_chunk`, with each paper made into the rows the store writes (in a worker)."""
+    papers, errors, lines = parse_chunk(data, first_line)
+    rows = [prepare(p) for p in papers]
+    return rows, _KEYS.new_keys(rows), errors, lines
 
 
 @dataclass(slots=True)
@@ -163,18 +166,20 @@ class SnapshotImporter:
                     live=self._live,
                 )
             )
-            batches = (
-                self._parsed_elsewhere(stream, report, stack)
-                if parallel
-                else _aiter(self._batches(stream, report))
-            )
-            async for batch, hints in batches:
-                result = await self._writer.store(batch, now=now, hints=hints)
-                report.papers += len(batch)
+
+            def stored(count: int, result: StoreResult) -> None:
+                report.papers += count
                 report.new += result.new
                 report.updated += result.updated
                 report.unchanged += result.unchanged
                 progress.update(completed=raw.tell(), records=report.papers)
+
+            if parallel:
+                async for rows, keys in self._prepared_elsewhere(stream, report, stack):
+                    stored(len(rows), await self._writer.store_prepared(rows, keys=keys, now=now))
+            else:
+                for batch in self._batches(stream, report):
+                    stored(len(batch), await self._writer.store(batch, now=now))
             progress.update(completed=size, records=report.papers, force=True)
         report.seconds = time.perf_counter() - started
         log.info(
@@ -190,9 +195,7 @@ class SnapshotImporter:
             report.errors.append(error)
         log.debug("snapshot bad %s", error)
 
-    def _batches(
-        self, stream: IO[bytes], report: BulkReport
-    ) -> Iterator[tuple[list[Paper], IndexHints | None]]:
+    def _batches(self, stream: IO[bytes], report: BulkReport) -> Iterator[list[Paper]]:
         batch: list[Paper] = []
         for item in iter_snapshot(stream):
             report.lines += 1
@@ -201,25 +204,26 @@ class SnapshotImporter:
                 continue
             batch.append(item)
             if len(batch) >= self._batch_size:
-                yield batch, None
+                yield batch
                 batch = []
         if batch:
-            yield batch, None
+            yield batch
 
-    async def _parsed_elsewhere(
+    async def _prepared_elsewhere(
         self, stream: IO[bytes], report: BulkReport, stack: ExitStack
-    ) -> AsyncIterator[tuple[list[Paper], IndexHints | None]]:
-        """Batches parsed by worker processes, `AHEAD` chunks in flight at most, in order."""
+    ) -> AsyncIterator[tuple[list[PreparedPaper], AuthorKeys]]:
+        """Batches prepared by worker processes, `AHEAD` chunks in flight at most, in order."""
         pool = stack.enter_context(
             ProcessPoolExecutor(
-                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")
+                max_workers=WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
             )
         )
         loop = asyncio.get_running_loop()
-        pending: deque[asyncio.Future[Parsed]] = deque()
+        pending: deque[asyncio.Future[Prepared]] = deque()
         chunks = _line_chunks(stream, report, self._bad)
-        batch: list[Paper] = []
-        hints = IndexHints({}, {})
+        batch: list[PreparedPaper] = []
+        keys: AuthorKeys = {}
         exhausted = False
         while pending or not exhausted:
             while not exhausted and len(pending) < AHEAD:
@@ -227,21 +231,20 @@ class SnapshotImporter:
                 if chunk is None:
                     exhausted = True
                 else:
-                    pending.append(loop.run_in_executor(pool, parse_and_fold, *chunk))
+                    pending.append(loop.run_in_executor(pool, prepare_chunk, *chunk))
             if not pending:
                 break
-            fields, errors, lines, chunk_hints = await pending.popleft()
+            rows, chunk_keys, errors, lines = await pending.popleft()
             report.lines += lines
             for number, reason in errors:
                 self._bad(report, SnapshotLineError(number, reason))
-            batch.extend(Paper(*f) for f in fields)
-            hints.folded.update(chunk_hints.folded)
-            hints.keys.update(chunk_hints.keys)
+            batch.extend(rows)
+            keys.update(chunk_keys)
             if len(batch) >= self._batch_size:
-                yield batch, hints
-                batch, hints = [], IndexHints({}, {})
+                yield batch, keys
+                batch, keys = [], {}
         if batch:
-            yield batch, hints
+            yield batch, keys
 
 
 def _line_chunks(
@@ -269,10 +272,3 @@ def _line_chunks(
             parts, size, first = [], 0, number + 1
     if parts:
         yield b"".join(parts), first
-
-
-async def _aiter(
-    items: Iterator[tuple[list[Paper], IndexHints | None]],
-) -> AsyncIterator[tuple[list[Paper], IndexHints | None]]:
-    for item in items:
-        yield item

@@ -11,7 +11,7 @@ bounded: past `MAX_AUTHORS` names it starts again empty.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,12 @@ class AuthorIdCache:
 
     def get(self, name: str) -> int | None:
         return self._known.get(name)
+
+    def split(self, names: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+        """(the ids known here of `names`, the names not known here)."""
+        known = self._known
+        listed = names if isinstance(names, Collection) else list(names)
+        return {n: known[n] for n in listed if n in known}, [n for n in listed if n not in known]
 
     def note(self, ids: Mapping[str, int]) -> None:
         """Ids seen in the open transaction: kept if it commits."""

@@ -81,6 +81,13 @@ class CoreBatches(Batches):
         return found
 
 
+async def driver_connection(conn: Connection) -> Any:
+    """The aiosqlite connection under `conn` (SQLite), in the same transaction."""
+    raw = await conn.get_raw_connection()
+    assert raw.driver_connection is not None
+    return raw.driver_connection
+
+
 _Compiled = tuple[str, list[int], list[Callable[[Any], Any] | None]]
 
 
@@ -116,9 +123,7 @@ class SqliteDriverBatches(Batches):
         converted = [(i, _repeats(process)) for i, process in enumerate(processors) if process]
         if converted:
             rows = [_processed(row, converted) for row in rows]
-        raw = await conn.get_raw_connection()
-        assert raw.driver_connection is not None
-        await raw.driver_connection.executemany(sql, rows)
+        await (await driver_connection(conn)).executemany(sql, rows)
 
     async def matching(
         self,

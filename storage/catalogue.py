@@ -13,7 +13,7 @@ places); it is set back when the writer closes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -23,7 +23,8 @@ from sqlalchemy import text
 
 from bot.domain.models import Paper
 from storage.author_cache import AuthorIdCache
-from storage.papers import IndexHints, PaperRepository
+from storage.papers import PaperRepository
+from storage.prepared import AuthorKeys, PreparedPaper
 from storage.store import Connection, Store
 
 log = logging.getLogger(__name__)
@@ -64,32 +65,53 @@ class CatalogueWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None and self.new >= COMPACT_AFTER_NEW:
-            log.info("merging the search index after %d new papers", self.new)
-            await self._repo.compact_index()
-        if self._saved_cache is not None:
-            async with self._store.transaction() as conn:
-                await conn.execute(text(f"PRAGMA cache_size = {self._saved_cache}"))
+        try:
+            if exc_type is None and self.new >= COMPACT_AFTER_NEW:
+                log.info("merging the search index after %d new papers", self.new)
+                await self._repo.compact_index()
+        finally:
+            if self._saved_cache is not None:
+                async with self._store.transaction() as conn:
+                    await conn.execute(text(f"PRAGMA cache_size = {self._saved_cache}"))
 
-    async def store(
+    async def store(self, papers: Sequence[Paper], *, now: datetime | None = None) -> StoreResult:
+        """Store one batch in its own transaction."""
+
+        async def upsert(conn: Connection) -> tuple[int, int, int]:
+            result = await self._repo.upsert_many_in(
+                conn, papers, now=now, author_ids=self._author_ids
+            )
+            return len(result.new), result.updated, result.unchanged
+
+        return await self._stored(upsert)
+
+    async def store_prepared(
         self,
-        papers: Sequence[Paper],
+        rows: Sequence[PreparedPaper],
         *,
+        keys: AuthorKeys | None = None,
         now: datetime | None = None,
-        hints: IndexHints | None = None,
     ) -> StoreResult:
-        """Store one batch in its own transaction (`hints`: see `upsert_many_in`)."""
+        """`store` for rows `storage.prepared.prepare` made (the bulk import's parser processes),
+        with the author keys worked out beside them."""
+        return await self._stored(
+            lambda conn: self._repo.upsert_prepared_in(
+                conn, rows, keys=keys, now=now, author_ids=self._author_ids
+            )
+        )
+
+    async def _stored(
+        self, upsert: Callable[[Connection], Awaitable[tuple[int, int, int]]]
+    ) -> StoreResult:
         try:
             async with self._store.transaction() as conn:
-                result = await self._repo.upsert_many_in(
-                    conn, papers, now=now, hints=hints, author_ids=self._author_ids
-                )
+                new, updated, unchanged = await upsert(conn)
         except BaseException:
             self._author_ids.discard()
             raise
         self._author_ids.commit()  # the transaction committed: its ids are real
-        self.new += len(result.new)
-        return StoreResult(len(result.new), result.updated, result.unchanged)
+        self.new += new
+        return StoreResult(new, updated, unchanged)
 
     async def store_in(
         self,
@@ -97,9 +119,8 @@ class CatalogueWriter:
         papers: Sequence[Paper],
         *,
         now: datetime | None = None,
-        hints: IndexHints | None = None,
     ) -> StoreResult:
         """Store one batch inside the caller's transaction (with its harvest progress)."""
-        result = await self._repo.upsert_many_in(conn, papers, now=now, hints=hints)
+        result = await self._repo.upsert_many_in(conn, papers, now=now)
         self.new += len(result.new)
         return StoreResult(len(result.new), result.updated, result.unchanged)

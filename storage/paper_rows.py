@@ -4,22 +4,21 @@
 for the engine-specific `text()` queries of `storage.search`) select a paper
 row in the order `paper_from_row` decodes. Timestamps read through Core arrive
 as aware datetimes (`UtcTimestamp`), through `text()` as stored text; the codec
-takes either. `IndexHints` carry index text and author keys worked out ahead.
+takes either.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select
 
 from bot.domain.models import AnnounceType, Paper
-from bot.domain.names import author_key, fold_for_index
+from bot.domain.names import fold_for_index
 from bot.domain.timestamps import from_timestamp
 from storage.schema import paper_categories, papers
 from storage.store import Store
@@ -174,39 +173,3 @@ async def recent_share(
         .where(papers.c.rowid > floor, *paper_filters(category, since, until))
     )
     return int(await store.scalar(statement) or 0)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexHints:
-    """Index text and author keys worked out ahead (by a bulk import's parser process).
-
-    `folded` maps a paper id to (title, abstract, authors text, and their folded
-    forms); `keys` maps an author name to (surname key, given key). A hint is used
-    only when its texts equal the paper's as stored, so a stale or wrong hint costs
-    a recomputation, never a wrong index.
-    """
-
-    folded: dict[str, tuple[str, str, str, str, str, str]]
-    keys: dict[str, tuple[str, str]]
-
-
-def index_hints(papers_: Iterable[Paper]) -> IndexHints:
-    """The `IndexHints` of `papers_` (as `normalized` leaves their names)."""
-    folded: dict[str, tuple[str, str, str, str, str, str]] = {}
-    keys: dict[str, tuple[str, str]] = {}
-    for paper in papers_:
-        names = [n for n in (" ".join(a.split()) for a in paper.authors) if n]
-        joined = ", ".join(names)
-        folded[paper.id] = (
-            paper.title,
-            paper.abstract,
-            joined,
-            fold_for_index(paper.title),
-            fold_for_index(paper.abstract),
-            fold_for_index(joined),
-        )
-        for name in names:
-            if name not in keys:
-                key = author_key(name)
-                keys[name] = (key.surname, key.given_key)
-    return IndexHints(folded, keys)

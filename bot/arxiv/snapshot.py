@@ -251,27 +251,13 @@ def iter_snapshot(stream: IO[bytes]) -> Iterator[Paper | SnapshotLineError]:
             yield SnapshotLineError(number, str(exc))
 
 
-PaperFields = tuple[Any, ...]
-
-
-def paper_fields(paper: Paper) -> PaperFields:
-    """A parsed paper as a plain tuple (cheap to pickle between processes); `Paper(*fields)`."""
-    return (
-        paper.id, paper.version, paper.title, paper.abstract, paper.authors,
-        paper.primary_category, paper.categories, paper.published, paper.updated,
-        paper.comment, paper.journal_ref, paper.doi,
-    )  # fmt: skip
-
-
-def parse_chunk(
-    data: bytes, first_line: int
-) -> tuple[list[PaperFields], list[tuple[int, str]], int]:
+def parse_chunk(data: bytes, first_line: int) -> tuple[list[Paper], list[tuple[int, str]], int]:
     """Parse a run of whole lines (line `first_line` first), for a worker process.
 
-    Returns the papers as `paper_fields` tuples, the bad lines as (line number,
-    reason), and how many non-blank lines there were.
+    Returns the papers, the bad lines as (line number, reason), and how many
+    non-blank lines there were.
     """
-    papers: list[PaperFields] = []
+    papers: list[Paper] = []
     errors: list[tuple[int, str]] = []
     lines = 0
     for item in iter_snapshot(io.BytesIO(data)):
@@ -279,5 +265,5 @@ def parse_chunk(
         if isinstance(item, SnapshotLineError):
             errors.append((item.line + first_line - 1, item.reason))
         else:
-            papers.append(paper_fields(item))
+            papers.append(item)
     return papers, errors, lines

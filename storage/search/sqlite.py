@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.domain.models import Paper, SearchHit
 from bot.domain.names import keyword_tokens
+from storage.batches import driver_connection
 from storage.paper_rows import (
     FILTER_WINDOW,
     PAPER_COLUMNS_SQL,
@@ -61,13 +62,6 @@ def match_expression(query: str) -> str | None:
     return _match(tokens) if tokens else None
 
 
-async def _driver(conn: Connection) -> Any:
-    """The aiosqlite connection under `conn`, in the same transaction."""
-    raw = await conn.get_raw_connection()
-    assert raw.driver_connection is not None
-    return raw.driver_connection
-
-
 def _has_words(words: Iterable[str], *texts: str | None) -> bool:
     """Whether the folded `texts` contain every word: what a MATCH on the index would say."""
     found: set[str] = set()
@@ -105,12 +99,12 @@ class SqliteSearch(Search):
 
     async def add(self, conn: Connection, rows: Sequence[IndexRow]) -> None:
         if rows:
-            await (await _driver(conn)).executemany(_SQLITE_INSERT, rows)
+            await (await driver_connection(conn)).executemany(_SQLITE_INSERT, rows)
 
     async def remove(self, conn: Connection, rows: Sequence[IndexRow]) -> None:
         # A contentless table forgets an entry only when given the text it indexed.
         if rows:
-            await (await _driver(conn)).executemany(_SQLITE_DELETE, rows)
+            await (await driver_connection(conn)).executemany(_SQLITE_DELETE, rows)
 
     async def _clear(self, conn: Connection) -> None:
         await conn.execute(text("INSERT INTO papers_fts (papers_fts) VALUES ('delete-all')"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,15 +32,20 @@ TABLES = {
 
 
 async def imported(
-    store: Path, source: Path, *, parallel: bool
+    store: Path, *sources: Path, parallel: bool
 ) -> dict[str, list[tuple[object, ...]]]:
     db = await open_sqlite(store)
     try:
-        async with CatalogueWriter(db) as writer:
-            importer = SnapshotImporter(
-                writer, batch_size=150, progress_stream=io.StringIO(), live=False, parallel=parallel
-            )
-            await importer.import_file(source, now=NOW)
+        for source in sources:
+            async with CatalogueWriter(db) as writer:
+                importer = SnapshotImporter(
+                    writer,
+                    batch_size=150,
+                    progress_stream=io.StringIO(),
+                    live=False,
+                    parallel=parallel,
+                )
+                await importer.import_file(source, now=NOW)
         tables = {}
         async with db.transaction() as conn:
             vocabulary = "fts5vocab(main, papers_fts, instance)"
@@ -69,6 +75,42 @@ async def test_fast_path_stores_what_the_plain_path_stores(
     fast = await imported(tmp_path / "fast.db", source, parallel=True)
     assert len(plain["papers"]) == 600 and len(plain["papers_fts"]) > 50_000
     assert any(row[0] for row in plain["answers"])
+    for name in plain:
+        assert fast[name] == plain[name], name
+
+
+def revised(line: bytes, version: int) -> bytes:
+    """The same paper as `line`, as a later version with a new title and author list."""
+    record = json.loads(line)
+    record["title"] = f"Revised {record['title']}"
+    record["authors_parsed"] = [*record["authors_parsed"][1:], ["Newcomer", "Ann", ""]]
+    record["versions"].append({"version": f"v{version}", "created": "Mon, 2 Nov 2026 10:00:00 GMT"})
+    return (json.dumps(record) + "\n").encode()
+
+
+async def test_fast_path_merges_stored_and_repeated_papers_as_the_plain_path_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second file with later versions of stored papers, papers listed twice (one a
+    later version), and new ones: the rows merged by the fast path are the plain path's."""
+    monkeypatch.setattr(bulk, "CHUNK_BYTES", 40_000)
+    sample = list(lines(400))
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(sample[:250]))
+    again = [revised(line, 7) if i % 3 == 0 else line for i, line in enumerate(sample[200:])]
+    # Twice in one batch: a later version right after the first (stored and new papers),
+    # and a repeat; then once more at the end, in another batch.
+    again[101:101] = [revised(sample[301], 9)]
+    again[61:61] = [revised(sample[260], 9), sample[260]]
+    again[21:21] = [revised(sample[220], 9)]
+    again[11:11] = [sample[210]]
+    again += [revised(sample[380], 9)]
+    second.write_bytes(b"".join(again))
+    plain = await imported(tmp_path / "plain.db", first, second, parallel=False)
+    fast = await imported(tmp_path / "fast.db", first, second, parallel=True)
+    titles = {str(row[3]) for row in plain["papers"]}
+    assert len(plain["papers"]) == 400 and sum(t.startswith("Revised") for t in titles) > 60
+    assert any(row[0] == "Ann Newcomer" for row in plain["authors"])
     for name in plain:
         assert fast[name] == plain[name], name
 
