@@ -23,12 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, cast
 
+from bot.arxiv import snapshot
 from bot.arxiv.snapshot import (
     SnapshotLineError,
-    capped_lines,
     iter_snapshot,
     looks_like_snapshot,
     parse_chunk,
+    skip_rest_of_line,
     too_long,
 )
 from bot.domain.models import Paper
@@ -252,23 +253,28 @@ def _line_chunks(
     report: BulkReport,
     bad: Callable[[BulkReport, SnapshotLineError], None],
 ) -> Iterator[tuple[bytes, int]]:
-    """(whole lines, number of the first) of about `CHUNK_BYTES` each.
+    """(whole lines, number of the first) of about `CHUNK_BYTES` each, read in blocks.
 
-    An over-long line is reported here and read past without being kept; a
-    blank line takes its place so the numbering of the rest stays right.
+    A line over `MAX_LINE_BYTES` is reported here and read past without being
+    kept; a blank line takes its place so the numbering of the rest stays right.
     """
-    parts: list[bytes] = []
-    size = 0
+    cap = snapshot.MAX_LINE_BYTES
     first = 1
-    for number, line in capped_lines(stream):
-        if line is None:
-            report.lines += 1
-            bad(report, too_long(number))
-            line = b"\n"
-        parts.append(line if line.endswith(b"\n") else line + b"\n")
-        size += len(line)
-        if size >= CHUNK_BYTES:
-            yield b"".join(parts), first
-            parts, size, first = [], 0, number + 1
-    if parts:
-        yield b"".join(parts), first
+    # A block no longer than the cap: every line it holds whole is short enough.
+    while block := stream.read(min(CHUNK_BYTES, cap)):
+        if not block.endswith(b"\n"):
+            start = block.rfind(b"\n") + 1  # of the line the block cuts
+            limit = cap + 1 - (len(block) - start)
+            rest = stream.readline(limit)
+            if rest.endswith(b"\n"):
+                block += rest
+            elif len(rest) < limit:  # the file's last line, without its newline
+                block += rest + b"\n"
+            else:
+                number = first + block.count(b"\n", 0, start)
+                report.lines += 1
+                bad(report, too_long(number))
+                skip_rest_of_line(stream)
+                block = block[:start] + b"\n"
+        yield block, first
+        first += block.count(b"\n")

@@ -219,13 +219,18 @@ def capped_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
             return
         number += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # skip the rest of the line without keeping it
-                rest = stream.readline(_CHUNK)
-                if not rest or rest.endswith(b"\n"):
-                    break
+            skip_rest_of_line(stream)
             yield number, None
             continue
         yield number, line
+
+
+def skip_rest_of_line(stream: IO[bytes]) -> None:
+    """Read past the rest of the current line in chunks, without keeping it."""
+    while True:
+        rest = stream.readline(_CHUNK)
+        if not rest or rest.endswith(b"\n"):
+            return
 
 
 def too_long(number: int) -> SnapshotLineError:
