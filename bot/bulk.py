@@ -13,6 +13,7 @@ import asyncio
 import gzip
 import logging
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -45,6 +46,7 @@ MAX_REPORTED_LINES = 1_000  # bad lines kept for the report; all are counted
 GZIP_MAGIC = b"\x1f\x8b"
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes ~1 s to start
 CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
+WORKER_NICENESS = 10  # see _yield_to_the_writer
 AHEAD = 4  # chunks parsed ahead of the one being stored, at most
 WORKERS = 2  # parser processes: parsing and preparing cost about what storing does
 
@@ -52,6 +54,19 @@ WORKERS = 2  # parser processes: parsing and preparing cost about what storing d
 Prepared = tuple[list[PreparedPaper], AuthorKeys, list[tuple[int, str]], int]
 
 _KEYS = KeyMemo()  # a worker process's own, across the chunks it parses
+
+
+def _yield_to_the_writer() -> None:
+    """Run a parser process at a lower priority than the writer's.
+
+    The writer (this process's SQLite thread and the Python around it) is the
+    import's bottleneck, and the parsers only work `AHEAD` chunks in front of
+    it: given the CPU first, it sets the pace, and the parsers fill the rest.
+    """
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not allowed here: same priority, a slower import
+        log.debug("could not lower the parser process's priority")
 
 
 def prepare_chunk(data: bytes, first_line: int) -> Prepared:
@@ -218,6 +233,7 @@ class SnapshotImporter:
             ProcessPoolExecutor(
                 max_workers=WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
+                initializer=_yield_to_the_writer,
             )
         )
         loop = asyncio.get_running_loop()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,3 +142,12 @@ async def test_import_restores_the_collector_thresholds(tmp_path: Path) -> None:
         await db.close()
     assert seen and all(t[0] >= BURST_THRESHOLD for t in seen)
     assert gc.get_threshold() == saved
+
+
+def test_parser_processes_run_below_the_writers_priority() -> None:
+    """The writer sets the import's pace: the parser processes give it the CPU first."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=bulk._yield_to_the_writer) as pool:
+        theirs = pool.submit(os.nice, 0).result()
+    ours = os.nice(0)
+    assert theirs == min(ours + bulk.WORKER_NICENESS, 19)
