@@ -187,10 +187,10 @@ class Store:
     async def maintain(self, statement: str) -> None:
         """Run one maintenance statement that may not run inside a transaction.
 
-        SQLite: `PRAGMA wal_checkpoint(TRUNCATE)`, `PRAGMA optimize`, `VACUUM`,
-        `ANALYZE`, on the writer between transactions. PostgreSQL: `VACUUM ...`,
-        `ANALYZE`, in autocommit mode. The statement is run as written: never
-        build it from input.
+        SQLite: `PRAGMA wal_checkpoint(TRUNCATE)`, `PRAGMA optimize`, `PRAGMA
+        foreign_keys`, `VACUUM`, `ANALYZE`, on the writer between transactions.
+        PostgreSQL: `VACUUM ...`, `ANALYZE`, in autocommit mode. The statement is
+        run as written: never build it from input.
         """
         if self._write_lock is None:
             async with self.engine.connect() as conn:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import text
 
 from bot.domain.merge import normalized
+from bot.domain.models import AnnounceType
 from bot.domain.names import author_key, fold_for_index
+from storage.catalogue import CatalogueWriter
 from storage.papers import PaperRepository
 from storage.prepared import KeyMemo, paper_of, prepare
+from storage.sqlite import open_sqlite
 from storage.store import Store
 from tests.storage.conftest import build_paper
 
@@ -68,3 +74,29 @@ async def test_rows_without_keys_get_the_keys_the_store_works_out(db: Store) -> 
     assert stored.first_seen == NOW
     assert [h.paper.id for h in await repo.search("better title")] == ["2411.00001"]
     assert await repo.count() == 2
+
+
+async def test_the_writer_checks_foreign_keys_again_once_closed(tmp_path: Path) -> None:
+    """The bulk writer skips the link tables' foreign-key checks while it is open, only."""
+    db = await open_sqlite(tmp_path / "store.db")
+    try:
+
+        async def checked() -> int:
+            async with db.transaction() as conn:
+                return int((await conn.execute(text("PRAGMA foreign_keys"))).scalar() or 0)
+
+        assert await checked() == 1
+        async with CatalogueWriter(db) as writer:
+            assert await checked() == 0
+            await writer.store_prepared([prepare(build_paper(1))], keys={}, now=NOW)
+        assert await checked() == 1
+        try:
+            async with CatalogueWriter(db):
+                raise RuntimeError("the import failed")
+        except RuntimeError:
+            pass
+        assert await checked() == 1
+        paper = await PaperRepository(db).get("2411.00001")
+        assert paper is not None and paper.announce_type is AnnounceType.NEW
+    finally:
+        await db.close()
