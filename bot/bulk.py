@@ -41,13 +41,15 @@ from storage.prepared import AuthorKeys, KeyMemo, PreparedPaper, prepare
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 5_000
+# Papers per transaction. 10,000 (with AHEAD 8) imported 7-9 % faster than 5,000 (with 4):
+# fewer commits and search-index segments, and the parsers stay ahead of a longer store.
+BATCH_SIZE = 10_000
 MAX_REPORTED_LINES = 1_000  # bad lines kept for the report; all are counted
 GZIP_MAGIC = b"\x1f\x8b"
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed here: a worker takes ~1 s to start
 CHUNK_BYTES = 4 * 2**20  # lines handed to the worker at a time
 WORKER_NICENESS = 10  # see _yield_to_the_writer
-AHEAD = 4  # chunks parsed ahead of the one being stored, at most
+AHEAD = 8  # chunks (~2,400 papers each) parsed ahead of the one being stored, at most
 WORKERS = 2  # parser processes: parsing and preparing cost about what storing does
 
 # (rows, author keys not handed over before, bad lines, lines read): one parsed chunk.
