@@ -55,7 +55,7 @@ def children_cpu() -> float:
 
 
 async def run_import(store: Path, source: Path) -> tuple[float, float, float, int, int]:
-    """(wall s, this process's CPU s, the parser process's CPU s, papers, new)."""
+    """(wall s, this process's CPU s, the parser processes' CPU s, papers, new)."""
     db = await open_sqlite(store)
     try:
         service = PaperService(db, None)
@@ -86,7 +86,7 @@ async def main() -> None:
     print(
         f"import     {wall:7.1f} s wall = {papers / wall:8,.0f} papers/s  (target >= 10,000/s)\n"
         f"  CPU      store process {cpu:.1f} s = {papers / cpu:,.0f} papers/CPU-s; "
-        f"JSON parser process {worker:.1f} s; load average {os.getloadavg()[0]:.1f} "
+        f"parser processes {worker:.1f} s; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores"
     )
     print(

@@ -14,9 +14,9 @@ SQLite's writer is one thread; the parsing can run beside it. With perfect
 overlap and nothing else to do, two cores would import at most
 min(2 / (parse + SQLite), 1 / SQLite) papers per second. The SQLite floor is
 fixed by the schema; the parse floor is paperbell's own Python and could get
-cheaper. The real import also builds and merges rows, dedupes against the
-store and assigns ids in the writer's process, and moves the parsed batches
-between processes.
+cheaper. The real import also dedupes against the store, assigns rowids and
+author ids and builds the link rows in the writer's process, and moves the
+prepared rows between processes.
 
     .venv/bin/python -m bench.import_ceiling [--papers 50000] [--rounds 3]
 """

@@ -148,9 +148,11 @@ class SnapshotImporter:
     """Streams snapshot files into the catalogue in batches.
 
     With `parallel` (by default for files over `PARALLEL_MIN_BYTES`) the JSON is
-    parsed in a worker process while this one stores the previous batch, a
-    couple of chunks ahead at most, so memory stays bounded; the papers come
-    back as plain tuples, which pickle cheaply.
+    parsed by `WORKERS` processes while this one stores the previous batch,
+    `AHEAD` chunks ahead at most, so memory stays bounded; the papers come back
+    as the rows the store writes (`storage.prepared`), which this process, the
+    one SQLite writer, only numbers and inserts. Smaller files are parsed here
+    and stored as `Paper`s, the path the bot's polls take.
     """
 
     def __init__(
