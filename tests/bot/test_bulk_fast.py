@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import multiprocessing
@@ -70,16 +71,21 @@ async def imported(
 async def test_fast_path_stores_what_the_plain_path_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Same rows in every table, same index terms, same search and author answers."""
+    """Same rows in every table, same index terms, same search and author answers
+    (the snapshot plain and gzipped)."""
     monkeypatch.setattr(bulk, "CHUNK_BYTES", 60_000)  # several chunks for the two workers
     source = tmp_path / "sample.jsonl"
     source.write_bytes(b"".join(lines(600)))
+    gzipped = tmp_path / "sample.jsonl.gz"
+    gzipped.write_bytes(gzip.compress(source.read_bytes()))
     plain = await imported(tmp_path / "plain.db", source, parallel=False)
     fast = await imported(tmp_path / "fast.db", source, parallel=True)
+    fast_gz = await imported(tmp_path / "fast-gz.db", gzipped, parallel=True)
     assert len(plain["papers"]) == 600 and len(plain["papers_fts"]) > 50_000
     assert any(row[0] for row in plain["answers"])
     for name in plain:
         assert fast[name] == plain[name], name
+        assert fast_gz[name] == plain[name], name
 
 
 def revised(line: bytes, version: int) -> bytes:
