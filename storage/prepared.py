@@ -11,9 +11,9 @@ inserts. Building the rows there cost it about a third of its time
 `prepare` is the one place that turns a `Paper` into these rows, and it uses
 the same codecs as the ordinary path (`normalized`, `paper_values`,
 `index_row`), so both store the same bytes; `tests/bot/test_bulk_fast.py`
-compares the two table by table. A row whose paper is already stored, or that
-comes twice in one batch, goes back to a `Paper` (`paper_of`) and through
-`PaperRepository.upsert_many_in`, which merges it.
+compares the two table by table. A row whose paper is already stored goes back
+to a `Paper` (`paper_of`) and through `PaperRepository.upsert_many_in`, which
+merges it; two rows of one paper in a batch are merged (`merge_papers`) first.
 """
 
 from __future__ import annotations
