@@ -74,6 +74,12 @@ __all__ = [
 
 _PG_INGEST_LOCK = 0x7062696E  # "pbin": one ingest at a time assigns rowids and author ids
 
+# One object per statement: the SQLite driver path compiles each statement once and
+# keeps it by identity (`storage.batches`), so a statement built per call would be
+# compiled again every batch and kept forever.
+_INSERT_PAPER = insert(papers)
+_INSERT_AUTHOR = insert(authors)
+_INSERT_CATEGORY = insert(paper_categories)
 # Run with `paper_values()` and b_rowid: the SET columns are the parameters' names.
 _UPDATE_PAPER = update(papers).where(papers.c.rowid == bindparam("b_rowid"))
 _UNLINK_AUTHOR = delete(paper_authors).where(
@@ -108,11 +114,11 @@ def _sqlite_insert(statement: Any, names: Sequence[str]) -> str:
 
 
 # The prepared rows' values are in stored form already (no bind processing): raw SQL.
-_INSERT_STORED_PAPER = _sqlite_insert(insert(papers), ("rowid", "id", *VALUE_NAMES, "first_seen"))
+_INSERT_STORED_PAPER = _sqlite_insert(_INSERT_PAPER, ("rowid", "id", *VALUE_NAMES, "first_seen"))
 _LINK_AUTHOR_SQLITE = _sqlite_insert(
     sqlite_dialect.insert(paper_authors).on_conflict_do_nothing(), ("author_id", "paper_rowid")
 )
-_INSERT_CATEGORY_SQLITE = _sqlite_insert(insert(paper_categories), ("category", "paper_rowid"))
+_INSERT_CATEGORY_SQLITE = _sqlite_insert(_INSERT_CATEGORY, ("category", "paper_rowid"))
 
 
 class PaperRepository:
@@ -198,7 +204,7 @@ class PaperRepository:
 
         await self._batches.run(
             conn,
-            insert(papers),
+            _INSERT_PAPER,
             ("rowid", "id", *VALUE_NAMES, "first_seen"),
             [(r, p.id, *paper_values(p), p.first_seen) for r, p in inserts],
         )
@@ -332,7 +338,7 @@ class PaperRepository:
         )
         await self._batches.run(
             conn,
-            insert(paper_categories),
+            _INSERT_CATEGORY,
             ("category", "paper_rowid"),
             sorted((c, r) for r, p in category_lists for c in p.categories),
         )
@@ -371,7 +377,7 @@ class PaperRepository:
                     hinted = (key.surname, key.given_key)
                 rows.append((next_id + offset, name, *hinted))
             await self._batches.run(
-                conn, insert(authors), ("id", "name", "surname_key", "given_key"), rows
+                conn, _INSERT_AUTHOR, ("id", "name", "surname_key", "given_key"), rows
             )
         if cache is not None:
             cache.note(found)

@@ -36,6 +36,23 @@ async def test_new_papers_are_reported_as_stored(db: Store, make_paper: PaperFac
     assert await repo.count() == 2
 
 
+async def test_the_sqlite_writer_compiles_each_statement_once(tmp_path: Path) -> None:
+    """The driver path keeps compiled statements: the same inserts again, with new
+    authors and categories, add none (a bot ingests a batch every poll, for months)."""
+    db = await open_sqlite(tmp_path / "store.db")
+    try:
+        repo = PaperRepository(db)
+        await repo.upsert_many([build_paper(1)])
+        compiled = repo._batches._compiled  # type: ignore[attr-defined]
+        kept = len(compiled)
+        for n in range(2, 6):
+            paper = build_paper(n, authors=(f"Author {n}",), categories=(f"cs.X{n}",))
+            await repo.upsert_many([paper])
+        assert len(compiled) == kept > 0
+    finally:
+        await db.close()
+
+
 def test_first_seen_copy_keeps_every_other_field() -> None:
     """The hand-written copy is `replace(first_seen=...)`; a new Paper field fails here."""
     full = build_paper(
