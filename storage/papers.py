@@ -113,12 +113,9 @@ def _sqlite_insert(statement: Any, names: Sequence[str]) -> str:
     return str(statement.compile(dialect=sqlite_dialect.dialect(), column_keys=list(names)))
 
 
-# The prepared rows' values are in stored form already (no bind processing): raw SQL.
+# A prepared paper row's timestamps are stored text already: this skips the
+# UtcTimestamp bind processing that `Batches.run` would apply to them.
 _INSERT_STORED_PAPER = _sqlite_insert(_INSERT_PAPER, ("rowid", "id", *VALUE_NAMES, "first_seen"))
-_LINK_AUTHOR_SQLITE = _sqlite_insert(
-    sqlite_dialect.insert(paper_authors).on_conflict_do_nothing(), ("author_id", "paper_rowid")
-)
-_INSERT_CATEGORY_SQLITE = _sqlite_insert(_INSERT_CATEGORY, ("category", "paper_rowid"))
 
 
 class PaperRepository:
@@ -288,10 +285,10 @@ class PaperRepository:
         # in about half the time of comparing whole tuples.
         links = [(ids[n], r) for r, row in zip(rowids, rows, strict=True) for n in row[3]]
         links.sort(key=itemgetter(0))
-        await driver.executemany(_LINK_AUTHOR_SQLITE, links)
+        await self._batches.run(conn, self._link_author, ("author_id", "paper_rowid"), links)
         listed = [(c, r) for r, row in zip(rowids, rows, strict=True) for c in row[4]]
         listed.sort(key=itemgetter(0))
-        await driver.executemany(_INSERT_CATEGORY_SQLITE, listed)
+        await self._batches.run(conn, _INSERT_CATEGORY, ("category", "paper_rowid"), listed)
         await self._search.add(conn, [(r, *row[2]) for r, row in zip(rowids, rows, strict=True)])
 
     async def _stored(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Paper]]:
