@@ -344,7 +344,7 @@ class PaperRepository:
         self,
         conn: Connection,
         names: Iterable[str],
-        keys: dict[str, tuple[str, str]] | None = None,
+        keys: AuthorKeys | None = None,
         cache: AuthorIdCache | None = None,
     ) -> dict[str, int]:
         """Ids of `names`, creating authors (with their match keys) that are not stored yet.

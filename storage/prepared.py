@@ -26,7 +26,7 @@ from bot.domain.merge import normalized
 from bot.domain.models import Paper
 from bot.domain.names import author_key
 from bot.domain.timestamps import to_timestamp
-from storage.paper_rows import index_row, paper_from_row, paper_values
+from storage.paper_rows import VALUE_NAMES, index_row, paper_from_row, paper_values
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 PreparedPaper = tuple[str, tuple[Any, ...], tuple[str, str, str], tuple[str, ...], tuple[str, ...]]
 AuthorKeys = dict[str, tuple[str, str]]  # name -> (surname key, given key)
 
-_PUBLISHED, _UPDATED = 6, 7  # positions of the timestamps in `paper_values`
+_TIMESTAMPS = (VALUE_NAMES.index("published"), VALUE_NAMES.index("updated"))
 
 
 def prepare(paper: Paper) -> PreparedPaper:
     """`paper`'s rows as the store would write them (names and categories normalized)."""
     paper = normalized(paper)
     values = list(paper_values(paper))
-    for i in (_PUBLISHED, _UPDATED):
+    for i in _TIMESTAMPS:  # as UtcTimestamp would bind them
         if values[i] is not None:
             values[i] = to_timestamp(values[i])
     joined = ", ".join(paper.authors)
